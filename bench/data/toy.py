@@ -1,0 +1,31 @@
+"""2-D Gaussian mixtures: the ring of 8 and the grid of 25 (the standard mode-collapse toys)."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ToyMixture:
+    name: str
+    modes: torch.Tensor  # (K, 2)
+    std: float
+
+    dim = 2
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(self.modes), (n,), generator=generator)
+        return self.modes[idx] + self.std * torch.randn(n, 2, generator=generator)
+
+
+def ring8(cfg) -> ToyMixture:
+    angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    modes = cfg.scale * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return ToyMixture("ring8", modes.float(), cfg.std)
+
+
+def grid25(cfg) -> ToyMixture:
+    ticks = (torch.arange(5, dtype=torch.float32) - 2) * cfg.scale
+    modes = torch.cartesian_prod(ticks, ticks)
+    return ToyMixture("grid25", modes, cfg.std)

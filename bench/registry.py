@@ -1,0 +1,40 @@
+"""Names -> implementations, for everything a study file picks by name.
+
+Entries are "module:attribute" strings, imported only when a trial builds them, so validating a
+study never imports torch. Adding a variant = one new file + one line here + a study file.
+"""
+
+from importlib import import_module
+
+REGISTRY: dict[str, dict[str, str]] = {
+    "objective": {
+        "minimax": "bench.objectives:minimax",
+        "ns": "bench.objectives:ns",
+        "lsgan": "bench.objectives:lsgan",
+        "wgan": "bench.objectives:wgan",
+        "wgan-gp": "bench.objectives:wgan_gp",
+        "hinge": "bench.objectives:hinge",
+    },
+    "dataset": {
+        "ring8": "bench.data.toy:ring8",
+        "grid25": "bench.data.toy:grid25",
+    },
+    "network": {
+        "mlp": "bench.nets.mlp:build",
+    },
+    "structure": {
+        "gan": "bench.structures.gan:step",
+    },
+}
+
+
+def check(kind: str, name: str) -> str:
+    """Validate a name (used by the study's pydantic validators)."""
+    if name not in REGISTRY[kind]:
+        raise ValueError(f"unknown {kind} '{name}' (known: {', '.join(sorted(REGISTRY[kind]))})")
+    return name
+
+
+def get(kind: str, name: str):
+    module, attr = REGISTRY[kind][check(kind, name)].split(":")
+    return getattr(import_module(module), attr)

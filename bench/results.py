@@ -1,0 +1,151 @@
+"""The results folder: Parquet schema, atomic writes, load().
+
+results/<study>/
+  study.yaml        the study as run (after --set overrides); earlier versions kept as study-<hash>.yaml
+  trials.parquet    one row per trial: ids, every config field as a column, status, final.* and best.*
+                    metric values, steps done, wall seconds, versions, git commit
+  curves.parquet    one row per trial and evaluation step
+  samples.parquet   a few final samples per trial (kind: real / generated / lensed) for scatter plots
+  progress.json     the running study's expected / running trial ids (for `ganbench status`)
+
+Every file is written to a temporary name and renamed into place, so a reader never sees half a file
+and an interrupted run leaves the previous version intact. A trial's rows are keyed by trial_id (the
+config hash): writing a trial again replaces its rows, never duplicates them.
+This module never imports model code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.metrics import INFO
+
+TRIALS, CURVES, SAMPLES, PROGRESS, STUDY = "trials.parquet", "curves.parquet", "samples.parquet", "progress.json", "study.yaml"
+FINISHED = ("ok", "diverged")  # statuses that a rerun skips; `failed` trials are retried
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def write_text(text: str, path: Path) -> None:
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if Path(path).exists() else pd.DataFrame()
+
+
+def upsert(results_dir: Path, trial_row: dict, curve_rows: list[dict], sample_rows: list[dict]) -> None:
+    """Replace (or add) one trial's rows. Curves and samples are written before the trials row, so
+    a trial that trials.parquet lists as finished always has its curves on disk."""
+    results_dir = Path(results_dir)
+    tid = trial_row["trial_id"]
+    for name, rows in ((CURVES, curve_rows), (SAMPLES, sample_rows), (TRIALS, [trial_row])):
+        old = read_parquet(results_dir / name)
+        if not old.empty:
+            old = old[old["trial_id"] != tid]
+        new = pd.DataFrame(rows)
+        frames = [f for f in (old, new) if not f.empty]
+        if frames:
+            df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            write_parquet(df, results_dir / name)
+
+
+def load(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, curves) of a results folder as DataFrames."""
+    path = Path(path)
+    if not (path / TRIALS).exists():
+        raise FileNotFoundError(f"{path}: no {TRIALS} (not a ganbench results folder, or nothing finished yet)")
+    return read_parquet(path / TRIALS), read_parquet(path / CURVES)
+
+
+def load_samples(path: str | Path) -> pd.DataFrame:
+    return read_parquet(Path(path) / SAMPLES)
+
+
+def finished_ids(path: str | Path) -> set[str]:
+    trials = read_parquet(Path(path) / TRIALS)
+    return set() if trials.empty else set(trials.loc[trials["status"].isin(FINISHED), "trial_id"])
+
+
+def metric_summary(curve_rows: list[dict], status: str) -> dict:
+    """final.<m> = value at the last evaluation of a run that finished (NaN for a diverged run, which
+    has no final model); best.<m> = best value over its evaluations (before divergence)."""
+    out = {}
+    for m, (higher, _) in INFO.items():
+        vals = [r[m] for r in curve_rows if m in r and r[m] is not None and not math.isnan(r[m])]
+        out[f"final.{m}"] = curve_rows[-1].get(m, math.nan) if (status == "ok" and curve_rows) else math.nan
+        out[f"best.{m}"] = (max(vals) if higher else min(vals)) if vals else math.nan
+    return out
+
+
+def read_progress(path: str | Path) -> dict:
+    p = Path(path) / PROGRESS
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def write_progress(path: str | Path, progress: dict) -> None:
+    write_text(json.dumps(progress, indent=1), Path(path) / PROGRESS)
+
+
+CURVE_KEYS = ("step", "lambda", "wall_seconds")
+
+
+def rows_from_reports(config: dict, reports: list[dict], status: str | None = None, error: str | None = None,
+                      provenance: dict | None = None) -> tuple[dict, list[dict], list[dict]]:
+    """Turn what a trial reported (one dict per evaluation, the last with done=True) into its
+    trials row, curve rows and sample rows. `status` overrides the reported one (e.g. `failed`
+    when the trial raised). Keys Ray adds to reports are ignored."""
+    from bench.study import flat_config  # pure data: pydantic models, no torch
+
+    ids = {"study": config["study"], "trial_id": config["trial_id"]}
+    curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith("loss_") or k in INFO}}
+              for r in reports if "step" in r]
+    last = reports[-1] if reports else {}
+    status = status or (last.get("status") if last.get("done") else "failed")
+    if status == "failed" and error is None:
+        error = "trial ended without a final report"
+    samples = []
+    for kind, pts in (last.get("samples") or {}).items():
+        samples += [{**ids, "step": last["step"], "kind": kind, "x": p[0], "y": p[1]} for p in pts]
+    trial = {
+        **ids,
+        "config_hash": config["trial_id"],
+        "variant": config.get("variant_label"),
+        **flat_config(config),
+        "status": status,
+        "diverged_step": last.get("diverged_step") if status == "diverged" else None,
+        "error": error if error is not None else last.get("error"),
+        "steps_done": last.get("step", 0) if status == "ok" else (last.get("diverged_step") or last.get("step", 0)),
+        "evaluations": len(curves),
+        "wall_seconds": last.get("wall_seconds", math.nan),
+        **metric_summary(curves, status),
+        "torch_version": last.get("torch_version"),
+        "device": last.get("device"),
+        "hostname": last.get("hostname"),
+        "config": json.dumps({k: config[k] for k in config if k not in ("resources",)}, sort_keys=True),
+        **(provenance or {}),
+    }
+    return trial, curves, samples

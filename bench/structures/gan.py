@@ -1,0 +1,83 @@
+"""One training iteration of a GAN, with or without the tempered lens (Sajjadi et al. 2018).
+
+`step(nets, batch, cfg, t)` is a pure function of the networks, the batch and the config: all the
+randomness (real data, noise, GP interpolation weights) comes in `batch`, so several configurations
+can be stepped in one process and the same batch gives the same update.
+
+With a lens L, D is trained on {L(x), G(z)}; after G's update the lens minimizes
+    lambda(t) * L_adv(D(L(x))) + ||x - L(x)||^2     (per-sample squared L2, batch mean)
+where L_adv is the objective's own lens term (bench.objectives).
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from bench import registry, schedules
+from bench.objectives import gradient_penalty
+
+
+@dataclass
+class Nets:
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    lens: Optional[nn.Module] = None
+    opt_lens: Optional[torch.optim.Optimizer] = None
+
+
+def lens_weight(cfg, t: int) -> float:
+    lens = cfg.variant.lens
+    return schedules.lam(lens.schedule, t, lens.K, lens.lam) if lens else 0.0
+
+
+def step(nets: Nets, batch: dict, cfg, t: int) -> dict:
+    """batch: real (n_critic, B, ...), z (n_critic + 1, B, z_dim), eps (n_critic, B).
+    Returns the iteration's losses as 0-d tensors (the caller decides when to synchronise)."""
+    obj = registry.get("objective", cfg.variant.objective)
+    v = cfg.variant
+    G, D, lens = nets.G, nets.D, nets.lens
+    out = {}
+
+    for k in range(cfg.train.n_critic):
+        x = batch["real"][k]
+        if lens is not None:
+            with torch.no_grad():
+                x = lens(x)
+        with torch.no_grad():
+            fake = G(batch["z"][k])
+        loss_d = obj.d_loss(D(x), D(fake))
+        if obj.gradient_penalty and v.gp_weight > 0:
+            loss_d = loss_d + v.gp_weight * gradient_penalty(D, x, fake, batch["eps"][k])
+        nets.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        nets.opt_d.step()
+        if obj.clip_weights:
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-v.clip, v.clip)
+    out["loss_d"] = loss_d.detach()
+
+    D.requires_grad_(False)  # G's and the lens' losses need no gradient for D's weights
+    loss_g = obj.g_loss(D(G(batch["z"][-1])))
+    nets.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    nets.opt_g.step()
+    out["loss_g"] = loss_g.detach()
+
+    if lens is not None:
+        x = batch["real"][-1]
+        lx = lens(x)
+        loss_lens = ((x - lx) ** 2).flatten(1).sum(1).mean()
+        lam = lens_weight(cfg, t)
+        if lam > 0:
+            loss_lens = loss_lens + lam * obj.lens_adv(D(lx))
+        nets.opt_lens.zero_grad(set_to_none=True)
+        loss_lens.backward()
+        nets.opt_lens.step()
+        out["loss_lens"] = loss_lens.detach()
+    D.requires_grad_(True)
+    return out
