@@ -1,0 +1,108 @@
+"""The ganbench command line: validate, run, report, status. Thin: parse, call, map errors to exit codes
+(0 success, 2 bad input with one line naming the file and the field, 1 anything else)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from bench.study import StudyError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="ganbench: how robust is GAN training to its hyperparameters?")
+
+
+def _bad_input(e: StudyError):
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def validate(study: Path = typer.Argument(..., help="study YAML file"),
+             set_: List[str] = typer.Option([], "--set", help="override a field: key=value (dot path)")):
+    """Check a study file and print how many trials it expands to."""
+    from bench.study import expand, load_study
+
+    try:
+        s = load_study(study, set_)
+        trials = expand(s, file=study)
+    except StudyError as e:
+        _bad_input(e)
+    variants = sorted({t["variant_label"] for t in trials})
+    kind = "sampled points (adaptive)" if s.sweep.method == "optuna" else "trials"
+    typer.echo(f"{study}: ok: study '{s.name}' expands to {len(trials)} {kind}; "
+               f"{len(variants)} variants: {', '.join(variants)}")
+
+
+@app.command()
+def run(study: Path = typer.Argument(..., help="study YAML file"),
+        results: Optional[Path] = typer.Option(None, "--results", help="results folder (default results/<study name>)"),
+        address: Optional[str] = typer.Option(None, "--address", help="join a Ray cluster: 'auto' or host:port "
+                                              "(default: start an embedded local Ray)"),
+        max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
+        set_: List[str] = typer.Option([], "--set", help="override a field: key=value (dot path), repeatable"),
+        report: bool = typer.Option(True, "--report/--no-report", help="build the report when done"),
+        verbose: bool = typer.Option(False, "--verbose", help="show Ray's own output instead of the progress line")):
+    """Run a study on Ray Tune; rows land in RESULTS as Parquet, then the report is built."""
+    from bench.study import expand, load_study
+
+    try:
+        s = load_study(study, set_)
+        expand(s, file=study)
+    except StudyError as e:
+        _bad_input(e)
+    from bench.runner import run_study
+
+    out = results or Path("results") / s.name
+    counts = run_study(s, out, address=address, max_concurrent=max_concurrent, verbose=verbose)
+    if report:
+        _build_report([out], out)
+    if counts.get("failed"):
+        typer.echo(f"error: {counts['failed']} trial(s) failed; see the error column of {out / 'trials.parquet'}",
+                   err=True)
+        raise typer.Exit(1)
+
+
+def _build_report(dirs: list[Path], out: Path):
+    from bench.report import build_report
+
+    paths = build_report(dirs[0] if len(dirs) == 1 else dirs, out)
+    typer.echo(f"report: {paths['html']}  {paths['md']}")
+
+
+@app.command()
+def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s)"),
+           out: Optional[Path] = typer.Option(None, "--out", help="where to write the report (default: the folder)")):
+    """(Re)build report.html and report.md from the Parquet files alone."""
+    from bench.results import TRIALS
+
+    for d in results_dirs:
+        if not (d / TRIALS).exists():
+            _bad_input(StudyError(d, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))
+    _build_report(list(results_dirs), out or results_dirs[0])
+
+
+@app.command()
+def status(results_dir: Path = typer.Argument(..., help="results folder")):
+    """Trials done / running / failed / diverged, from what is on disk."""
+    from bench.status import status_line
+
+    try:
+        typer.echo(status_line(results_dir))
+    except FileNotFoundError as e:
+        _bad_input(StudyError(results_dir, "results folder", str(e)))
+
+
+def main():
+    try:
+        app()
+    except StudyError as e:  # raised outside a command's own handling
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
