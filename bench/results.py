@@ -122,7 +122,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
 
     ids = {"study": config["study"], "trial_id": config["trial_id"]}
     curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith("loss_") or k in INFO}}
-              for r in reports if "step" in r]
+              for r in reports if "step" in r and r.get("status") != "diverged"]
     last = reports[-1] if reports else {}
     status = status or (last.get("status") if last.get("done") else "failed")
     if status == "failed" and error is None:
@@ -144,6 +144,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         **metric_summary(curves, status),
         "torch_version": last.get("torch_version"),
         "device": last.get("device"),
+        "torch_threads": last.get("torch_threads"),
         "hostname": last.get("hostname"),
         "config": json.dumps({k: config[k] for k in config if k not in ("resources",)}, sort_keys=True),
         **(provenance or {}),

@@ -198,7 +198,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                                           mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
         else:
             param_space = {"trial": tune.grid_search(todo)}
-            tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent,
+            tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
                                           trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],
                                           trial_name_creator=lambda t: t.config["trial"]["trial_id"])
         progress = None

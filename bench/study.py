@@ -312,7 +312,7 @@ def set_path(cfg: dict, path: str, value: Any) -> None:
 
 
 def config_hash(cfg: dict) -> str:
-    canon = json.dumps(TrialConfig.model_validate(cfg).model_dump(mode="json"), sort_keys=True)
+    canon = json.dumps(trial_config(cfg).model_dump(mode="json"), sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:12]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bench import registry
+from bench.metrics import INFO
 from bench.metrics.toy import toy_metrics
 from bench.nets.mlp import build_lens
 from bench.structures.gan import Nets, lens_weight, step
@@ -102,8 +103,8 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
                 "wall_seconds": time.perf_counter() - start, **extra}
 
     def diverged(t: int, why: str) -> dict:
-        last = row(t, {}, done=True, status="diverged", diverged_step=t, error=why,
-                   torch_version=torch.__version__, device=str(dev),
+        last = row(t, {m: math.nan for m in INFO}, done=True, status="diverged", diverged_step=t, error=why,
+                   torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(),
                    samples={k: v.tolist() for k, v in last_samples.items()})
         report(last)
         return last
@@ -120,7 +121,7 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
             if t == T:
                 last = row(t, metrics, done=True, status="ok", diverged_step=None, error=None,
                            torch_version=torch.__version__, device=str(dev),
-                           samples={k: v.tolist() for k, v in samples.items()})
+                           torch_threads=torch.get_num_threads(), samples={k: v.tolist() for k, v in samples.items()})
                 report(last)
                 return last
             report(row(t, metrics, done=False, status="running"))

@@ -1,0 +1,40 @@
+"""Training throughput on the 2-D toys: iterations per second of the GAN step, per objective,
+with and without the lens, on one torch thread (a trial's CPU share). Run: make bench."""
+
+import time
+
+import torch
+
+from bench.study import TrialConfig, trial_config
+from bench.structures.gan import step
+from bench.trial import build, sample_batch
+
+
+def iters_per_second(objective: str, lens: bool, n_critic: int = 1, iters: int = 300) -> float:
+    cfg = trial_config(TrialConfig(variant={"objective": objective, "lens": {"K": 1000} if lens else None},
+                                   train={"n_critic": n_critic}).model_dump(mode="json"))
+    dev = torch.device("cpu")
+    data, nets, gens = build(cfg, dev)
+    for t in range(20):  # warm-up
+        step(nets, sample_batch(data, cfg, gens, dev), cfg, t)
+    t0 = time.perf_counter()
+    for t in range(iters):
+        out = step(nets, sample_batch(data, cfg, gens, dev), cfg, t)
+        {k: v.item() for k, v in out.items()}  # the trial synchronises every step for divergence checks
+    return iters / (time.perf_counter() - t0)
+
+
+def main():
+    torch.set_num_threads(1)
+    rows = []
+    for obj, nc in (("ns", 1), ("lsgan", 1), ("hinge", 1), ("wgan", 5), ("wgan-gp", 5)):
+        for lens in (False, True):
+            rows.append((obj, nc, lens, iters_per_second(obj, lens, nc)))
+    print("objective  n_critic  lens   iters/s (batch 256, MLP 128x2, 1 thread)")
+    for obj, nc, lens, ips in rows:
+        print(f"{obj:9s}  {nc:8d}  {str(lens):5s}  {ips:8.0f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

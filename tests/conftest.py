@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GANBENCH = str(Path(sys.executable).parent / "ganbench")
+
+os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture
+def tiny_config():
+    """A toy trial small enough to train in about a second."""
+    from bench.study import TrialConfig
+
+    def make(**over):
+        base = {"train": {"steps": 100, "eval_every": 50, "batch_size": 64, "eval_samples": 500},
+                "model": {"width": 32}}
+        for k, v in over.items():
+            base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
+        cfg = TrialConfig.model_validate(base).model_dump(mode="json")
+        return {**cfg, "study": "test", "trial_id": "t", "variant_label": cfg["variant"]["objective"]}
+
+    return make

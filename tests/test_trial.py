@@ -1,0 +1,77 @@
+import math
+
+import torch
+
+from bench.study import trial_config
+from bench.trial import build, run_trial
+
+
+def _run(cfg):
+    rows = []
+    run_trial(cfg, rows.append)
+    return rows
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+
+
+def test_same_config_and_seed_give_identical_numbers(tiny_config):
+    cfg = tiny_config(variant={"objective": "wgan-gp", "lens": {"K": 50}})
+    a, b = _run(cfg), _run(cfg)
+    assert _strip(a) == _strip(b)
+    assert a[-1]["status"] == "ok" and a[-1]["step"] == 100
+    assert [r["step"] for r in a] == [0, 50, 100]
+
+
+def test_different_seed_gives_different_numbers(tiny_config):
+    a = _run(tiny_config(seed=0))[-1]
+    b = _run(tiny_config(seed=1))[-1]
+    assert a["energy_distance"] != b["energy_distance"]
+
+
+def test_same_seed_same_initial_G_and_D_with_and_without_lens(tiny_config):
+    cpu = torch.device("cpu")
+    _, plain, _ = build(trial_config(tiny_config()), cpu)
+    _, lensed, _ = build(trial_config(tiny_config(variant={"lens": {"schedule": "sine", "K": 10}})), cpu)
+    assert plain.lens is None and lensed.lens is not None
+    for a, b in ((plain.G, lensed.G), (plain.D, lensed.D)):
+        for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert na == nb and torch.equal(pa, pb)
+    x = torch.randn(16, 2)
+    assert torch.equal(lensed.lens(x), x)  # the residual lens starts as the identity
+
+
+def test_lens_trains_and_reports_lambda(tiny_config):
+    rows = _run(tiny_config(variant={"lens": {"schedule": "sine", "K": 100}}))
+    assert rows[0]["lambda"] == 1.0 and rows[-1]["lambda"] == 0.0
+    assert math.isclose(rows[1]["lambda"], 1 - math.sin(50 * math.pi / 200))
+    assert "loss_lens" in rows[-1] and math.isfinite(rows[-1]["loss_lens"])
+    assert len(rows[-1]["samples"]["lensed"]) == len(rows[-1]["samples"]["real"])
+
+
+def test_absurd_lr_ends_as_diverged_at_the_step_it_happened(tiny_config):
+    rows = _run(tiny_config(train={"optimizer": "sgd", "lr": 1e12}, variant={"objective": "lsgan"}))
+    last = rows[-1]
+    assert last["status"] == "diverged" and last["done"] is True
+    assert last["diverged_step"] < 100 and "non-finite" in last["error"]
+    assert all(r["status"] == "running" for r in rows[:-1])  # evaluations before it are kept
+
+
+def test_every_objective_and_optimizer_runs(tiny_config):
+    for obj in ("minimax", "ns", "lsgan", "wgan", "wgan-gp", "hinge"):
+        for opt in ("adam", "rmsprop", "sgd"):
+            last = _run(tiny_config(variant={"objective": obj}, train={"optimizer": opt, "steps": 20, "eval_every": 20,
+                                                                         "n_critic": 2, "lr": 1e-4}))[-1]
+            assert last["status"] == "ok", (obj, opt, last.get("error"))
+            assert math.isfinite(last["energy_distance"])
+
+
+def test_wgan_clips_critic_weights(tiny_config):
+    from bench.structures.gan import step
+    from bench.trial import sample_batch
+
+    cfg = trial_config(tiny_config(variant={"objective": "wgan", "clip": 0.01}, train={"lr": 0.5}))
+    data, nets, gens = build(cfg, torch.device("cpu"))
+    step(nets, sample_batch(data, cfg, gens, torch.device("cpu")), cfg, 0)
+    assert max(p.abs().max().item() for p in nets.D.parameters()) <= 0.01 + 1e-7
