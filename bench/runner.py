@@ -185,6 +185,10 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         console.print(f"{study.name}: {len(trials) - len(todo)} of {len(trials)} trials already finished, running {len(todo)}")
 
     t0 = time.perf_counter()
+    if not verbose:  # Tune's ResultGrid looks for the per-trial JSON logs we switch off; our rows are in Parquet
+        import logging
+
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     started = start_ray(address, verbose, num_cpus)
     try:
         import ray

@@ -82,7 +82,7 @@ def evaluate(data, nets: Nets, fixed: dict) -> tuple[dict, dict]:
     return metrics, samples
 
 
-def run_trial(config: dict, report: Callable[[dict], None], device: str | None = None) -> dict:
+def run_trial(config: dict, report: Callable[[dict], None], device: str | None = None, **final_extra) -> dict:
     """Train one configuration, calling `report(row)` at every evaluation. Returns the last row."""
     cfg = trial_config(config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() and config.get("resources", {}).get("gpu", 0) > 0
@@ -104,7 +104,7 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
 
     def diverged(t: int, why: str) -> dict:
         last = row(t, {m: math.nan for m in INFO}, done=True, status="diverged", diverged_step=t, error=why,
-                   torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(),
+                   torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(), **final_extra,
                    samples={k: v.tolist() for k, v in last_samples.items()})
         report(last)
         return last
@@ -121,7 +121,7 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
             if t == T:
                 last = row(t, metrics, done=True, status="ok", diverged_step=None, error=None,
                            torch_version=torch.__version__, device=str(dev),
-                           torch_threads=torch.get_num_threads(), samples={k: v.tolist() for k, v in samples.items()})
+                           torch_threads=torch.get_num_threads(), **final_extra, samples={k: v.tolist() for k, v in samples.items()})
                 report(last)
                 return last
             report(row(t, metrics, done=False, status="running"))
@@ -137,5 +137,7 @@ def train_trial(config: dict) -> None:
     """The Ray Tune trainable. Torch threads are limited to the trial's CPU share."""
     from ray import tune
 
+    import ray
+
     torch.set_num_threads(max(1, int(config.get("resources", {}).get("cpu", 1))))
-    run_trial(config, tune.report)
+    run_trial(config, tune.report, ray_node_id=ray.get_runtime_context().get_node_id())

@@ -1,0 +1,139 @@
+"""Seaborn figures of a results folder. Every function takes DataFrames and returns PNG bytes, or None
+when there is nothing to draw. Never imports torch or model code."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures only ever go to PNG
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from bench.metrics import INFO  # noqa: E402
+
+DATASET = "dataset.name"
+REAL, GENERATED, LENSED = "#bbbbbb", sns.color_palette("colorblind")[0], sns.color_palette("colorblind")[1]
+
+
+def style() -> None:
+    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+
+
+def palette(variants: list[str]) -> dict:
+    """One colour per variant, the same in every figure."""
+    return dict(zip(variants, sns.color_palette("colorblind", len(variants))))
+
+
+def axis_label(metric: str) -> str:
+    higher, label = INFO[metric]
+    return f"{label}\n({'higher' if higher else 'lower'} is better)"
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _facets(n: int, width: float, height: float, **kw):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, **kw)
+    return fig, list(axes[0])
+
+
+def final_metric(trials: pd.DataFrame, metric: str, variants: list[str]) -> bytes | None:
+    """Box + one point per seed of final.<metric>, variants on the y axis (long labels stay readable)."""
+    col = f"final.{metric}"
+    if col not in trials or not np.isfinite(trials[col].astype(float)).any():
+        return None
+    datasets = sorted(trials[DATASET].unique())
+    fig, axes = _facets(len(datasets), 5.5, 0.45 * len(variants) + 1.4, sharey=True)
+    pal = palette(variants)
+    for ax, ds in zip(axes, datasets):
+        d = trials[(trials[DATASET] == ds) & np.isfinite(trials[col].astype(float))]
+        if d.empty:
+            ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks(range(len(variants)), variants)
+        else:
+            sns.boxplot(data=d, x=col, y="variant", order=variants, hue="variant", hue_order=variants,
+                        palette=pal, legend=False, ax=ax, fliersize=0, width=0.6, boxprops={"alpha": 0.5})
+            sns.stripplot(data=d, x=col, y="variant", order=variants, color="black", size=5, jitter=0.15, ax=ax)
+        ax.set(xlabel=axis_label(metric), ylabel="", title=ds if len(datasets) > 1 else "")
+    fig.suptitle(f"final {metric} per seed", y=1.02)
+    return png(fig)
+
+
+def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, metric: str, variants: list[str]) -> bytes | None:
+    """Mean over seeds of metric vs step, one line per variant; the band spans the seeds' min..max."""
+    if curves.empty or metric not in curves:
+        return None
+    d = curves[["trial_id", "step", metric]].merge(trials[["trial_id", "variant", DATASET]], on="trial_id")
+    d = d[np.isfinite(d[metric].astype(float))]
+    if d.empty:
+        return None
+    datasets = sorted(d[DATASET].unique())
+    fig, axes = _facets(len(datasets), 5.5, 3.8)
+    pal = palette(variants)
+    for ax, ds in zip(axes, datasets):
+        sub = d[d[DATASET] == ds]
+        sns.lineplot(data=sub, x="step", y=metric, hue="variant", hue_order=[v for v in variants if v in set(sub["variant"])],
+                     palette=pal, estimator="mean", errorbar=lambda x: (x.min(), x.max()), marker="o",
+                     markersize=4, ax=ax, legend=False)
+        ax.set(xlabel="step", ylabel=axis_label(metric), title=ds if len(datasets) > 1 else "")
+    shown = [v for v in variants if v in set(d["variant"])]
+    handles = [plt.Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
+    fig.suptitle(f"{metric} during training (line: mean over seeds, band: min..max)", y=1.02)
+    return png(fig)
+
+
+def scatter(trials: pd.DataFrame, samples: pd.DataFrame, variants: list[str]) -> bytes | None:
+    """Real vs generated (and lensed real) points of the lowest seed with samples, per dataset x variant."""
+    if samples.empty:
+        return None
+    have = set(samples["trial_id"])
+    panels = []
+    for ds in sorted(trials[DATASET].unique()):
+        for v in variants:
+            t = trials[(trials[DATASET] == ds) & (trials["variant"] == v) & trials["trial_id"].isin(have)]
+            if not t.empty:
+                panels.append(t.sort_values(["seed", "trial_id"]).iloc[0])
+    if not panels:
+        return None
+    ncol = min(4, len(panels))
+    nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.6 * nrow), squeeze=False)
+    by_trial = dict(tuple(samples.groupby("trial_id")))
+    for ax, t in zip(axes.flat, panels):
+        s = by_trial[t["trial_id"]]
+        real = s[s["kind"] == "real"]
+        # Limits from the real data (at most 4x its extent), so a collapsed or exploded generator
+        # does not shrink the target to a dot; points outside are counted in the title.
+        r = float(np.abs(real[["x", "y"]].to_numpy()).max()) * 1.3 if not real.empty else 1.0
+        pts = s[["x", "y"]].to_numpy(dtype=float)
+        r = min(max(r, float(np.nanmax(np.abs(pts), initial=0)) * 1.05), 4 * r)
+        off = int((~(np.abs(pts) <= r).all(axis=1)).sum())
+        for kind, colour, size in (("real", REAL, 4), ("lensed", LENSED, 3), ("generated", GENERATED, 3)):
+            k = s[s["kind"] == kind]
+            if not k.empty:
+                ax.scatter(k["x"], k["y"], s=size, c=[colour], alpha=0.7, linewidths=0, rasterized=True)
+        ax.set(xlim=(-r, r), ylim=(-r, r), xticks=[], yticks=[])
+        ax.set_aspect("equal")
+        mc = t.get("final.modes_covered")
+        mc = f"{mc:g} modes covered" if mc is not None and np.isfinite(mc) else f"{t['status']}, no final value"
+        title = f"{t['variant']}\n{t[DATASET]}, seed {t['seed']}: {mc}"
+        ax.set_title(title + (f"\n({off} points off-panel)" if off else ""), fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    kinds = set(samples["kind"])
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=k)
+               for k, c in (("real", REAL), ("generated", GENERATED), ("lensed real", LENSED))
+               if k.split()[0] in kinds]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False)
+    fig.tight_layout()
+    return png(fig)
