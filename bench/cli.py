@@ -31,9 +31,12 @@ def validate(study: Path = typer.Argument(..., help="study YAML file"),
         trials = expand(s, file=study)
     except StudyError as e:
         _bad_input(e)
+    if s.sweep.method == "optuna":
+        typer.echo(f"{study}: ok: study '{s.name}' runs {len(trials)} trials chosen adaptively by Optuna "
+                   f"over {', '.join(s.sweep.axes)}")
+        return
     variants = sorted({t["variant_label"] for t in trials})
-    kind = "sampled points (adaptive)" if s.sweep.method == "optuna" else "trials"
-    typer.echo(f"{study}: ok: study '{s.name}' expands to {len(trials)} {kind}; "
+    typer.echo(f"{study}: ok: study '{s.name}' expands to {len(trials)} trials; "
                f"{len(variants)} variants: {', '.join(variants)}")
 
 
@@ -69,7 +72,7 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
 def _build_report(dirs: list[Path], out: Path):
     from bench.report import build_report
 
-    paths = build_report(dirs[0] if len(dirs) == 1 else dirs, out)
+    paths = build_report(dirs[0], out)
     typer.echo(f"report: {paths['html']}  {paths['md']}")
 
 
@@ -79,6 +82,9 @@ def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s
     """(Re)build report.html and report.md from the Parquet files alone."""
     from bench.results import TRIALS
 
+    if len(results_dirs) > 1:  # the cross-study comparison report is issue 5's
+        _bad_input(StudyError(results_dirs[1], "RESULTS_DIRS", "comparing several studies in one report is not "
+                              "supported yet; give one results folder"))
     for d in results_dirs:
         if not (d / TRIALS).exists():
             _bad_input(StudyError(d, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))

@@ -129,7 +129,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         error = "trial ended without a final report"
     samples = []
     for kind, pts in (last.get("samples") or {}).items():
-        samples += [{**ids, "step": last["step"], "kind": kind, "x": p[0], "y": p[1]} for p in pts]
+        samples += [{**ids, "step": last.get("samples_step", last["step"]), "kind": kind, "x": p[0], "y": p[1]} for p in pts]
     trial = {
         **ids,
         "config_hash": config["trial_id"],

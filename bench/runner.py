@@ -189,6 +189,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         import logging
 
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        logging.getLogger("optuna").setLevel(logging.WARNING)
     started = start_ray(address, verbose, num_cpus)
     try:
         import ray

@@ -201,6 +201,11 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith(("function-", "list[", "Dist")))
 
 
+def _msg(err: dict) -> str:
+    msg = err["msg"]
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+
+
 def load_raw(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -220,12 +225,12 @@ def apply_override(raw: dict, assignment: str, file="--set") -> None:
     """`train.steps=200` -> raw['train']['steps'] = 200. Values are parsed as YAML.
     Under `sweep.axes.` the rest of the path is one axis key (axis keys contain dots)."""
     if "=" not in assignment:
-        raise StudyError(file, assignment, "expected key=value")
+        raise StudyError(file, f"--set {assignment}", "expected key=value")
     key, value = assignment.split("=", 1)
     try:
         value = yaml.load(value, Loader=_SafeLoader)
     except yaml.YAMLError as e:
-        raise StudyError(file, key, f"value is not valid YAML: {getattr(e, 'problem', e)}") from None
+        raise StudyError(file, f"--set {key}", f"value is not valid YAML: {getattr(e, 'problem', e)}") from None
     parts = key.split(".")
     if parts[:2] == ["sweep", "axes"] and len(parts) > 2:
         parts = ["sweep", "axes", ".".join(parts[2:])]
@@ -236,23 +241,35 @@ def apply_override(raw: dict, assignment: str, file="--set") -> None:
             if isinstance(node, dict) and p not in node:
                 node[p] = nxt = {}
             else:
-                raise StudyError(file, key, f"cannot set inside {'.'.join(parts[:i + 1])}: it is null")
+                raise StudyError(file, f"--set {key}", f"cannot set inside {'.'.join(parts[:i + 1])}: it is null")
         if not isinstance(nxt, dict):
-            raise StudyError(file, key, f"{'.'.join(parts[:i + 1])} is not a mapping")
+            raise StudyError(file, f"--set {key}", f"{'.'.join(parts[:i + 1])} is not a mapping")
         node = nxt
     node[parts[-1]] = value
+
+
+def _from_override(e: StudyError, overrides) -> StudyError:
+    """A bad value that came from --set says so, since the file itself may be fine."""
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        if e.field == key or e.field.startswith(key + ".") or key.startswith(e.field + "."):
+            return StudyError(e.file, e.field, f"{e.message} (from --set {o})")
+    return e
 
 
 def load_study(path: str | Path, overrides: list[str] = ()) -> Study:
     raw = load_raw(path)
     for o in overrides:
-        apply_override(raw, o)
+        apply_override(raw, o, file=path)
     try:
-        study = Study.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise StudyError(path, _loc(err["loc"]) or "document", err["msg"]) from None
-    _check_sweep(path, study)
+        try:
+            study = Study.model_validate(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise StudyError(path, _loc(err["loc"]) or "document", _msg(err)) from None
+        _check_sweep(path, study)
+    except StudyError as e:
+        raise _from_override(e, overrides) from None
     return study
 
 
@@ -332,6 +349,32 @@ def variant_label(cfg: dict) -> str:
     return label
 
 
+def _sweep_field(sw: Sweep, point: dict, loc: str) -> tuple[str, str]:
+    """(field, detail) for an error at trial-config path `loc` in the trial built from `point`:
+    the sweep entry (axes / zip[i] / cases[i] / seeds) that set it, else the base config field."""
+    if loc == "seed" and sw.seeds is not None:  # seeds are applied last
+        return "sweep.seeds", ""
+    keys = [k for k in point if loc == k or loc.startswith(k + ".")]
+    if not keys:
+        return loc, ""
+    k = max(keys, key=len)
+    detail = loc[len(k) + 1:]
+
+    def listed(v):
+        return v if isinstance(v, list) else [v]
+
+    # later blocks override earlier ones: cases, then zip groups (last first), then axes
+    for i, case in enumerate(sw.cases):
+        if k in case and all(point.get(ck) in listed(cv) for ck, cv in case.items()):
+            return f"sweep.cases[{i}].{k}", detail
+    for i in reversed(range(len(sw.zip))):
+        if k in sw.zip[i]:
+            return f"sweep.zip[{i}].{k}", detail
+    if k in sw.axes:
+        return f"sweep.axes.{k}", detail
+    return f"sweep.{k}", detail
+
+
 def _product(assignments: list[list[dict]]) -> list[dict]:
     out = []
     for combo in itertools.product(*assignments):
@@ -391,16 +434,16 @@ def expand(study: Study, file="study") -> list[dict]:
                 try:
                     set_path(cfg, path, value)
                 except KeyError as e:
-                    raise StudyError(file, f"sweep.{path}", e.args[0]) from None
+                    raise StudyError(file, _sweep_field(sw, point, path)[0], e.args[0]) from None
             if seed is not None:
                 cfg["seed"] = seed
             try:
                 cfg = TrialConfig.model_validate(cfg).model_dump(mode="json")
             except ValidationError as e:
                 err = e.errors()[0]
-                loc = _loc(err["loc"])
-                field = f"sweep.axes.{loc}" if loc in point else loc
-                raise StudyError(file, field, f"{err['msg']} (in trial {point})") from None
+                field, detail = _sweep_field(sw, point, _loc(err["loc"]))
+                msg = f"{detail}: {_msg(err)}" if detail else _msg(err)
+                raise StudyError(file, field, f"{msg} (in trial {point})") from None
             h = config_hash(cfg)
             if h in seen and sw.method != "optuna":
                 continue

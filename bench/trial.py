@@ -96,6 +96,7 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
     T, every = cfg.train.steps, cfg.train.eval_every
     losses: dict = {}
     last_samples: dict = {}
+    samples_step = 0
 
     def row(t: int, metrics: dict, **extra) -> dict:
         return {"step": t, "lambda": lens_weight(cfg, t) if cfg.variant.lens else math.nan,
@@ -105,7 +106,7 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
     def diverged(t: int, why: str) -> dict:
         last = row(t, {m: math.nan for m in INFO}, done=True, status="diverged", diverged_step=t, error=why,
                    torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(), **final_extra,
-                   samples={k: v.tolist() for k, v in last_samples.items()})
+                   samples={k: v.tolist() for k, v in last_samples.items()}, samples_step=samples_step)
         report(last)
         return last
 
@@ -117,11 +118,12 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
                 metrics, samples = evaluate(data, nets, fixed)
             except FloatingPointError as e:
                 return diverged(t, str(e))
-            last_samples = samples
+            last_samples, samples_step = samples, t
             if t == T:
                 last = row(t, metrics, done=True, status="ok", diverged_step=None, error=None,
                            torch_version=torch.__version__, device=str(dev),
-                           torch_threads=torch.get_num_threads(), **final_extra, samples={k: v.tolist() for k, v in samples.items()})
+                           torch_threads=torch.get_num_threads(), **final_extra, samples_step=t,
+                           samples={k: v.tolist() for k, v in samples.items()})
                 report(last)
                 return last
             report(row(t, metrics, done=False, status="running"))

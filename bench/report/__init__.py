@@ -32,7 +32,7 @@ def mean_ci(values, n_boot: int = N_BOOT, seed: int = 0) -> str:
     if len(v) == 0:
         return "no value"
     if len(v) == 1:
-        return f"{fmt(v[0])} (no CI, n=1)"
+        return f"{fmt(v[0])}, no CI (n=1)"
     if np.all(v == v[0]):
         return f"{fmt(v[0])} (all {len(v)} equal)"
     rng = np.random.default_rng(seed)  # seeded per cell: the same table on every build
@@ -102,9 +102,10 @@ def environment(trials: pd.DataFrame) -> list[list[str]]:
 
 def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
     trials, curves = results.load(results_dir)
+    trials["variant"] = trials["variant"].fillna(trials.get("variant.objective", "?")).astype(str)
     samples = results.load_samples(results_dir)
     study_file = results_dir / results.STUDY
-    study_text = study_file.read_text() if study_file.exists() else ""
+    study_text = study_file.read_text(encoding="utf-8") if study_file.exists() else ""
     try:
         study = yaml.safe_load(study_text) or {}
     except yaml.YAMLError:
@@ -112,7 +113,6 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
     study = study if isinstance(study, dict) else {}
     name = str(study.get("name") or ", ".join(map(str, trials["study"].unique())) or results_dir.name)
     variants = _order(trials)
-    plots.style()
 
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
     if study.get("description"):
@@ -144,8 +144,8 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
 
     out.append(("h2", "Real vs generated samples"))
     img = plots.scatter(trials, samples, variants)
-    out.append(("img", "samples", img, "final samples of the lowest seed per variant: real (grey), "
-                "generated (blue), lensed real (orange)") if img else ("p", "No samples were stored."))
+    caption = "last samples of the lowest seed per variant: real (grey), generated (blue), lensed real (orange)"
+    out.append(("img", "samples", img, caption) if img else ("p", "No samples were stored."))
 
     out.append(("h2", "Study file"))
     out.append(("pre", study_text) if study_text else ("p", f"No {results.STUDY} in {results_dir}."))
@@ -160,7 +160,8 @@ def build_report(results_dir: Path, out_dir: Path | None = None) -> dict[str, Pa
     """Write report.html and report.md (with its PNGs under figures/) into out_dir (default results_dir)."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
-    name, bl = blocks(results_dir)
+    with plots.themed():
+        name, bl = blocks(results_dir)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for old in figures.glob("*.png"):  # figures of an earlier build that this one may not redraw
@@ -169,6 +170,6 @@ def build_report(results_dir: Path, out_dir: Path | None = None) -> dict[str, Pa
         if b[0] == "img":
             (figures / f"{b[1]}.png").write_bytes(b[2])
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md"}
-    results.write_text(html.to_html(bl, f"ganbench report: {name}"), paths["html"])
-    results.write_text(html.to_markdown(bl), paths["md"])
+    paths["html"].write_text(html.to_html(bl, f"ganbench report: {name}"), encoding="utf-8")
+    paths["md"].write_text(html.to_markdown(bl), encoding="utf-8")
     return paths

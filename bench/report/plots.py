@@ -1,27 +1,36 @@
 """Seaborn figures of a results folder. Every function takes DataFrames and returns PNG bytes, or None
-when there is nothing to draw. Never imports torch or model code."""
+when there is nothing to draw. Never imports torch or model code.
+
+Figures are plain matplotlib `Figure`s saved by the Agg canvas, never pyplot: no display is needed and
+the caller's backend (e.g. a notebook's) is left alone."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import warnings
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # no display: figures only ever go to PNG
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from bench.metrics import INFO  # noqa: E402
+from bench.metrics import INFO
 
 DATASET = "dataset.name"
 REAL, GENERATED, LENSED = "#bbbbbb", sns.color_palette("colorblind")[0], sns.color_palette("colorblind")[1]
 
 
-def style() -> None:
-    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+@contextlib.contextmanager
+def themed():
+    """The report's one style, undone afterwards so a caller's matplotlib settings survive."""
+    with matplotlib.rc_context():
+        sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+        yield
 
 
 def palette(variants: list[str]) -> dict:
@@ -34,15 +43,23 @@ def axis_label(metric: str) -> str:
     return f"{label}\n({'higher' if higher else 'lower'} is better)"
 
 
+def wide(values) -> bool:
+    """Positive values spanning more than two decades get a log axis, so one bad seed does not
+    flatten the others."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return len(v) > 1 and bool((v > 0).all()) and v.max() > 100 * v.min()
+
+
 def png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
 def _facets(n: int, width: float, height: float, **kw):
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, **kw)
+    fig = Figure(figsize=(width * n, height))
+    axes = fig.subplots(1, n, squeeze=False, **kw)
     return fig, list(axes[0])
 
 
@@ -59,11 +76,18 @@ def final_metric(trials: pd.DataFrame, metric: str, variants: list[str]) -> byte
         if d.empty:
             ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
             ax.set_yticks(range(len(variants)), variants)
+            ax.set_ylim(len(variants) - 0.5, -0.5)  # first variant on top, as seaborn draws it
         else:
-            sns.boxplot(data=d, x=col, y="variant", order=variants, hue="variant", hue_order=variants,
-                        palette=pal, legend=False, ax=ax, fliersize=0, width=0.6, boxprops={"alpha": 0.5})
+            with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated `vert`
+                warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+                sns.boxplot(data=d, x=col, y="variant", order=variants, hue="variant", hue_order=variants,
+                            palette=pal, legend=False, ax=ax, fliersize=0, width=0.6, boxprops={"alpha": 0.5})
             sns.stripplot(data=d, x=col, y="variant", order=variants, color="black", size=5, jitter=0.15, ax=ax)
         ax.set(xlabel=axis_label(metric), ylabel="", title=ds if len(datasets) > 1 else "")
+        if wide(d[col]):
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(5))
     fig.suptitle(f"final {metric} per seed", y=1.02)
     return png(fig)
 
@@ -81,12 +105,15 @@ def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, metric: str, var
     pal = palette(variants)
     for ax, ds in zip(axes, datasets):
         sub = d[d[DATASET] == ds]
-        sns.lineplot(data=sub, x="step", y=metric, hue="variant", hue_order=[v for v in variants if v in set(sub["variant"])],
-                     palette=pal, estimator="mean", errorbar=lambda x: (x.min(), x.max()), marker="o",
-                     markersize=4, ax=ax, legend=False)
-        ax.set(xlabel="step", ylabel=axis_label(metric), title=ds if len(datasets) > 1 else "")
+        order = [v for v in variants if v in set(sub["variant"])]
+        sns.lineplot(data=sub, x="step", y=metric, hue="variant", hue_order=order, palette=pal, estimator="mean",
+                     errorbar=lambda x: (x.min(), x.max()), marker="o", markersize=4, ax=ax, legend=False)
+        ax.set(xlabel="step", ylabel=axis_label(metric) if ax is axes[0] else "",
+               title=ds if len(datasets) > 1 else "")
+        if wide(sub[metric]):
+            ax.set_yscale("log")
     shown = [v for v in variants if v in set(d["variant"])]
-    handles = [plt.Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
+    handles = [Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
     fig.suptitle(f"{metric} during training (line: mean over seeds, band: min..max)", y=1.02)
     return png(fig)
@@ -107,7 +134,8 @@ def scatter(trials: pd.DataFrame, samples: pd.DataFrame, variants: list[str]) ->
         return None
     ncol = min(4, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.6 * nrow), squeeze=False)
+    fig = Figure(figsize=(3.3 * ncol, 3.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     by_trial = dict(tuple(samples.groupby("trial_id")))
     for ax, t in zip(axes.flat, panels):
         s = by_trial[t["trial_id"]]
@@ -118,20 +146,23 @@ def scatter(trials: pd.DataFrame, samples: pd.DataFrame, variants: list[str]) ->
         pts = s[["x", "y"]].to_numpy(dtype=float)
         r = min(max(r, float(np.nanmax(np.abs(pts), initial=0)) * 1.05), 4 * r)
         off = int((~(np.abs(pts) <= r).all(axis=1)).sum())
-        for kind, colour, size in (("real", REAL, 4), ("lensed", LENSED, 3), ("generated", GENERATED, 3)):
+        for kind, colour, size in (("real", REAL, 10), ("lensed", LENSED, 4), ("generated", GENERATED, 3)):
             k = s[s["kind"] == kind]
             if not k.empty:
                 ax.scatter(k["x"], k["y"], s=size, c=[colour], alpha=0.7, linewidths=0, rasterized=True)
         ax.set(xlim=(-r, r), ylim=(-r, r), xticks=[], yticks=[])
         ax.set_aspect("equal")
         mc = t.get("final.modes_covered")
-        mc = f"{mc:g} modes covered" if mc is not None and np.isfinite(mc) else f"{t['status']}, no final value"
-        title = f"{t['variant']}\n{t[DATASET]}, seed {t['seed']}: {mc}"
+        if t["status"] == "ok" and mc is not None and np.isfinite(mc):
+            what = f"step {s['step'].iloc[0]}: modes covered {mc:g}"
+        else:  # a diverged run stores the samples of its last evaluation before the divergence
+            what = f"{t['status']} at step {s['step'].iloc[0]} (last evaluated samples)"
+        title = f"{t['variant']}\n{t[DATASET]}, seed {t['seed']}, {what}"
         ax.set_title(title + (f"\n({off} points off-panel)" if off else ""), fontsize=9)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     kinds = set(samples["kind"])
-    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=k)
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=k)
                for k, c in (("real", REAL), ("generated", GENERATED), ("lensed real", LENSED))
                if k.split()[0] in kinds]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False)

@@ -1,0 +1,123 @@
+"""Bad input at the command line: exit 2, one line on stderr naming the file and the field, nothing written.
+
+`ganbench run` must reject a bad study before it starts Ray, so these run in well under a second each."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GANBENCH = str(Path(sys.executable).parent / "ganbench")
+
+OK = "name: bad\ntrain: {steps: 10, eval_every: 5}\n"
+
+# name -> (study file text, or None for a missing file; extra args; field; start of the message)
+CASES = {
+    "missing-file": (None, [], "file", "no such study file"),
+    "yaml-syntax": ("name: bad\ntrain: {steps: 10\n", [], "line 3, column 1", "YAML error: expected ',' or '}'"),
+    "unknown-top-level": (OK + "stepz: 10\n", [], "stepz", "Extra inputs are not permitted"),
+    "unknown-nested": ("name: bad\ntrain: {stepz: 10}\n", [], "train.stepz", "Extra inputs are not permitted"),
+    "unknown-objective": ("name: bad\nvariant: {objective: foo}\n", [], "variant.objective",
+                          "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, wgan, wgan-gp)"),
+    "wrong-type": ('name: bad\ntrain: {steps: "many"}\n', [], "train.steps", "Input should be a valid integer"),
+    "negative-steps": ("name: bad\ntrain: {steps: -3}\n", [], "train.steps", "Input should be greater than 0"),
+    "zero-steps": ("name: bad\ntrain: {steps: 0}\n", [], "train.steps", "Input should be greater than 0"),
+    "empty-axis": (OK + "sweep: {axes: {seed: []}}\n", [], "sweep.axes.seed", "axis has no values"),
+    "axis-not-a-field": (OK + "sweep: {axes: {variant.objectiv: [ns]}}\n", [], "sweep.axes.variant.objectiv",
+                         "'variant.objectiv' is not a field of the trial config"),
+    "lens-axis-without-lens": (OK + "variant: {lens: null}\nsweep: {axes: {variant.lens.K: [500]}}\n", [],
+                               "sweep.axes.variant.lens.K", "'variant.lens' is null here"),
+    "bad-value-in-a-case": (OK + "sweep:\n  cases:\n    - {variant.lens: null}\n"
+                            "    - {variant.lens: {schedule: sine}, variant.lens.K: [500, -1]}\n", [],
+                            "sweep.cases[1].variant.lens.K", "Input should be greater than 0"),
+    "bad-value-in-a-zip": (OK + "sweep: {zip: [{variant.objective: [ns, wgan], train.steps: [10, 0]}]}\n", [],
+                           "sweep.zip[0].train.steps", "Input should be greater than 0"),
+    "python-tag": ('name: bad\nseed: !!python/object/apply:os.system ["echo hacked"]\n', [], "line 2, column 7",
+                   "YAML error: could not determine a constructor for the tag"),
+    "python-tag-side-effect": ('name: bad\nseed: !!python/object/apply:os.system ["touch pwned"]\n', [],
+                               "line 2, column 7", "YAML error: could not determine a constructor"),
+    "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
+                     "Input should be greater than 0 (from --set train.steps=-5)"),
+    "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),
+    "set-python-tag": (OK, ["--set", "seed=!!python/object/apply:os.system [\"echo hacked\"]"], "--set seed",
+                       "value is not valid YAML"),
+}
+
+
+def ganbench(args, cwd):
+    env = {**os.environ, "RAY_TMPDIR": str(cwd / "ray_tmp")}  # where Ray would put its session, were it started
+    t0 = time.monotonic()
+    p = subprocess.run([GANBENCH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return p, time.monotonic() - t0
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request, tmp_path):
+    text, extra, field, message = CASES[request.param]
+    study = tmp_path / "study.yaml"
+    if text is not None:
+        study.write_text(text)
+    return request.param, study, extra, field, message
+
+
+def expect_bad_input(p, study, field, message, tmp_path):
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"error: {study}: {field}: {message}"), lines[0]
+    assert p.stdout == ""
+    assert "hacked" not in p.stdout + p.stderr.replace("echo hacked", "")
+    assert not (tmp_path / "pwned").exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == (["study.yaml"] if study.exists() else [])
+
+
+def test_validate(case, tmp_path):
+    name, study, extra, field, message = case
+    p, _ = ganbench(["validate", str(study), *extra], tmp_path)
+    expect_bad_input(p, study, field, message, tmp_path)
+
+
+@pytest.mark.parametrize("results", ["--results", "default"])
+def test_run_fails_before_ray(case, tmp_path, results):
+    name, study, extra, field, message = case
+    args = ["run", str(study), *extra] + (["--results", str(tmp_path / "res")] if results == "--results" else [])
+    p, seconds = ganbench(args, tmp_path)
+    expect_bad_input(p, study, field, message, tmp_path)  # no res/, no results/, no ray_tmp/
+    assert seconds < 15
+
+
+def test_relative_path_is_named_as_given(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "s.yaml").write_text("name: bad\ntrain: {steps: 0}\n")
+    p, _ = ganbench(["validate", "sub/s.yaml"], tmp_path)
+    assert p.returncode == 2
+    assert p.stderr == "error: sub/s.yaml: train.steps: Input should be greater than 0\n"
+
+
+def test_empty_file_and_non_mapping(tmp_path):
+    for text in ("", "- a\n- b\n", "just a string\n"):
+        study = tmp_path / "study.yaml"
+        study.write_text(text)
+        p, _ = ganbench(["validate", str(study)], tmp_path)
+        expect_bad_input(p, study, "document", "a study file must be a YAML mapping", tmp_path)
+
+
+def test_validate_quickstart_ok(tmp_path):
+    study = ROOT / "studies" / "quickstart.yaml"
+    p, _ = ganbench(["validate", str(study)], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""
+    assert "12 trials" in p.stdout
+    assert "4 variants" in p.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_with_set_ok(tmp_path):
+    study = ROOT / "studies" / "quickstart.yaml"
+    p, _ = ganbench(["validate", str(study), "--set", "sweep.axes.seed=[0]", "--set", "train.steps=200"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "4 trials" in p.stdout

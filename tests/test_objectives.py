@@ -1,0 +1,121 @@
+"""Each objective's losses against values worked out by hand on two-element batches."""
+
+import math
+
+import pytest
+import torch
+
+from bench import objectives, registry
+from bench.objectives import gradient_penalty
+
+R = [0.5, -1.0]  # D's outputs on real data
+F_ = [2.0, 0.0]  # D's outputs on fake data
+
+
+def t(xs):
+    return torch.tensor(xs, dtype=torch.float64)
+
+
+def sig(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def check(obj, d, g, lens):
+    assert obj.d_loss(t(R), t(F_)).item() == pytest.approx(d, rel=1e-12, abs=1e-12)
+    assert obj.g_loss(t(F_)).item() == pytest.approx(g, rel=1e-12, abs=1e-12)
+    # the lens acts on D's outputs for lensed *real* data
+    assert obj.lens_adv(t(R)).item() == pytest.approx(lens, rel=1e-12, abs=1e-12)
+
+
+def test_minimax():
+    d = mean([-math.log(sig(r)) for r in R]) + mean([-math.log(1 - sig(f)) for f in F_])
+    g = mean([math.log(1 - sig(f)) for f in F_])  # G minimizes log(1 - D(G(z)))
+    lens = mean([-math.log(1 - sig(r)) for r in R])
+    check(objectives.minimax, d, g, lens)
+    # the numbers, spelled out: log(1 - sigmoid(2)) = -log(1 + e^2), log(1 - sigmoid(0)) = -log 2
+    assert g == pytest.approx(-(math.log(1 + math.exp(2)) + math.log(2)) / 2)
+    assert g < 0
+
+
+def test_non_saturating():
+    d = mean([-math.log(sig(r)) for r in R]) + mean([-math.log(1 - sig(f)) for f in F_])
+    g = mean([-math.log(sig(f)) for f in F_])
+    lens = mean([-math.log(1 - sig(r)) for r in R])
+    check(objectives.ns, d, g, lens)
+    # ns and minimax share D and the lens but not G
+    assert objectives.ns.g_loss(t(F_)).item() != pytest.approx(objectives.minimax.g_loss(t(F_)).item())
+
+
+def test_lsgan():
+    d = mean([(0.5 - 1) ** 2, (-1.0 - 1) ** 2]) + mean([2.0**2, 0.0**2])  # (0.25 + 4)/2 + 4/2
+    g = mean([(2.0 - 1) ** 2, (0.0 - 1) ** 2])
+    lens = mean([0.5**2, (-1.0) ** 2])
+    assert (d, g, lens) == (pytest.approx(4.125), pytest.approx(1.0), pytest.approx(0.625))
+    check(objectives.lsgan, d, g, lens)
+
+
+@pytest.mark.parametrize("obj", [objectives.wgan, objectives.wgan_gp], ids=["wgan", "wgan-gp"])
+def test_wasserstein(obj):
+    d = mean(F_) - mean(R)  # 1.0 - (-0.25)
+    assert d == pytest.approx(1.25)
+    check(obj, d, -mean(F_), mean(R))
+
+
+def test_hinge():
+    d = mean([max(0.0, 1 - 0.5), max(0.0, 1 - (-1.0))]) + mean([max(0.0, 1 + 2.0), max(0.0, 1 + 0.0)])
+    assert d == pytest.approx(1.25 + 2.0)
+    check(objectives.hinge, d, -mean(F_), mean(R))
+
+
+def test_hinge_margin_is_flat_beyond_it():
+    # confident D outputs (r > 1, f < -1) cost D nothing under hinge
+    assert objectives.hinge.d_loss(t([3.0, 1.5]), t([-2.0, -4.0])).item() == 0.0
+
+
+def test_gan_losses_are_stable_for_large_logits():
+    big = t([80.0, -80.0])
+    for obj in (objectives.minimax, objectives.ns):
+        assert torch.isfinite(obj.d_loss(big, big))
+        assert torch.isfinite(obj.g_loss(big))
+        assert torch.isfinite(obj.lens_adv(big))
+    # -log sigmoid(-80) = 80 (to double precision): softplus, not log(sigmoid)
+    assert objectives.ns.g_loss(t([-80.0])).item() == pytest.approx(80.0)
+
+
+def test_flags():
+    assert objectives.wgan.clip_weights and not objectives.wgan.gradient_penalty
+    assert objectives.wgan_gp.gradient_penalty and not objectives.wgan_gp.clip_weights
+    for obj in (objectives.minimax, objectives.ns, objectives.lsgan, objectives.hinge):
+        assert not obj.clip_weights and not obj.gradient_penalty, obj.name
+
+
+def test_registry_names_match():
+    for name in registry.REGISTRY["objective"]:
+        assert registry.get("objective", name).name == name
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.3, 1.0, "random"])
+def test_gradient_penalty_of_a_linear_critic(eps):
+    # D(x) = w . x with ||w|| = 3 has gradient w everywhere, so the penalty is (3 - 1)^2 = 4
+    D = torch.nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        D.weight.copy_(t([[2.0, 2.0, 1.0]]))
+    real, fake = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    e = torch.rand(5, dtype=torch.float64) if eps == "random" else torch.full((5,), eps, dtype=torch.float64)
+    gp = gradient_penalty(D, real, fake, e)
+    assert gp.item() == pytest.approx(4.0, rel=1e-12)
+    # and it is differentiable w.r.t. D's weights (create_graph): d/dw (||w|| - 1)^2 = 2(||w|| - 1) w/||w||
+    gp.backward()
+    assert D.weight.grad[0].tolist() == pytest.approx([2 * 2 * 2 / 3, 2 * 2 * 2 / 3, 2 * 2 * 1 / 3])
+
+
+def test_gradient_penalty_is_zero_for_a_unit_norm_critic():
+    D = torch.nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        D.weight.copy_(t([[0.6, 0.8]]))
+    real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    assert gradient_penalty(D, real, fake, torch.rand(4, dtype=torch.float64)).item() == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,347 @@
+"""Study files: expansion counts, duplicate removal, random/optuna sampling, --set, trial ids, flat config."""
+
+import math
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.study import (StudyError, TrialConfig, config_hash, expand, flat_config, load_study,
+                         trial_config)
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "studies" / "quickstart.yaml"
+
+
+def write(tmp_path, text, name="study.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def trials_of(path, overrides=()):
+    return expand(load_study(path, list(overrides)))
+
+
+# ----------------------------------------------------------------------------- quickstart
+def test_quickstart_expands_to_12_trials_in_4_variants():
+    trials = trials_of(QUICKSTART)
+    assert len(trials) == 12
+    labels = Counter(t["variant_label"] for t in trials)
+    assert labels == {"ns": 3, "lsgan": 3, "ns+lens(sine K=1000)": 3, "lsgan+lens(sine K=1000)": 3}
+    assert len({t["trial_id"] for t in trials}) == 12
+    assert sorted({t["seed"] for t in trials}) == [0, 1, 2]
+    for t in trials:
+        assert t["study"] == "quickstart"
+        assert t["trial_id"] == config_hash(t)
+        assert t["resources"] == {"cpu": 1.0, "gpu": 0.0}
+        assert TrialConfig.model_validate({k: t[k] for k in ("dataset", "model", "train", "variant", "seed")})
+        # base config fields not swept are carried into every trial
+        assert t["train"]["steps"] == 2000 and t["dataset"]["name"] == "ring8"
+
+
+def test_every_shipped_study_expands():
+    counts = {p.stem: len(trials_of(p)) for p in sorted((ROOT / "studies").glob("*.yaml"))}
+    assert counts["quickstart"] == 12
+    # lens_toy: 2 toys x 6 objectives x (no lens + sine K in {500, 2000} + constant) x 5 seeds
+    assert counts["lens_toy"] == 2 * 6 * 4 * 5
+
+
+# ----------------------------------------------------------------------------- grid grammar
+GRID = """\
+    name: grid
+    train: {steps: 100, optimizer: adam, lr: 1.0e-3}
+    variant: {objective: ns, lens: null}
+    sweep:
+      axes:
+        model.width: [32, 64]
+      zip:
+        - variant.objective: [ns, wgan, lsgan]
+          train.optimizer: [adam, rmsprop, adam]
+          train.lr: [1.0e-3, 5.0e-4, 2.0e-3]
+      cases:
+        - {variant.lens: null}
+        - {variant.lens: {schedule: sine}, variant.lens.K: [500, 2000]}
+      seeds: [0, 1]
+"""
+
+
+def test_axes_zip_cases_seeds_multiply(tmp_path):
+    trials = trials_of(write(tmp_path, GRID))
+    assert len(trials) == 2 * 3 * (1 + 2) * 2 == 36
+    assert len({t["trial_id"] for t in trials}) == 36
+    # zip pairs element-wise: never wgan with adam, never ns with 5e-4
+    pairs = {(t["variant"]["objective"], t["train"]["optimizer"], t["train"]["lr"]) for t in trials}
+    assert pairs == {("ns", "adam", 1e-3), ("wgan", "rmsprop", 5e-4), ("lsgan", "adam", 2e-3)}
+    # cases: a lens K only where the lens is on
+    lenses = Counter(None if t["variant"]["lens"] is None else t["variant"]["lens"]["K"] for t in trials)
+    assert lenses == {None: 12, 500: 12, 2000: 12}
+    assert all(t["variant"]["lens"]["schedule"] == "sine" for t in trials if t["variant"]["lens"])
+    assert Counter(t["model"]["width"] for t in trials) == {32: 18, 64: 18}
+    assert Counter(t["seed"] for t in trials) == {0: 18, 1: 18}
+    assert len({t["variant_label"] for t in trials}) == 3 * 3
+
+
+def test_zip_groups_must_have_equal_lengths(tmp_path):
+    p = write(tmp_path, """\
+        name: z
+        sweep:
+          zip:
+            - {variant.objective: [ns, lsgan], train.lr: [1.0e-3]}
+    """)
+    with pytest.raises(StudyError) as e:
+        load_study(p)
+    assert e.value.field == "sweep.zip[0]"
+
+
+def test_duplicate_points_are_removed(tmp_path):
+    p = write(tmp_path, """\
+        name: dup
+        variant: {objective: ns, lens: null}
+        sweep:
+          axes:
+            train.lr: [1.0e-3, 0.001]     # the same number twice
+          cases:
+            - {variant.lens: null}
+            - {variant.objective: ns}     # the base value: same config as the first case
+            - {variant.lens: {schedule: linear, K: 10}}
+            - {variant.lens: {schedule: linear}, variant.lens.K: [10, 20]}   # K=10 repeats the case above
+          seeds: [0, 0, 1]
+    """)
+    trials = trials_of(p)
+    # distinct: lr {1e-3} x lens {none, linear K=10, linear K=20} x seed {0, 1}
+    assert len(trials) == 1 * 3 * 2
+    assert len({t["trial_id"] for t in trials}) == len(trials)
+    assert Counter(t["variant_label"] for t in trials) == {"ns": 2, "ns+lens(linear K=10)": 2,
+                                                          "ns+lens(linear K=20)": 2}
+
+
+def test_a_sweep_value_equal_to_the_base_value_is_not_a_new_trial(tmp_path):
+    p = write(tmp_path, """\
+        name: dup2
+        train: {steps: 50}
+        sweep: {axes: {train.steps: [50, 60, 50]}}
+    """)
+    assert [t["train"]["steps"] for t in trials_of(p)] == [50, 60]
+
+
+def test_no_sweep_is_one_trial_with_the_base_seed(tmp_path):
+    trials = trials_of(write(tmp_path, "name: one\nseed: 7\n"))
+    assert len(trials) == 1 and trials[0]["seed"] == 7
+    assert trials[0]["variant_label"] == "ns"
+
+
+# ----------------------------------------------------------------------------- random / optuna
+RANDOM = """\
+    name: rnd
+    train: {{steps: 100, lr: 1.0e-3}}
+    sweep:
+      method: random
+      num_samples: {n}
+      sample_seed: {seed}
+      include_default: {default}
+      axes:
+        train.lr: {{dist: loguniform, low: 1.0e-5, high: 1.0e-2}}
+        train.batch_size: [32, 64, 128]
+        model.width: {{dist: randint, low: 16, high: 64}}
+"""
+
+
+def random_trials(tmp_path, n=8, seed=0, default="true", name="r.yaml"):
+    return trials_of(write(tmp_path, RANDOM.format(n=n, seed=seed, default=default), name))
+
+
+def test_random_gives_num_samples_points_default_first(tmp_path):
+    trials = random_trials(tmp_path, n=8)
+    assert len(trials) == 8
+    assert len({t["trial_id"] for t in trials}) == 8
+    first = trials[0]
+    assert first["train"]["lr"] == 1e-3 and first["train"]["batch_size"] == 256 and first["model"]["width"] == 128
+    for t in trials[1:]:
+        assert 1e-5 <= t["train"]["lr"] <= 1e-2
+        assert t["train"]["batch_size"] in (32, 64, 128)
+        assert 16 <= t["model"]["width"] <= 64 and isinstance(t["model"]["width"], int)
+
+
+def test_random_without_default(tmp_path):
+    trials = random_trials(tmp_path, n=5, default="false")
+    assert len(trials) == 5
+    assert all(t["train"]["batch_size"] in (32, 64, 128) for t in trials)
+
+
+def test_random_is_reproducible_per_sample_seed(tmp_path):
+    ids = lambda ts: [t["trial_id"] for t in ts]  # noqa: E731
+    a = random_trials(tmp_path, seed=3, name="a.yaml")
+    b = random_trials(tmp_path, seed=3, name="b.yaml")
+    c = random_trials(tmp_path, seed=4, name="c.yaml")
+    assert ids(a) == ids(b)
+    assert ids(a)[0] == ids(c)[0]  # the default point
+    assert ids(a)[1:] != ids(c)[1:]
+    assert not set(ids(a)[1:]) & set(ids(c)[1:])
+
+
+def test_loguniform_samples_spread_over_the_decades(tmp_path):
+    trials = random_trials(tmp_path, n=200, default="false")
+    logs = [math.log10(t["train"]["lr"]) for t in trials]
+    assert all(-5 <= x <= -2 for x in logs)
+    # log-uniform: about a third in each decade (uniform would put ~90% in the top decade)
+    per_decade = Counter(min(int(-x), 4) for x in logs)  # 2: [1e-3,1e-2], 3: [1e-4,1e-3], 4: [1e-5,1e-4]
+    assert all(35 <= per_decade[d] <= 100 for d in (2, 3, 4)), per_decade
+
+
+def test_random_with_seeds_runs_each_point_per_seed(tmp_path):
+    p = write(tmp_path, RANDOM.format(n=4, seed=0, default="true") + "      seeds: [0, 1, 2]\n")
+    trials = trials_of(p)
+    assert len(trials) == 12
+    assert Counter(t["seed"] for t in trials) == {0: 4, 1: 4, 2: 4}
+
+
+def test_optuna_counts_num_samples(tmp_path):
+    p = write(tmp_path, """\
+        name: opt
+        sweep:
+          method: optuna
+          num_samples: 6
+          metric: w1
+          mode: min
+          axes:
+            train.lr: {dist: loguniform, low: 1.0e-5, high: 1.0e-2}
+    """)
+    assert len(trials_of(p)) == 6
+
+
+def test_optuna_needs_metric_and_mode(tmp_path):
+    p = write(tmp_path, """\
+        name: opt
+        sweep:
+          method: optuna
+          num_samples: 6
+          axes: {train.lr: {dist: loguniform, low: 1.0e-5, high: 1.0e-2}}
+    """)
+    with pytest.raises(StudyError) as e:
+        load_study(p)
+    assert e.value.field == "sweep.metric"
+
+
+def test_grid_rejects_a_distribution(tmp_path):
+    p = write(tmp_path, "name: g\nsweep: {axes: {train.lr: {dist: uniform, low: 0.1, high: 0.2}}}\n")
+    with pytest.raises(StudyError) as e:
+        load_study(p)
+    assert e.value.field == "sweep.axes.train.lr"
+
+
+# ----------------------------------------------------------------------------- --set
+def test_set_train_steps():
+    trials = trials_of(QUICKSTART, ["train.steps=200"])
+    assert len(trials) == 12
+    assert {t["train"]["steps"] for t in trials} == {200}
+    # a different config, so different trial ids
+    assert not {t["trial_id"] for t in trials} & {t["trial_id"] for t in trials_of(QUICKSTART)}
+
+
+def test_set_an_axis_with_a_dotted_key():
+    trials = trials_of(QUICKSTART, ["sweep.axes.seed=[0]"])
+    assert len(trials) == 4
+    assert {t["seed"] for t in trials} == {0}
+    assert len({t["variant_label"] for t in trials}) == 4
+
+
+def test_set_a_sub_model(tmp_path):
+    p = write(tmp_path, """\
+        name: s
+        variant: {objective: ns, lens: null}
+        sweep: {axes: {variant.objective: [ns, hinge]}, seeds: [0, 1]}
+    """)
+    assert {t["variant_label"] for t in trials_of(p)} == {"ns", "hinge"}
+    trials = trials_of(p, ["variant.lens={schedule: linear, K: 10}"])
+    assert len(trials) == 4
+    assert {t["variant_label"] for t in trials} == {"ns+lens(linear K=10)", "hinge+lens(linear K=10)"}
+    assert all(t["variant"]["lens"]["schedule"] == "linear" and t["variant"]["lens"]["K"] == 10 for t in trials)
+    # and an axis over a lens field works once the lens is on
+    trials = trials_of(p, ["variant.lens={schedule: linear, K: 10}", "sweep.axes.variant.lens.K=[10, 30]"])
+    assert len(trials) == 8
+    assert Counter(t["variant"]["lens"]["K"] for t in trials) == {10: 4, 30: 4}
+
+
+def test_set_on_quickstart_lens_axis():
+    trials = trials_of(QUICKSTART, ["sweep.axes.variant.lens=[{schedule: linear, K: 10}]"])
+    assert len(trials) == 6
+    assert {t["variant_label"] for t in trials} == {"ns+lens(linear K=10)", "lsgan+lens(linear K=10)"}
+
+
+def test_set_is_validated_and_names_itself():
+    with pytest.raises(StudyError) as e:
+        load_study(QUICKSTART, ["train.steps=-5"])
+    assert e.value.field == "train.steps" and "--set train.steps=-5" in e.value.message
+    with pytest.raises(StudyError) as e:
+        load_study(QUICKSTART, ["nokey"])
+    assert e.value.file == str(QUICKSTART) and "nokey" in e.value.field
+    with pytest.raises(StudyError) as e:
+        load_study(QUICKSTART, ["variant.lens.K=5"])  # quickstart's base lens is null
+    assert "null" in e.value.message
+
+
+# ----------------------------------------------------------------------------- trial ids
+def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
+    from bench import registry
+
+    # only one network is registered; a second name lets model.name vary
+    monkeypatch.setitem(registry.REGISTRY, "network", {**registry.REGISTRY["network"], "mlp2": "x:y"})
+    base = TrialConfig().model_dump(mode="json")
+    h = config_hash(base)
+    assert config_hash(TrialConfig().model_dump(mode="json")) == h
+    # the extra keys expand() adds do not enter the hash
+    assert config_hash({**base, "study": "x", "trial_id": "y", "variant_label": "z", "resources": {}}) == h
+    # every leaf field changes the hash
+    changes = {
+        ("dataset", "name"): "grid25", ("dataset", "std"): 0.05, ("dataset", "scale"): 3.0,
+        ("model", "name"): "mlp2", ("model", "width"): 64, ("model", "depth"): 3, ("model", "z_dim"): 4,
+        ("train", "steps"): 10, ("train", "batch_size"): 8, ("train", "eval_every"): 5,
+        ("train", "eval_samples"): 100, ("train", "optimizer"): "sgd", ("train", "lr"): 0.01,
+        ("train", "d_lr"): 0.02, ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
+        ("train", "n_critic"): 5, ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
+        ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"},
+    }
+    leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]}
+    assert leaves == set(changes), "new config field: add it to this test"
+    seen = {h}
+    for (section, field), value in changes.items():
+        cfg = TrialConfig().model_dump(mode="json")
+        cfg[section][field] = value
+        seen.add(config_hash(cfg))
+    cfg = TrialConfig().model_dump(mode="json")
+    cfg["seed"] = 1
+    seen.add(config_hash(cfg))
+    assert len(seen) == len(changes) + 2
+    # lens sub-fields too
+    lens_ids = set()
+    for lens in ({}, {"K": 500}, {"lam": 0.5}, {"schedule": "linear"}, {"width": 16}, {"depth": 3}):
+        cfg = TrialConfig().model_dump(mode="json")
+        cfg["variant"]["lens"] = lens
+        lens_ids.add(config_hash(cfg))
+    assert len(lens_ids) == 6
+
+
+def test_trial_id_ignores_how_a_value_is_written():
+    # defaults spelled out or left implicit, 1e-3 or 0.001: the same trial
+    implicit = {"train": {"lr": 1e-3}}
+    explicit = {"train": {"lr": 0.001, "steps": 2000, "betas": (0.5, 0.999)}, "seed": 0}
+    assert config_hash(implicit) == config_hash(explicit) == config_hash(TrialConfig().model_dump(mode="json"))
+
+
+# ----------------------------------------------------------------------------- flat config
+def test_flat_config_same_columns_with_and_without_lens(tmp_path):
+    trials = trials_of(write(tmp_path, GRID))
+    plain = next(t for t in trials if t["variant"]["lens"] is None)
+    lensed = next(t for t in trials if t["variant"]["lens"] is not None)
+    a, b = flat_config(plain), flat_config(lensed)
+    assert list(a) == list(b)
+    assert {"variant.lens.K", "variant.lens.schedule", "train.lr", "seed"} <= set(a)
+    assert "variant.lens" not in a
+    assert all(a[k] is None for k in a if k.startswith("variant.lens."))
+    assert b["variant.lens.K"] in (500, 2000) and b["variant.lens.schedule"] == "sine"
+    assert a["train.lr"] == plain["train"]["lr"] and a["seed"] == plain["seed"]
+    assert a["train.betas"] == "[0.5, 0.999]"  # lists become one JSON column
+    # the flat row carries everything the trial config has
+    assert trial_config(plain).model_dump(mode="json")["model"]["width"] == a["model.width"]
