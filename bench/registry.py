@@ -20,7 +20,8 @@ REGISTRY: dict[str, dict[str, str]] = {
         "grid25": "bench.data.toy:grid25",
     },
     "network": {
-        "mlp": "bench.nets.mlp:build",
+        "mlp": "bench.nets.mlp",  # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...)
+        "dcgan": "bench.nets.dcgan",
     },
     "structure": {
         "gan": "bench.structures.gan:step",
@@ -36,5 +37,6 @@ def check(kind: str, name: str) -> str:
 
 
 def get(kind: str, name: str):
-    module, attr = REGISTRY[kind][check(kind, name)].split(":")
-    return getattr(import_module(module), attr)
+    """The registered object: a module ("pkg.mod") or an attribute of one ("pkg.mod:attr")."""
+    module, _, attr = REGISTRY[kind][check(kind, name)].partition(":")
+    return getattr(import_module(module), attr) if attr else import_module(module)

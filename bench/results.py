@@ -110,7 +110,21 @@ def write_progress(path: str | Path, progress: dict) -> None:
     write_text(json.dumps(progress, indent=1), Path(path) / PROGRESS)
 
 
-CURVE_KEYS = ("step", "lambda", "wall_seconds")
+CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator")
+
+
+def save_grids(results_dir: Path, trial_id: str, step: int, grids: dict[str, str]) -> dict[str, str]:
+    """Write a trial's base64 PNG sample grids to grids/<trial_id>/<step>_<kind>.png; return the
+    curve columns that point to them (grid_<kind>: path relative to the results folder)."""
+    import base64
+
+    out = {}
+    for kind, b64 in grids.items():
+        rel = f"grids/{trial_id}/{step:08d}_{kind}.png"
+        data = base64.b64decode(b64)
+        _atomic(Path(results_dir) / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        out[f"grid_{kind}"] = rel
+    return out
 
 
 def rows_from_reports(config: dict, reports: list[dict], status: str | None = None, error: str | None = None,
@@ -121,7 +135,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
     from bench.study import flat_config  # pure data: pydantic models, no torch
 
     ids = {"study": config["study"], "trial_id": config["trial_id"]}
-    curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith("loss_") or k in INFO}}
+    curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith(("loss_", "grid_")) or k in INFO}}
               for r in reports if "step" in r and r.get("status") != "diverged"]
     last = reports[-1] if reports else {}
     status = status or (last.get("status") if last.get("done") else "failed")

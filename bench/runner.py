@@ -127,6 +127,10 @@ class ResultWriter(tune.Callback):
         self._refresh()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "grids" in result:  # image sample grids: to disk now, the row keeps their paths
+            grids = result["grids"]
+            result = {k: v for k, v in result.items() if k != "grids"}
+            result.update(results.save_grids(self.results_dir, self._cfg(trial)["trial_id"], result["step"], grids))
         self.reports.setdefault(trial.trial_id, []).append(result)
 
     def _finish(self, trial, status=None, error=None):

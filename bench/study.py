@@ -60,6 +60,9 @@ class ModelCfg(_Strict):
     width: int = Field(128, gt=0)
     depth: int = Field(2, gt=0)
     z_dim: int = Field(2, gt=0)
+    batch_norm: bool = Field(True, description="batch norm in G (DCGAN)")
+    d_batch_norm: Optional[bool] = Field(None, description="batch norm in D; default: on, except a WGAN-GP critic")
+    init: Literal["default", "xavier", "dcgan"] = Field("default", description="weight init (DCGAN)")
 
     @field_validator("name")
     @classmethod
@@ -92,7 +95,7 @@ class LensCfg(_Strict):
     K: int = Field(1000, gt=0, description="steps until lambda reaches 0 (sine, linear)")
     lam: float = Field(1.0, ge=0, description="lambda at t=0 (the constant value for 'constant')")
     width: Optional[int] = Field(None, gt=0, description="lens MLP width; defaults to model.width")
-    depth: int = Field(2, gt=0)
+    depth: Optional[int] = Field(None, gt=0, description="MLP lens layers (default 2) / conv lens residual blocks (default 8)")
 
 
 class VariantCfg(_Strict):
@@ -113,6 +116,12 @@ class TrialConfig(_Strict):
     train: TrainCfg = TrainCfg()
     variant: VariantCfg = VariantCfg()
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.model.d_batch_norm is None:  # WGAN-GP's per-sample gradient penalty and batch norm don't mix
+            self.model.d_batch_norm = self.model.batch_norm and self.variant.objective != "wgan-gp"
+        return self
 
 
 TRIAL_FIELDS = tuple(TrialConfig.model_fields)

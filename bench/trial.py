@@ -1,7 +1,8 @@
 """train_trial(config): the one function Ray Tune runs. Build, loop, evaluate, report.
 
 Every evaluation is reported as one flat dict (a row of curves.parquet). The last report carries
-`done=True`, the trial's status (`ok` or `diverged`), and a few samples for the report's scatter plots.
+`done=True`, the trial's status (`ok` or `diverged`), and a few samples for the report's scatter plots
+(toys); on images every evaluation carries PNG grids of generated, real and lensed samples.
 A NaN/Inf loss, weight or sample ends the run as status `diverged` at the step it happened: a result,
 not a crash.
 """
@@ -18,7 +19,6 @@ import torch
 from bench import registry
 from bench.metrics import INFO
 from bench.metrics.toy import toy_metrics
-from bench.nets.mlp import build_lens
 from bench.structures.gan import Nets, lens_weight, step
 from bench.study import trial_config
 
@@ -43,12 +43,13 @@ def build(cfg, device: torch.device):
     gives the same initial G and D with and without a lens (the paired comparison)."""
     s_init, s_data, s_noise, s_eval, s_lens = _streams(cfg.seed, 5)
     data = registry.get("dataset", cfg.dataset.name)(cfg.dataset)
+    nets_module = registry.get("network", cfg.model.name)
     torch.manual_seed(s_init)
-    G, D = registry.get("network", cfg.model.name)(cfg.model, data.dim)
+    G, D = nets_module.build(cfg.model, data.dim)
     lens = None
     if cfg.variant.lens is not None:
         torch.manual_seed(s_lens)
-        lens = build_lens(cfg.variant.lens, cfg.model, data.dim).to(device)
+        lens = nets_module.build_lens(cfg.variant.lens, cfg.model, data.dim).to(device)
     G, D = G.to(device), D.to(device)
     t = cfg.train
     nets = Nets(G, D, make_optimizer(G.parameters(), t, t.lr), make_optimizer(D.parameters(), t, t.d_lr or t.lr),
@@ -59,7 +60,8 @@ def build(cfg, device: torch.device):
 
 def sample_batch(data, cfg, gens, device) -> dict:
     t, nc = cfg.train, cfg.train.n_critic
-    real = data.sample(nc * t.batch_size, gens["data"]).reshape(nc, t.batch_size, -1)
+    real = data.sample(nc * t.batch_size, gens["data"])
+    real = real.reshape(nc, t.batch_size, *real.shape[1:])
     z = torch.randn(nc + 1, t.batch_size, cfg.model.z_dim, generator=gens["noise"])
     eps = torch.rand(nc, t.batch_size, generator=gens["noise"])
     return {"real": real.to(device), "z": z.to(device), "eps": eps.to(device)}
@@ -71,62 +73,108 @@ def _finite_weights(nets: Nets) -> bool:
 
 
 @torch.no_grad()
-def evaluate(data, nets: Nets, fixed: dict) -> tuple[dict, dict]:
-    nets.G.eval()
-    fake = nets.G(fixed["z"]).float().cpu()
-    nets.G.train()
-    metrics = toy_metrics(fake, fixed["real"], data.modes, data.std)
-    samples = {"generated": fake[:N_SCATTER], "real": fixed["real"][:N_SCATTER]}
-    if nets.lens is not None:
-        samples["lensed"] = nets.lens(fixed["real"][:N_SCATTER].to(fixed["z"].device)).float().cpu()
-    return metrics, samples
+def _apply(net, x: torch.Tensor, device, batch: int = 1024) -> torch.Tensor:
+    """net(x) in eval mode (batch norm uses its running statistics), batched, on the CPU as float."""
+    was = net.training
+    net.eval()
+    out = torch.cat([net(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
+    net.train(was)
+    return out
+
+
+def _png_grid(x: torch.Tensor) -> str:
+    """64 images in [-1, 1] -> a base64 PNG grid (travels to the driver inside the report)."""
+    import base64
+    import io
+
+    from torchvision.transforms.functional import to_pil_image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(x[:64].clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    buf = io.BytesIO()
+    to_pil_image(grid).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+class Evaluation:
+    """Metrics of G's samples from a fixed noise batch: toy metrics on 2-D mixtures, evaluator metrics on
+    images. `payload` is what the report needs to show the samples: points for toys, image grids."""
+
+    def __init__(self, data, cfg, gens, device):
+        self.data, self.device = data, device
+        n = cfg.train.eval_samples
+        self.z = torch.randn(n, cfg.model.z_dim, generator=gens["eval"])
+        self.images = isinstance(data.dim, tuple)
+        if self.images:
+            from bench.metrics.evaluator import get_evaluator
+
+            self.evaluator = get_evaluator(data)
+            self.real = data.sample(64, gens["eval"])
+        else:
+            self.real = data.sample(n, gens["eval"])
+
+    def __call__(self, nets: Nets) -> tuple[dict, dict]:
+        fake = _apply(nets.G, self.z, self.device)
+        if not bool(torch.isfinite(fake).all()):
+            raise FloatingPointError("generated samples contain NaN/Inf")
+        if self.images:
+            from bench.metrics.images import image_metrics
+
+            metrics = {**image_metrics(self.evaluator, self.data, fake), "evaluator": self.evaluator.name}
+            grids = {"generated": _png_grid(fake), "real": _png_grid(self.real)}
+            if nets.lens is not None:
+                grids["lensed"] = _png_grid(_apply(nets.lens, self.real, self.device))
+            return metrics, {"grids": grids}
+        metrics = toy_metrics(fake, self.real, self.data.modes, self.data.std)
+        samples = {"generated": fake[:N_SCATTER], "real": self.real[:N_SCATTER]}
+        if nets.lens is not None:
+            samples["lensed"] = _apply(nets.lens, self.real[:N_SCATTER], self.device)
+        return metrics, {"samples": {k: v.tolist() for k, v in samples.items()}}
 
 
 def run_trial(config: dict, report: Callable[[dict], None], device: str | None = None, **final_extra) -> dict:
-    """Train one configuration, calling `report(row)` at every evaluation. Returns the last row."""
+    """Train one configuration, calling `report(row)` at every evaluation. Returns the last row.
+    Image grids ride on every evaluation's row; toy samples only on the last."""
     cfg = trial_config(config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() and config.get("resources", {}).get("gpu", 0) > 0
                                   else "cpu"))
     torch.use_deterministic_algorithms(True, warn_only=True)
     data, nets, gens = build(cfg, dev)
-    n_eval = cfg.train.eval_samples
-    fixed = {"z": torch.randn(n_eval, cfg.model.z_dim, generator=gens["eval"]).to(dev),
-             "real": data.sample(n_eval, gens["eval"])}
+    evaluate = Evaluation(data, cfg, gens, dev)
     start = time.perf_counter()
     T, every = cfg.train.steps, cfg.train.eval_every
     losses: dict = {}
-    last_samples: dict = {}
-    samples_step = 0
+    last_payload: dict = {}
+    payload_step = 0
 
     def row(t: int, metrics: dict, **extra) -> dict:
         return {"step": t, "lambda": lens_weight(cfg, t) if cfg.variant.lens else math.nan,
                 **{k: float(v) for k, v in losses.items()}, **metrics,
                 "wall_seconds": time.perf_counter() - start, **extra}
 
-    def diverged(t: int, why: str) -> dict:
-        last = row(t, {m: math.nan for m in INFO}, done=True, status="diverged", diverged_step=t, error=why,
-                   torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(), **final_extra,
-                   samples={k: v.tolist() for k, v in last_samples.items()}, samples_step=samples_step)
+    def final(t: int, metrics: dict, status: str, why: str | None = None) -> dict:
+        last = row(t, metrics, done=True, status=status, diverged_step=t if status == "diverged" else None,
+                   error=why, torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(),
+                   samples_step=payload_step, **final_extra, **last_payload)
         report(last)
         return last
+
+    def diverged(t: int, why: str) -> dict:
+        last_payload.pop("grids", None)  # those grids were reported with their own evaluation
+        return final(t, {m: math.nan for m in INFO}, "diverged", why)
 
     for t in range(T + 1):
         if t % every == 0 or t == T:
             if not _finite_weights(nets):
                 return diverged(t, "non-finite weights")
             try:
-                metrics, samples = evaluate(data, nets, fixed)
+                metrics, payload = evaluate(nets)
             except FloatingPointError as e:
                 return diverged(t, str(e))
-            last_samples, samples_step = samples, t
+            last_payload, payload_step = payload, t
             if t == T:
-                last = row(t, metrics, done=True, status="ok", diverged_step=None, error=None,
-                           torch_version=torch.__version__, device=str(dev),
-                           torch_threads=torch.get_num_threads(), **final_extra, samples_step=t,
-                           samples={k: v.tolist() for k, v in samples.items()})
-                report(last)
-                return last
-            report(row(t, metrics, done=False, status="running"))
+                return final(t, metrics, "ok")
+            report(row(t, metrics, done=False, status="running", **({"grids": payload["grids"]} if "grids" in payload else {})))
         out = step(nets, sample_batch(data, cfg, gens, dev), cfg, t)
         losses = {k: v.item() for k, v in out.items()}
         bad = [k for k, v in losses.items() if not math.isfinite(v)]

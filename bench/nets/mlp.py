@@ -33,4 +33,4 @@ def build(model_cfg, data_dim: int) -> tuple[nn.Module, nn.Module]:
 
 
 def build_lens(lens_cfg, model_cfg, data_dim: int) -> nn.Module:
-    return ResidualLens(data_dim, lens_cfg.width or model_cfg.width, lens_cfg.depth)
+    return ResidualLens(data_dim, lens_cfg.width or model_cfg.width, lens_cfg.depth or 2)
