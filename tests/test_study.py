@@ -297,6 +297,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     changes = {
         ("dataset", "name"): "grid25", ("dataset", "std"): 0.05, ("dataset", "scale"): 3.0,
         ("model", "name"): "mlp2", ("model", "width"): 64, ("model", "depth"): 3, ("model", "z_dim"): 4,
+        ("model", "batch_norm"): False, ("model", "d_batch_norm"): False, ("model", "init"): "xavier",
         ("train", "steps"): 10, ("train", "batch_size"): 8, ("train", "eval_every"): 5,
         ("train", "eval_samples"): 100, ("train", "optimizer"): "sgd", ("train", "lr"): 0.01,
         ("train", "d_lr"): 0.02, ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
