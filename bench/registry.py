@@ -18,6 +18,12 @@ REGISTRY: dict[str, dict[str, str]] = {
     "dataset": {
         "ring8": "bench.data.toy:ring8",
         "grid25": "bench.data.toy:grid25",
+        "fashion_mnist": "bench.data.images:fashion_mnist",
+        "mnist": "bench.data.images:mnist",
+        "cifar10": "bench.data.images:cifar10",
+        "celeba": "bench.data.images:celeba",
+        "stacked": "bench.data.images:stacked",
+        "digits": "bench.data.images:digits",
     },
     "network": {
         "mlp": "bench.nets.mlp",  # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...)

@@ -48,6 +48,11 @@ class DatasetCfg(_Strict):
     name: str = "ring8"
     std: float = Field(0.02, gt=0)
     scale: float = Field(2.0, gt=0, description="ring radius / grid spacing of the toy mixtures")
+    image_size: int = Field(32, gt=0, description="image sets: height = width after resizing")
+    data_root: Optional[str] = Field(None, description="image sets: folder holding the files")
+    download: bool = Field(False, description="image sets: let torchvision download missing files")
+    base: Literal["fashion_mnist", "mnist", "digits"] = Field("fashion_mnist", description="stacked: base set")
+    stack_seed: int = Field(0, ge=0, description="stacked: seed of the channel draws")
 
     @field_validator("name")
     @classmethod

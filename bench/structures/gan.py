@@ -42,11 +42,17 @@ def step(nets: Nets, batch: dict, cfg, t: int) -> dict:
     G, D, lens = nets.G, nets.D, nets.lens
     out = {}
 
-    for k in range(cfg.train.n_critic):
+    nc = cfg.train.n_critic
+    lensed = None
+    for k in range(nc):
         x = batch["real"][k]
         if lens is not None:
-            with torch.no_grad():
-                x = lens(x)
+            if k == nc - 1:  # the lens step reuses this forward pass: its weights don't change before it
+                lensed = lens(x)
+                x = lensed.detach()
+            else:
+                with torch.no_grad():
+                    x = lens(x)
         with torch.no_grad():
             fake = G(batch["z"][k])
         loss_d = obj.d_loss(D(x), D(fake))
@@ -69,8 +75,7 @@ def step(nets: Nets, batch: dict, cfg, t: int) -> dict:
     out["loss_g"] = loss_g.detach()
 
     if lens is not None:
-        x = batch["real"][-1]
-        lx = lens(x)
+        x, lx = batch["real"][-1], lensed
         loss_lens = ((x - lx) ** 2).flatten(1).sum(1).mean()
         lam = lens_weight(cfg, t)
         if lam > 0:
