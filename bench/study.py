@@ -342,8 +342,14 @@ def set_path(cfg: dict, path: str, value: Any) -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
+HASH_EXCLUDED = ("data_root", "download")
+
+
 def config_hash(cfg: dict) -> str:
-    canon = json.dumps(trial_config(cfg).model_dump(mode="json"), sort_keys=True)
+    canon = trial_config(cfg).model_dump(mode="json")
+    for k in HASH_EXCLUDED:  # where the data lives is not what the trial is
+        canon["dataset"].pop(k)
+    canon = json.dumps(canon, sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:12]
 
 

@@ -297,6 +297,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     changes = {
         ("dataset", "name"): "grid25", ("dataset", "std"): 0.05, ("dataset", "scale"): 3.0,
         ("model", "name"): "mlp2", ("model", "width"): 64, ("model", "depth"): 3, ("model", "z_dim"): 4,
+        ("dataset", "image_size"): 64, ("dataset", "base"): "mnist", ("dataset", "stack_seed"): 1,
         ("model", "batch_norm"): False, ("model", "d_batch_norm"): False, ("model", "init"): "xavier",
         ("train", "steps"): 10, ("train", "batch_size"): 8, ("train", "eval_every"): 5,
         ("train", "eval_samples"): 100, ("train", "optimizer"): "sgd", ("train", "lr"): 0.01,
@@ -304,7 +305,8 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "n_critic"): 5, ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"},
     }
-    leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]}
+    leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]} - {
+        ("dataset", "data_root"), ("dataset", "download")}
     assert leaves == set(changes), "new config field: add it to this test"
     seen = {h}
     for (section, field), value in changes.items():
@@ -315,6 +317,11 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     cfg["seed"] = 1
     seen.add(config_hash(cfg))
     assert len(seen) == len(changes) + 2
+    # where the data lives does not change what the trial is
+    for field, value in (("data_root", "/elsewhere"), ("download", True)):
+        cfg = TrialConfig().model_dump(mode="json")
+        cfg["dataset"][field] = value
+        assert config_hash(cfg) == h
     # lens sub-fields too
     lens_ids = set()
     for lens in ({}, {"K": 500}, {"lam": 0.5}, {"schedule": "linear"}, {"width": 16}, {"depth": 3}):
