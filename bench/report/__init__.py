@@ -46,9 +46,14 @@ def _order(trials: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(trials["variant"]))
 
 
-def summary(trials: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+def present_metrics(trials: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
+    """The metrics this study measured (toy studies have no FID, image studies no energy distance)."""
+    return [m for m in INFO if m in curves.columns or f"final.{m}" in trials.columns and trials[f"final.{m}"].notna().any()]
+
+
+def summary(trials: pd.DataFrame, metrics: list[str]) -> tuple[list[str], list[list[str]]]:
     header = ["dataset", "variant", "trials", "ok", "diverged", "failed"]
-    header += [f"{m} {'↑' if hi else '↓'}" for m, (hi, _) in INFO.items()]
+    header += [f"{m} {'↑' if INFO[m][0] else '↓'}" for m in metrics]
     rows = []
     for ds in sorted(trials[plots.DATASET].unique()):
         for v in _order(trials):
@@ -57,7 +62,7 @@ def summary(trials: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
                 continue
             st = g["status"].value_counts()
             row = [ds, v, len(g), st.get("ok", 0), st.get("diverged", 0), st.get("failed", 0)]
-            for m in INFO:
+            for m in metrics:
                 vals = g[f"final.{m}"].astype(float) if f"final.{m}" in g else pd.Series(np.nan, index=g.index)
                 missing = int((~np.isfinite(vals)).sum())
                 cell = mean_ci(vals)
@@ -113,6 +118,7 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
     study = study if isinstance(study, dict) else {}
     name = str(study.get("name") or ", ".join(map(str, trials["study"].unique())) or results_dir.name)
     variants = _order(trials)
+    metrics = present_metrics(trials, curves)
 
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
     if study.get("description"):
@@ -123,29 +129,39 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
     out.append(("p", "Final metric per variant: mean over seeds [95 % bootstrap interval over seeds, "
                      f"{N_BOOT} resamples, percentile]. Runs without a value (diverged, failed, or the "
                      "metric undefined) are left out of the mean and counted."))
-    out.append(("table", *summary(trials)))
-    out.append(("p", "; ".join(f"{m}: {label} ({'higher' if hi else 'lower'} is better)"
-                               for m, (hi, label) in INFO.items()) + "."))
+    out.append(("table", *summary(trials, metrics)))
+    out.append(("p", "; ".join(f"{m}: {INFO[m][1]} ({'higher' if INFO[m][0] else 'lower'} is better)"
+                               for m in metrics) + "."))
     pooled = pooled_columns(trials)
     if pooled:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
 
     out.append(("h2", "Final metrics per seed"))
-    for m in INFO:
+    for m in metrics:
         img = plots.final_metric(trials, m, variants)
         out.append(("img", f"final_{m}", img, f"final {m}: box over seeds, one point per seed")
                    if img else ("p", f"final {m}: no run has a value."))
 
     out.append(("h2", "Learning curves"))
-    for m in INFO:
+    for m in metrics:
         img = plots.learning_curves(trials, curves, m, variants)
         out.append(("img", f"curve_{m}", img, f"{m} vs step: mean over seeds, band from min to max")
                    if img else ("p", f"{m}: no curve values."))
 
-    out.append(("h2", "Real vs generated samples"))
-    img = plots.scatter(trials, samples, variants)
-    caption = "last samples of the lowest seed per variant: real (grey), generated (blue), lensed real (orange)"
-    out.append(("img", "samples", img, caption) if img else ("p", "No samples were stored."))
+    grids = plots.sample_grids(trials, curves, variants, results_dir)
+    if grids:
+        out.append(("h2", "Samples"))
+        out.append(("img", "grids", grids, "last evaluation of the lowest seed per variant: generated, "
+                                          "lensed real (lens variants) and real images"))
+        lens = plots.lens_progress(trials, curves, variants, results_dir)
+        if lens:
+            out.append(("img", "lens_progress", lens, "the lens over training: generated (top) and lensed "
+                                                      "real images (bottom) at each evaluation"))
+    else:
+        out.append(("h2", "Real vs generated samples"))
+        img = plots.scatter(trials, samples, variants)
+        caption = "last samples of the lowest seed per variant: real (grey), generated (blue), lensed real (orange)"
+        out.append(("img", "samples", img, caption) if img else ("p", "No samples were stored."))
 
     out.append(("h2", "Study file"))
     out.append(("pre", study_text) if study_text else ("p", f"No {results.STUDY} in {results_dir}."))

@@ -168,3 +168,77 @@ def scatter(trials: pd.DataFrame, samples: pd.DataFrame, variants: list[str]) ->
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=len(handles), frameon=False)
     fig.tight_layout()
     return png(fig)
+
+
+def _lowest_seed_trials(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str]) -> list[pd.Series]:
+    """Per dataset and variant, the lowest-seed trial that saved sample grids."""
+    if "grid_generated" not in curves:
+        return []
+    with_grids = set(curves.loc[curves["grid_generated"].notna(), "trial_id"])
+    out = []
+    for ds in sorted(trials[DATASET].unique()):
+        for v in variants:
+            g = trials[(trials[DATASET] == ds) & (trials["variant"] == v) & trials["trial_id"].isin(with_grids)]
+            if not g.empty:
+                out.append(g.sort_values("seed").iloc[0])
+    return out
+
+
+def _imread(results_dir, rel) -> np.ndarray | None:
+    import matplotlib.image as mpimg
+
+    path = results_dir / str(rel)
+    return mpimg.imread(path) if isinstance(rel, str) and path.exists() else None
+
+
+def sample_grids(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str], results_dir) -> bytes | None:
+    """Image studies: one row per dataset x variant (lowest seed, last evaluation): generated samples,
+    lensed real samples (lens variants) and real samples."""
+    rows = _lowest_seed_trials(trials, curves, variants)
+    if not rows:
+        return None
+    kinds = ["generated", "lensed", "real"]
+    fig = Figure(figsize=(3 * 2.6, len(rows) * 2.9))
+    for i, t in enumerate(rows):
+        c = curves[(curves["trial_id"] == t["trial_id"]) & curves["grid_generated"].notna()].sort_values("step").iloc[-1]
+        for j, kind in enumerate(kinds):
+            ax = fig.add_subplot(len(rows), 3, i * 3 + j + 1)
+            ax.set_axis_off()
+            img = _imread(results_dir, c.get(f"grid_{kind}"))
+            if img is None:
+                ax.text(0.5, 0.5, "no lens" if kind == "lensed" else "not saved", ha="center", va="center")
+                continue
+            ax.imshow(img)
+            ax.set_title(f"{t['variant']}\n{kind}, seed {t['seed']}, step {int(c['step'])}" if j == 0 else
+                         f"{kind}, step {int(c['step'])}", fontsize=8)
+    fig.tight_layout()
+    return png(fig)
+
+
+def lens_progress(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str], results_dir) -> bytes | None:
+    """What the lens does over training: for the lowest-seed trial of the first lens variant, its generated
+    and lensed grids at every evaluation (the lens should scramble early and become the identity)."""
+    lens_variants = [v for v in variants if "+lens" in v]
+    rows = _lowest_seed_trials(trials, curves, lens_variants)
+    if not rows or "grid_lensed" not in curves:
+        return None
+    t = rows[0]
+    c = curves[(curves["trial_id"] == t["trial_id"]) & curves["grid_lensed"].notna()].sort_values("step")
+    if c.empty:
+        return None
+    steps = c.to_dict("records")[-6:] if len(c) > 6 else c.to_dict("records")
+    fig = Figure(figsize=(len(steps) * 2.4, 2 * 2.6))
+    for j, r in enumerate(steps):
+        for i, kind in enumerate(("generated", "lensed")):
+            ax = fig.add_subplot(2, len(steps), i * len(steps) + j + 1)
+            ax.set_axis_off()
+            img = _imread(results_dir, r.get(f"grid_{kind}"))
+            if img is not None:
+                ax.imshow(img)
+            lam = r.get("lambda")
+            ax.set_title(f"{kind}, step {int(r['step'])}" + (f"\nlambda {lam:.2f}" if kind == "lensed" and lam == lam else ""),
+                         fontsize=8)
+    fig.suptitle(f"{t['variant']} ({t[DATASET]}, seed {t['seed']}): generated (top) and lensed real (bottom)",
+                 fontsize=9)
+    fig.tight_layout()
+    return png(fig)
