@@ -110,7 +110,7 @@ def write_progress(path: str | Path, progress: dict) -> None:
     write_text(json.dumps(progress, indent=1), Path(path) / PROGRESS)
 
 
-CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator")
+CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator", "evaluator_id", "evaluator_accuracy")
 
 
 def save_grids(results_dir: Path, trial_id: str, step: int, grids: dict[str, str]) -> dict[str, str]:
@@ -156,6 +156,8 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         "evaluations": len(curves),
         "wall_seconds": last.get("wall_seconds", math.nan),
         **metric_summary(curves, status),
+        **{k: next((r[k] for r in reversed(curves) if r.get(k) is not None), None)
+           for k in ("evaluator", "evaluator_id", "evaluator_accuracy")},
         "torch_version": last.get("torch_version"),
         "device": last.get("device"),
         "torch_threads": last.get("torch_threads"),

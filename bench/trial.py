@@ -91,8 +91,10 @@ def _png_grid(x: torch.Tensor) -> str:
     from torchvision.utils import make_grid
 
     grid = make_grid(x[:64].clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    if x.shape[1] == 1:
+        grid = grid[:1]  # make_grid repeats one channel three times; a grey PNG is a third of the size
     buf = io.BytesIO()
-    to_pil_image(grid).save(buf, format="PNG")
+    to_pil_image(grid).save(buf, format="PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -120,7 +122,7 @@ class Evaluation:
         if self.images:
             from bench.metrics.images import image_metrics
 
-            metrics = {**image_metrics(self.evaluator, self.data, fake), "evaluator": self.evaluator.name}
+            metrics = {**image_metrics(self.evaluator, self.data, fake), **self.evaluator.columns()}
             grids = {"generated": _png_grid(fake), "real": _png_grid(self.real)}
             if nets.lens is not None:
                 grids["lensed"] = _png_grid(_apply(nets.lens, self.real, self.device))

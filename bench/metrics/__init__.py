@@ -6,4 +6,18 @@ INFO: dict[str, tuple[bool, str]] = {
     "hq_fraction": (True, "high-quality fraction (within 3 std of a mode)"),
     "mode_kl": (False, "KL(mode histogram || uniform)"),
     "energy_distance": (False, "energy distance to real"),
+    # image metrics (bench.metrics.images), in the feature space of the dataset's own classifier named
+    # in the row's `evaluator` column (e.g. "fmnist-lenet"): NOT Inception FID/KID, not comparable
+    # with published numbers nor across evaluators
+    "fid": (False, "FID (evaluator features, not Inception)"),
+    "kid_mean": (False, "KID (evaluator features, not Inception)"),
+    "kid_std": (False, "KID std across subsets"),
+    "precision": (True, "precision (k-NN, k=3)"),
+    "recall": (True, "recall (k-NN, k=3)"),
+    "density": (True, "density (k-NN, k=5; 1 = real-like)"),
+    "coverage": (True, "coverage (k-NN, k=5)"),
+    # optional, only with a local Inception weights file ($GANBENCH_INCEPTION_WEIGHTS)
+    "inception_fid": (False, "Inception FID"),
+    "inception_kid_mean": (False, "Inception KID"),
+    "inception_kid_std": (False, "Inception KID std across subsets"),
 }

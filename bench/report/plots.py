@@ -191,6 +191,11 @@ def _imread(results_dir, rel) -> np.ndarray | None:
     return mpimg.imread(path) if isinstance(rel, str) and path.exists() else None
 
 
+def _show(ax, img: np.ndarray) -> None:
+    """Grey PNGs (one channel) in grey, not in the default colour map."""
+    ax.imshow(img, cmap="gray", vmin=0, vmax=1) if img.ndim == 2 else ax.imshow(img)
+
+
 def sample_grids(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str], results_dir) -> bytes | None:
     """Image studies: one row per dataset x variant (lowest seed, last evaluation): generated samples,
     lensed real samples (lens variants) and real samples."""
@@ -208,7 +213,7 @@ def sample_grids(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str]
             if img is None:
                 ax.text(0.5, 0.5, "no lens" if kind == "lensed" else "not saved", ha="center", va="center")
                 continue
-            ax.imshow(img)
+            _show(ax, img)
             ax.set_title(f"{t['variant']}\n{kind}, seed {t['seed']}, step {int(c['step'])}" if j == 0 else
                          f"{kind}, step {int(c['step'])}", fontsize=8)
     fig.tight_layout()
@@ -234,7 +239,7 @@ def lens_progress(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str
             ax.set_axis_off()
             img = _imread(results_dir, r.get(f"grid_{kind}"))
             if img is not None:
-                ax.imshow(img)
+                _show(ax, img)
             lam = r.get("lambda")
             ax.set_title(f"{kind}, step {int(r['step'])}" + (f"\nlambda {lam:.2f}" if kind == "lensed" and lam == lam else ""),
                          fontsize=8)
