@@ -46,7 +46,8 @@ def test_fid_full_covariances_match_scipy_sqrtm_and_torch_inputs():
     mu1, mu2 = rng.normal(size=40), rng.normal(size=40)
     ref = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
     assert F.fid(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-8)
-    assert F.fid(torch.tensor(mu1), torch.tensor(s1), torch.tensor(mu2), torch.tensor(s2)) == pytest.approx(ref, rel=1e-8)
+    tt = [torch.tensor(a) for a in (mu1, s1, mu2, s2)]
+    assert F.fid(*tt) == pytest.approx(ref, rel=1e-8)
     # a singular covariance (rank 5 of 40), where sqrtm-based code returns complex parts
     lo = rng.normal(size=(40, 5))
     s3 = lo @ lo.T

@@ -117,6 +117,8 @@ def kid(f_real: Array, f_fake: Array, subsets: int = 100, subset_size: int = 100
     d = xr.shape[1]
     ir, ifk = kid_subsets(len(xr), len(xf), subsets, subset_size, seed)
     m = ir.shape[1]
+    if real_xx is not None and len(real_xx) != subsets:
+        raise ValueError(f"real_xx has {len(real_xx)} entries for {subsets} subsets")
     vals = np.empty(subsets)
     for s in range(subsets):
         a, b = xr[ir[s]], xf[ifk[s]]
