@@ -161,6 +161,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         "torch_version": last.get("torch_version"),
         "device": last.get("device"),
         "torch_threads": last.get("torch_threads"),
+        "inception_skipped": last.get("inception_skipped"),
         "ray_node_id": last.get("ray_node_id"),
         "hostname": last.get("hostname"),
         "config": json.dumps({k: config[k] for k in config if k not in ("resources",)}, sort_keys=True),

@@ -110,8 +110,12 @@ class Evaluation:
         if self.images:
             from bench.metrics.evaluator import get_evaluator
 
+            from bench.metrics.images import inception_status
+
             self.evaluator = get_evaluator(data)
             self.real = data.sample(64, gens["eval"])
+            # Inception FID/KID only with a local weights file; the reason it was skipped goes in the row
+            self.inception_skipped = inception_status()
         else:
             self.real = data.sample(n, gens["eval"])
 
@@ -122,7 +126,11 @@ class Evaluation:
         if self.images:
             from bench.metrics.images import image_metrics
 
+            from bench.metrics.images import inception_metrics
+
             metrics = {**image_metrics(self.evaluator, self.data, fake), **self.evaluator.columns()}
+            if self.inception_skipped is None:
+                metrics.update(inception_metrics(self.data, fake, device=self.device)[0])
             grids = {"generated": _png_grid(fake), "real": _png_grid(self.real)}
             if nets.lens is not None:
                 grids["lensed"] = _png_grid(_apply(nets.lens, self.real, self.device))
@@ -157,7 +165,8 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
     def final(t: int, metrics: dict, status: str, why: str | None = None) -> dict:
         last = row(t, metrics, done=True, status=status, diverged_step=t if status == "diverged" else None,
                    error=why, torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(),
-                   samples_step=payload_step, **final_extra, **last_payload)
+                   samples_step=payload_step, inception_skipped=getattr(evaluate, "inception_skipped", None),
+                   **final_extra, **last_payload)
         report(last)
         return last
 
