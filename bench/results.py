@@ -18,39 +18,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.fsutil import atomic_write
 from bench.metrics import INFO
 
 TRIALS, CURVES, SAMPLES, PROGRESS, STUDY = "trials.parquet", "curves.parquet", "samples.parquet", "progress.json", "study.yaml"
 FINISHED = ("ok", "diverged")  # statuses that a rerun skips; `failed` trials are retried
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+    atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
 def write_text(text: str, path: Path) -> None:
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -122,7 +109,7 @@ def save_grids(results_dir: Path, trial_id: str, step: int, grids: dict[str, str
     for kind, b64 in grids.items():
         rel = f"grids/{trial_id}/{step:08d}_{kind}.png"
         data = base64.b64decode(b64)
-        _atomic(Path(results_dir) / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        atomic_write(Path(results_dir) / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
         out[f"grid_{kind}"] = rel
     return out
 

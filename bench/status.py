@@ -22,7 +22,7 @@ def _alive(progress: dict) -> bool:
 def status_counts(results_dir: str | Path) -> dict:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
-        raise FileNotFoundError(f"no such folder")
+        raise FileNotFoundError("no such folder")
     trials = results.read_parquet(results_dir / results.TRIALS)
     progress = results.read_progress(results_dir)
     by_status = trials["status"].value_counts().to_dict() if not trials.empty else {}

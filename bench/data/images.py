@@ -23,18 +23,18 @@ torchvision needs uncompressed are decompressed into the cache.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+
+from bench.fsutil import atomic_write, file_lock
 
 CACHE_VERSION = 1
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -116,36 +116,6 @@ def _stamp(paths) -> str:
     return hashlib.sha1(json.dumps(items).encode()).hexdigest()[:12]
 
 
-def _atomic(target: Path, write: Callable[[str], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _lock(path: Path):
-    """An exclusive lock so that concurrent trials on one machine prepare a dataset once."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic writes alone keep the cache consistent
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _load_pt(path: Path) -> Optional[dict]:
     if not path.exists():
         return None
@@ -160,11 +130,11 @@ def _cached(key: str, build: Callable[[], dict]) -> ImageData:
     path = cache_dir() / "prepared" / f"{key}.pt"
     d = _load_pt(path)
     if d is None:
-        with _lock(cache_dir() / "locks" / f"{key}.lock"):
+        with file_lock(cache_dir() / "locks" / f"{key}.lock"):
             d = _load_pt(path)
             if d is None:
                 built = build()
-                _atomic(path, lambda tmp: torch.save(built, tmp))
+                atomic_write(path, lambda tmp: torch.save(built, tmp))
                 d = _load_pt(path)
     return ImageData(**d, key=key)
 
@@ -259,7 +229,7 @@ def _stage_idx(sources: dict[str, Path], tv_name: str, stamp: str) -> Path:
         def write(tmp, src=src):
             with (gzip.open(src, "rb") if src.suffix == ".gz" else open(src, "rb")) as fi, open(tmp, "wb") as fo:
                 shutil.copyfileobj(fi, fo, 1 << 20)
-        _atomic(dst, write)
+        atomic_write(dst, write)
     return root
 
 

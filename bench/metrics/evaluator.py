@@ -35,7 +35,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +43,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bench.fsutil import atomic_write, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -107,34 +108,8 @@ def _deterministic(threads: Optional[int] = None):
         torch.set_num_threads(nthreads)
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: atomic writes alone keep the cache consistent
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def atomic_save(obj, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a shared cache must be readable by all
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(target, lambda tmp: torch.save(obj, tmp))
 
 
 def _load(path: Path) -> Optional[dict]:
@@ -349,7 +324,7 @@ def _classifier(data, settings: TrainSettings) -> tuple[LeNet, dict, str]:
     path = folder / f"{key}.pt"
     saved = _load(path)
     if saved is None:
-        with _lock(folder / f"{key}.lock"):
+        with file_lock(folder / f"{key}.lock"):
             saved = _load(path)  # another process may have trained it while we waited
             if saved is None:
                 log.info("training the %s evaluator (one-time, cached in %s)", data.name, path)

@@ -41,7 +41,8 @@ import torch
 from torch import Tensor
 
 from bench.metrics import fid as F
-from bench.metrics.evaluator import Evaluator, _load, _lock, atomic_save, cache_root
+from bench.fsutil import file_lock
+from bench.metrics.evaluator import Evaluator, _load, atomic_save, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _cached_stats(spec: dict, compute) -> dict:
     path = folder / f"{name}.pt"
     st = _load(path)
     if st is None:
-        with _lock(folder / f"{name}.lock"):
+        with file_lock(folder / f"{name}.lock"):
             st = _load(path)
             if st is None:
                 st = compute()

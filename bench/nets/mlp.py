@@ -1,6 +1,5 @@
 """MLPs for the 2-D toys: generator, discriminator, and the residual lens."""
 
-import torch
 from torch import nn
 
 
