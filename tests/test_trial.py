@@ -75,3 +75,21 @@ def test_wgan_clips_critic_weights(tiny_config):
     data, nets, gens = build(cfg, torch.device("cpu"))
     step(nets, sample_batch(data, cfg, gens, torch.device("cpu")), cfg, 0)
     assert max(p.abs().max().item() for p in nets.D.parameters()) <= 0.01 + 1e-7
+
+
+def test_dcgan_same_initial_G_and_D_with_and_without_the_conv_lens(tiny_config):
+    cpu = torch.device("cpu")
+    base = {"dataset": {"name": "digits", "image_size": 16}, "model": {"name": "dcgan", "width": 8, "z_dim": 16,
+                                                                         "init": "xavier"}}
+    _, plain, _ = build(trial_config(tiny_config(**base)), cpu)
+    _, lensed, _ = build(trial_config(tiny_config(**base, variant={"lens": {"K": 10, "width": 4}})), cpu)
+    assert len(lensed.lens.blocks) == 8  # the paper's 8 residual blocks by default
+    for a, b in ((plain.G, lensed.G), (plain.D, lensed.D)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    assert torch.equal(lensed.lens(x), x)  # starts as the identity
+    # WGAN-GP's critic has no batch norm; the GAN's has
+    _, wgp, _ = build(trial_config(tiny_config(**base, variant={"objective": "wgan-gp"})), cpu)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in wgp.D.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.D.modules())
