@@ -28,9 +28,13 @@ REGISTRY: dict[str, dict[str, str]] = {
     "network": {
         "mlp": "bench.nets.mlp",  # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...)
         "dcgan": "bench.nets.dcgan",
+        "encdec": "bench.nets.encdec",  # ED structures: build_ed(model_cfg, variant_cfg, data_dim, num_classes)
     },
     "structure": {
         "gan": "bench.structures.gan:step",
+        "ed+gan": "bench.structures.edgan:step_coupled",
+        "ed+gan2": "bench.structures.edgan:step_coupled",  # ed+gan with batch norm (bench.nets.encdec)
+        "ed//gan": "bench.structures.edgan:step_decoupled",
     },
 }
 

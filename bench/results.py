@@ -6,6 +6,9 @@ results/<study>/
                     metric values, steps done, wall seconds, versions, git commit
   curves.parquet    one row per trial and evaluation step
   samples.parquet   a few final samples per trial (kind: real / generated / lensed) for scatter plots
+  grids/<trial_id>/ image sample grids (PNG) of every evaluation
+  outputs/<trial_id>.npz  ED structures: the final test outputs for NRDS (`outputs` uint8 [N, C, H, W],
+                    `index` test indices, `labels`[, `swapped_labels`]); trials column `outputs_path`
   progress.json     the running study's expected / running trial ids (for `ganbench status`)
 
 Every file is written to a temporary name and renamed into place, so a reader never sees half a file
@@ -114,6 +117,17 @@ def save_grids(results_dir: Path, trial_id: str, step: int, grids: dict[str, str
     return out
 
 
+def save_outputs(results_dir: Path, trial_id: str, b64: str) -> str:
+    """Write a trial's base64 npz of final outputs to outputs/<trial_id>.npz; return that path relative
+    to the results folder (the trials row's `outputs_path`)."""
+    import base64
+
+    rel = f"outputs/{trial_id}.npz"
+    data = base64.b64decode(b64)
+    atomic_write(Path(results_dir) / rel, lambda tmp: Path(tmp).write_bytes(data))
+    return rel
+
+
 def rows_from_reports(config: dict, reports: list[dict], status: str | None = None, error: str | None = None,
                       provenance: dict | None = None) -> tuple[dict, list[dict], list[dict]]:
     """Turn what a trial reported (one dict per evaluation, the last with done=True) into its
@@ -149,6 +163,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         "device": last.get("device"),
         "torch_threads": last.get("torch_threads"),
         "inception_skipped": last.get("inception_skipped"),
+        "outputs_path": last.get("outputs_path") if status == "ok" else None,
         "ray_node_id": last.get("ray_node_id"),
         "hostname": last.get("hostname"),
         "config": json.dumps({k: config[k] for k in config if k not in ("resources",)}, sort_keys=True),

@@ -127,6 +127,10 @@ class ResultWriter(tune.Callback):
         self._refresh()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "outputs" in result:  # ED structures' final outputs (for NRDS): to disk, the row keeps the path
+            b64 = result["outputs"]
+            result = {k: v for k, v in result.items() if k != "outputs"}
+            result["outputs_path"] = results.save_outputs(self.results_dir, self._cfg(trial)["trial_id"], b64)
         if "grids" in result:  # image sample grids: to disk now, the row keeps their paths
             grids = result["grids"]
             result = {k: v for k, v in result.items() if k != "grids"}

@@ -86,6 +86,7 @@ class TrainCfg(_Strict):
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = Field(0.0, ge=0, lt=1)
     n_critic: int = Field(1, ge=1)
+    nrds_samples: int = Field(500, gt=0, description="ED structures: test outputs saved at the end for NRDS")
 
     @field_validator("betas")
     @classmethod
@@ -108,11 +109,35 @@ class VariantCfg(_Strict):
     lens: Optional[LensCfg] = None
     clip: float = Field(0.01, gt=0, description="WGAN weight clip")
     gp_weight: float = Field(10.0, ge=0, description="WGAN-GP gradient penalty weight")
+    # encoder-decoder structures (Zhang, Song, Qi 2018; bench.structures.edgan)
+    structure: Literal["gan", "ed+gan", "ed+gan2", "ed//gan"] = Field(
+        "gan", description="gan (G from noise) or an encoder-decoder + GAN structure on a conditional task")
+    w: float = Field(1.0, ge=0, description="ED structures: weight of the adversarial loss")
+    task: Optional[Literal["inpaint", "downsample", "caae"]] = Field(
+        None, description="ED structures: the conditional task (bench.data.tasks)")
+    g_res_steps: int = Field(2, ge=1, description="ed//gan: G_res updates per iteration")
+    d_cond: bool = Field(True, description="ED structures: D also sees the conditioning (input image / labels)")
 
     @field_validator("objective")
     @classmethod
     def _known(cls, v: str) -> str:
         return registry.check("objective", v)
+
+    @field_validator("structure")
+    @classmethod
+    def _known_structure(cls, v: str) -> str:
+        return registry.check("structure", v)
+
+    @model_validator(mode="after")
+    def _task(self):
+        if self.structure != "gan" and self.task is None:
+            raise ValueError(f"structure '{self.structure}' needs variant.task (inpaint, downsample or caae)")
+        if self.structure == "gan" and self.task is not None:
+            raise ValueError(f"variant.task '{self.task}' needs an encoder-decoder structure "
+                             "(variant.structure: ed+gan, ed+gan2 or ed//gan)")
+        if self.structure != "gan" and self.lens is not None:
+            raise ValueError(f"the lens is not implemented for structure '{self.structure}' (set variant.lens: null)")
+        return self
 
 
 class TrialConfig(_Strict):
@@ -124,6 +149,16 @@ class TrialConfig(_Strict):
 
     @model_validator(mode="after")
     def _resolve(self):
+        ed = self.variant.structure != "gan"
+        if ed != (self.model.name == "encdec"):
+            raise ValueError(f"model.name: '{self.model.name}' does not fit variant.structure "
+                             f"'{self.variant.structure}': the ED structures need model.name encdec, "
+                             "and encdec needs an ED structure")
+        if ed and self.dataset.name in ("ring8", "grid25"):
+            raise ValueError(f"dataset.name: structure '{self.variant.structure}' needs an image dataset, "
+                             f"not {self.dataset.name}")
+        if ed and self.variant.task == "caae" and self.dataset.name == "celeba":
+            raise ValueError("dataset.name: the caae task needs class labels; celeba is unlabelled here")
         if self.model.d_batch_norm is None:  # WGAN-GP's per-sample gradient penalty and batch norm don't mix
             self.model.d_batch_norm = self.model.batch_norm and self.variant.objective != "wgan-gp"
         return self
@@ -217,7 +252,21 @@ def _loc(loc: tuple) -> str:
 
 def _msg(err: dict) -> str:
     msg = err["msg"]
-    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+    msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+    if not _loc(err["loc"]):  # a check across sections names its field as "section.field: ..."
+        m = re.match(r"([a-z_]+\.[a-z_.]+): (.*)", msg, re.S)
+        if m:
+            return m.group(2)
+    return msg
+
+
+def _err_loc(err: dict) -> str:
+    loc = _loc(err["loc"])
+    if not loc:
+        m = re.match(r"(?:Value error, )?([a-z_]+\.[a-z_.]+): ", err["msg"])
+        if m:
+            return m.group(1)
+    return loc
 
 
 def load_raw(path: str | Path) -> dict:
@@ -280,7 +329,7 @@ def load_study(path: str | Path, overrides: list[str] = ()) -> Study:
             study = Study.model_validate(raw)
         except ValidationError as e:
             err = e.errors()[0]
-            raise StudyError(path, _loc(err["loc"]) or "document", _msg(err)) from None
+            raise StudyError(path, _err_loc(err) or "document", _msg(err)) from None
         _check_sweep(path, study)
     except StudyError as e:
         raise _from_override(e, overrides) from None
@@ -343,19 +392,31 @@ def set_path(cfg: dict, path: str, value: Any) -> None:
 
 
 HASH_EXCLUDED = ("data_root", "download")
+# Fields added after studies had been run: left out of the hash while at their default, so the
+# trial ids of existing results (and of resumed studies) stay what they were.
+HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
+                           ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
+                           ("train", "nrds_samples"): 500}
 
 
 def config_hash(cfg: dict) -> str:
     canon = trial_config(cfg).model_dump(mode="json")
     for k in HASH_EXCLUDED:  # where the data lives is not what the trial is
         canon["dataset"].pop(k)
+    for (section, k), default in HASH_DROPPED_AT_DEFAULT.items():
+        if canon[section][k] == default:
+            canon[section].pop(k)
     canon = json.dumps(canon, sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:12]
 
 
 def variant_label(cfg: dict) -> str:
-    """A short human name for what distinguishes a variant (objective and lens), used in reports."""
+    """A short human name for what distinguishes a variant (objective and lens; for the encoder-decoder
+    structures the structure and w, e.g. "ed//gan w=0.01", plus the objective when not ns), used in reports."""
     v = cfg["variant"]
+    structure = v.get("structure", "gan")
+    if structure != "gan":
+        return f"{structure} w={v['w']:g}" + ("" if v["objective"] == "ns" else f" {v['objective']}")
     label = v["objective"]
     lens = v.get("lens")
     if lens:
@@ -461,7 +522,7 @@ def expand(study: Study, file="study") -> list[dict]:
                 cfg = TrialConfig.model_validate(cfg).model_dump(mode="json")
             except ValidationError as e:
                 err = e.errors()[0]
-                field, detail = _sweep_field(sw, point, _loc(err["loc"]))
+                field, detail = _sweep_field(sw, point, _err_loc(err))
                 msg = f"{detail}: {_msg(err)}" if detail else _msg(err)
                 raise StudyError(file, field, f"{msg} (in trial {point})") from None
             h = config_hash(cfg)

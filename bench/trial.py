@@ -5,6 +5,16 @@ Every evaluation is reported as one flat dict (a row of curves.parquet). The las
 (toys); on images every evaluation carries PNG grids of generated, real and lensed samples.
 A NaN/Inf loss, weight or sample ends the run as status `diverged` at the step it happened: a result,
 not a crash.
+
+`cfg.variant.structure` picks the training structure: `gan` (G from noise, optionally with the lens;
+bench.structures.gan) or an encoder-decoder structure on a conditional image task (`ed+gan`, `ed+gan2`,
+`ed//gan`; bench.structures.edgan, bench.nets.encdec, bench.data.tasks). The ED structures are
+evaluated on a fixed subset of the TEST split (the same images for every trial: first
+max(eval_samples, nrds_samples) of a permutation seeded with EVAL_SUBSET_SEED): `l1` and `psnr` of the
+outputs (clamped to [-1, 1]) against the targets in [0, 1] scale, the evaluator metrics of the outputs,
+and for caae `swap_accuracy`; grids of input / output / target (caae: also `swapped`); and at the end
+`outputs` (base64 of np.savez_compressed bytes: `outputs` uint8 [N, C, H, W], `index` int64 test
+indices, `labels` int64, `swapped_labels` for caae) for the study-level NRDS.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import torch
 from bench import registry
 from bench.metrics import INFO
 from bench.metrics.toy import toy_metrics
+from bench.structures import edgan
 from bench.structures.gan import Nets, lens_weight, step
 from bench.study import trial_config
 
@@ -67,8 +78,11 @@ def sample_batch(data, cfg, gens, device) -> dict:
     return {"real": real.to(device), "z": z.to(device), "eps": eps.to(device)}
 
 
-def _finite_weights(nets: Nets) -> bool:
-    mods = [nets.G, nets.D] + ([nets.lens] if nets.lens is not None else [])
+def _finite_weights(nets) -> bool:
+    if isinstance(nets, edgan.EDNets):
+        mods = nets.modules()
+    else:
+        mods = [nets.G, nets.D] + ([nets.lens] if nets.lens is not None else [])
     return all(bool(torch.isfinite(p).all()) for m in mods for p in m.parameters())
 
 
@@ -119,7 +133,7 @@ class Evaluation:
         else:
             self.real = data.sample(n, gens["eval"])
 
-    def __call__(self, nets: Nets) -> tuple[dict, dict]:
+    def __call__(self, nets: Nets, final: bool = False) -> tuple[dict, dict]:
         fake = _apply(nets.G, self.z, self.device)
         if not bool(torch.isfinite(fake).all()):
             raise FloatingPointError("generated samples contain NaN/Inf")
@@ -142,15 +156,152 @@ class Evaluation:
         return metrics, {"samples": {k: v.tolist() for k, v in samples.items()}}
 
 
+# ----------------------------------------------------------------------------- encoder-decoder structures
+EVAL_SUBSET_SEED = 0  # the ED structures' test subset: the same images for every trial (paired comparisons)
+SWAP_SEED = 1         # caae: the swapped labels of that subset
+
+
+def build_ed(cfg, device: torch.device):
+    """Data, E / Dec / D (from the init stream) and G_res (ed//gan, from its own stream, so the same seed
+    gives the same initial E, Dec and D for ed+gan and ed//gan), one optimizer per network."""
+    s_init, s_data, s_noise, s_eval, s_res = _streams(cfg.seed, 5)
+    data = registry.get("dataset", cfg.dataset.name)(cfg.dataset)
+    if not isinstance(data.dim, tuple):
+        raise ValueError(f"structure {cfg.variant.structure} needs an image dataset, not {cfg.dataset.name}")
+    torch.manual_seed(s_init)
+    m = registry.get("network", cfg.model.name).build_ed(cfg.model, cfg.variant, data.dim, data.num_classes,
+                                                         res_seed=s_res)
+    t = cfg.train
+
+    def opt(mod, lr):
+        return make_optimizer(mod.parameters(), t, lr)
+
+    E, Dec, D = m.E.to(device), m.Dec.to(device), m.D.to(device)
+    G_res = m.G_res.to(device) if m.G_res is not None else None
+    nets = edgan.EDNets(E, Dec, D, opt(E, t.lr), opt(Dec, t.lr), opt(D, t.d_lr or t.lr),
+                        G_res, opt(G_res, t.lr) if G_res is not None else None)
+    gens = {k: torch.Generator().manual_seed(s) for k, s in (("data", s_data), ("noise", s_noise))}
+    return data, nets, gens
+
+
+def sample_ed_batch(data, cfg, gens, device) -> dict:
+    """batch_size training images: input (degraded by the task), target (the clean image), labels, eps."""
+    from bench.data.tasks import degrade
+
+    B = cfg.train.batch_size
+    idx = torch.randint(len(data.train), (B,), generator=gens["data"])
+    x = data.to_float(data.train[idx])
+    eps = torch.rand(B, generator=gens["noise"])
+    return {"input": degrade(cfg.variant.task, x).to(device), "target": x.to(device),
+            "labels": data.train_labels[idx].to(device), "eps": eps.to(device)}
+
+
+def encode_outputs(**arrays) -> str:
+    """np.savez_compressed of the arrays, as base64 text (travels to the driver inside the report)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def psnr_l1(out: torch.Tensor, target: torch.Tensor) -> dict:
+    """l1 = mean |out - target| and psnr = mean over images of 10 log10(1 / MSE_i), in [0, 1] scale
+    (inputs in [-1, 1]; MSE floored at 1e-10)."""
+    d = (out.double() - target.double()) / 2
+    mse = (d ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return {"l1": float(d.abs().mean()), "psnr": float((10 * torch.log10(1 / mse)).mean())}
+
+
+class EDEvaluation:
+    """The ED structures' evaluation on a fixed test subset (see the module docstring)."""
+
+    def __init__(self, data, cfg, device):
+        from bench.data.tasks import degrade, swapped_labels, uses_labels
+        from bench.metrics.images import inception_status
+
+        self.data, self.device, self.task = data, device, cfg.variant.task
+        n_test = len(data.test)
+        self.n_eval = min(cfg.train.eval_samples, n_test)
+        self.n_nrds = min(cfg.train.nrds_samples, n_test)
+        perm = torch.randperm(n_test, generator=torch.Generator().manual_seed(EVAL_SUBSET_SEED))
+        self.index = perm[:max(self.n_eval, self.n_nrds)]
+        self.target = data.to_float(data.test[self.index])
+        self.labels = data.test_labels[self.index]
+        self.input = degrade(self.task, self.target)
+        self.evaluator = None
+        if data.num_classes:
+            from bench.metrics.evaluator import get_evaluator
+
+            self.evaluator = get_evaluator(data)
+        self.swapped = None
+        if uses_labels(self.task):
+            self.swapped = swapped_labels(self.labels, data.num_classes,
+                                          torch.Generator().manual_seed(SWAP_SEED))
+        self.inception_skipped = inception_status()
+
+    @torch.no_grad()
+    def outputs(self, nets: edgan.EDNets, x_in: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> torch.Tensor:
+        """The structure's outputs in eval mode (batch norm uses running statistics), on the CPU."""
+        was = [m.training for m in nets.modules()]
+        for m in nets.modules():
+            m.eval()
+        out = []
+        for i in range(0, len(x_in), batch):
+            y = edgan.onehot(nets, labels[i:i + batch].to(self.device))
+            out.append(edgan.output(nets, x_in[i:i + batch].to(self.device), y).float().cpu())
+        for m, w in zip(nets.modules(), was):
+            m.train(w)
+        out = torch.cat(out)
+        if not bool(torch.isfinite(out).all()):
+            raise FloatingPointError("outputs contain NaN/Inf")
+        return out.clamp(-1, 1)
+
+    def __call__(self, nets: edgan.EDNets, final: bool = False) -> tuple[dict, dict]:
+        from bench.metrics.images import image_metrics, inception_metrics, to_uint8
+
+        n = self.n_eval
+        out = self.outputs(nets, self.input, self.labels)
+        metrics = psnr_l1(out[:n], self.target[:n])
+        if self.evaluator is not None:
+            metrics.update(image_metrics(self.evaluator, self.data, out[:n]))
+            metrics.update(self.evaluator.columns())
+        if self.inception_skipped is None:
+            metrics.update(inception_metrics(self.data, out[:n], device=self.device)[0])
+        grids = {"input": _png_grid(self.input), "output": _png_grid(out), "target": _png_grid(self.target)}
+        swapped = None
+        if self.swapped is not None:
+            swapped = self.outputs(nets, self.input[:n], self.swapped[:n])
+            metrics["swap_accuracy"] = float((self.evaluator.predict(swapped) == self.swapped[:n]).double().mean())
+            grids["swapped"] = _png_grid(swapped)
+        payload = {"grids": grids}
+        if final:
+            k = self.n_nrds
+            arrays = {"outputs": to_uint8(out[:k]).numpy(), "index": self.index[:k].numpy(),
+                      "labels": self.labels[:k].numpy()}
+            if self.swapped is not None:
+                arrays["swapped_labels"] = self.swapped[:k].numpy()
+            payload["outputs"] = encode_outputs(**arrays)
+        return metrics, payload
+
+
+# ----------------------------------------------------------------------------- the loop
 def run_trial(config: dict, report: Callable[[dict], None], device: str | None = None, **final_extra) -> dict:
     """Train one configuration, calling `report(row)` at every evaluation. Returns the last row.
-    Image grids ride on every evaluation's row; toy samples only on the last."""
+    Image grids ride on every evaluation's row; toy samples and ED outputs only on the last."""
     cfg = trial_config(config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() and config.get("resources", {}).get("gpu", 0) > 0
                                   else "cpu"))
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data, nets, gens = build(cfg, dev)
-    evaluate = Evaluation(data, cfg, gens, dev)
+    if cfg.variant.structure == "gan":
+        data, nets, gens = build(cfg, dev)
+        evaluate = Evaluation(data, cfg, gens, dev)
+        step_fn, batch_fn = step, sample_batch
+    else:
+        data, nets, gens = build_ed(cfg, dev)
+        evaluate = EDEvaluation(data, cfg, dev)
+        step_fn, batch_fn = edgan.step, sample_ed_batch
     start = time.perf_counter()
     T, every = cfg.train.steps, cfg.train.eval_every
     losses: dict = {}
@@ -172,6 +323,7 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
 
     def diverged(t: int, why: str) -> dict:
         last_payload.pop("grids", None)  # those grids were reported with their own evaluation
+        last_payload.pop("outputs", None)
         return final(t, {m: math.nan for m in INFO}, "diverged", why)
 
     for t in range(T + 1):
@@ -179,14 +331,14 @@ def run_trial(config: dict, report: Callable[[dict], None], device: str | None =
             if not _finite_weights(nets):
                 return diverged(t, "non-finite weights")
             try:
-                metrics, payload = evaluate(nets)
+                metrics, payload = evaluate(nets, final=t == T)
             except FloatingPointError as e:
                 return diverged(t, str(e))
             last_payload, payload_step = payload, t
             if t == T:
                 return final(t, metrics, "ok")
             report(row(t, metrics, done=False, status="running", **({"grids": payload["grids"]} if "grids" in payload else {})))
-        out = step(nets, sample_batch(data, cfg, gens, dev), cfg, t)
+        out = step_fn(nets, batch_fn(data, cfg, gens, dev), cfg, t)
         losses = {k: v.item() for k, v in out.items()}
         bad = [k for k, v in losses.items() if not math.isfinite(v)]
         if bad:

@@ -1,5 +1,6 @@
 """Study files: expansion counts, duplicate removal, random/optuna sampling, --set, trial ids, flat config."""
 
+import copy
 import math
 import textwrap
 from collections import Counter
@@ -303,11 +304,14 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "eval_samples"): 100, ("train", "optimizer"): "sgd", ("train", "lr"): 0.01,
         ("train", "d_lr"): 0.02, ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
         ("train", "n_critic"): 5, ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
-        ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"},
+        ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
     }
+    # the encoder-decoder fields only make sense together: they are varied on an ED config below
+    ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
+                  ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False}
     leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]} - {
         ("dataset", "data_root"), ("dataset", "download")}
-    assert leaves == set(changes), "new config field: add it to this test"
+    assert leaves == set(changes) | set(ed_changes), "new config field: add it to this test"
     seen = {h}
     for (section, field), value in changes.items():
         cfg = TrialConfig().model_dump(mode="json")
@@ -329,6 +333,17 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         cfg["variant"]["lens"] = lens
         lens_ids.add(config_hash(cfg))
     assert len(lens_ids) == 6
+    # encoder-decoder fields, on an ED//GAN config
+    ed = TrialConfig.model_validate({"dataset": {"name": "digits"}, "model": {"name": "encdec"},
+                                     "variant": {"structure": "ed//gan", "task": "inpaint"}}).model_dump(mode="json")
+    ed_ids = {config_hash(ed)}
+    for (section, field), value in ed_changes.items():
+        cfg = copy.deepcopy(ed)
+        cfg[section][field] = value
+        ed_ids.add(config_hash(cfg))
+    assert len(ed_ids) == len(ed_changes) + 1 and not ed_ids & seen
+    # fields added later are left out of the hash at their default: existing trial ids do not change
+    assert h == "ccdbc1c24008"
 
 
 def test_trial_id_ignores_how_a_value_is_written():

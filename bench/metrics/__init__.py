@@ -16,6 +16,11 @@ INFO: dict[str, tuple[bool, str]] = {
     "recall": (True, "recall (k-NN, k=3)"),
     "density": (True, "density (k-NN, k=5; 1 = real-like)"),
     "coverage": (True, "coverage (k-NN, k=5)"),
+    # encoder-decoder structures (bench.structures.edgan): outputs vs targets on a fixed test subset,
+    # images in [0, 1] scale; swap_accuracy (caae) = the evaluator's accuracy for the swapped label
+    "l1": (False, "L1 to the target ([0, 1] scale)"),
+    "psnr": (True, "PSNR to the target (dB)"),
+    "swap_accuracy": (True, "label-swapped outputs classified as the swapped label"),
     # optional, only with a local Inception weights file ($GANBENCH_INCEPTION_WEIGHTS)
     "inception_fid": (False, "Inception FID"),
     "inception_kid_mean": (False, "Inception KID"),

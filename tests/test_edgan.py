@@ -1,0 +1,198 @@
+"""ED+GAN / ED+GAN2 / ED//GAN (bench.structures.edgan): gradient routing, tasks, trials on `digits`."""
+
+import base64
+import copy
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import tasks
+from bench.structures import edgan
+from bench.study import StudyError, TrialConfig, load_study, trial_config, variant_label
+from bench.trial import build_ed, run_trial, sample_ed_batch
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets: threads only add overhead (and the test machine has 2 cores)
+    yield
+    torch.set_num_threads(n)
+
+
+def ed_config(structure="ed//gan", task="inpaint", w=0.01, **over):
+    base = {"dataset": {"name": "digits"}, "model": {"name": "encdec", "width": 8, "z_dim": 16},
+            "train": {"steps": 20, "eval_every": 10, "batch_size": 16, "eval_samples": 100, "nrds_samples": 50,
+                      "lr": 2e-4},
+            "variant": {"structure": structure, "task": task, "w": w}}
+    for k, v in over.items():
+        base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
+    cfg = TrialConfig.model_validate(base).model_dump(mode="json")
+    return {**cfg, "study": "test", "trial_id": "t", "variant_label": variant_label(cfg)}
+
+
+def _params(m):
+    return [p.detach().clone() for p in m.parameters()]
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _one_step(config):
+    cfg = trial_config(config)
+    data, nets, gens = build_ed(cfg, CPU)
+    before = {k: _params(getattr(nets, k)) for k in ("E", "Dec", "D", "G_res") if getattr(nets, k) is not None}
+    edgan.step(nets, sample_ed_batch(data, cfg, gens, CPU), cfg, 0)
+    after = {k: _params(getattr(nets, k)) for k in before}
+    return before, after
+
+
+# ----------------------------------------------------------------------------- tasks
+def test_tasks_are_pure_and_keep_the_shape():
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    x0 = x.clone()
+    hole = tasks.inpaint(x)
+    assert torch.equal(x, x0)  # the input is not modified
+    assert (hole[..., 10:22, 10:22] == -1).all() and torch.equal(hole[..., :10, :], x[..., :10, :])
+    assert torch.equal(hole[..., 22:, :], x[..., 22:, :])
+    down = tasks.downsample(x)
+    assert down.shape == x.shape and not torch.equal(down, x)
+    flat = torch.full((1, 1, 32, 32), 0.3)
+    assert torch.allclose(tasks.downsample(flat), flat)
+    assert torch.equal(tasks.degrade("caae", x), x)
+    y = torch.arange(10).repeat(5)
+    s = tasks.swapped_labels(y, 10, torch.Generator().manual_seed(0))
+    assert (s != y).all() and s.min() >= 0 and s.max() < 10
+
+
+# ----------------------------------------------------------------------------- gradient routing
+@pytest.mark.parametrize("task", ["inpaint", "caae"])
+def test_decoupled_adversarial_loss_reaches_only_G_res(task):
+    runs = {w: _one_step(ed_config("ed//gan", task, w)) for w in (0.0, 0.01, 1.0)}
+    (b0, a0), (_, a1), (_, a2) = runs[0.0], runs[0.01], runs[1.0]
+    for k in ("E", "Dec"):  # E and Dec learn from L1 only: the same update for any w
+        assert not _same(b0[k], a0[k]), k
+        assert _same(a0[k], a1[k]) and _same(a0[k], a2[k]), k
+    assert _same(a0["D"], a2["D"])  # D sees I = I_ED + G_res, with G_res still at its initial weights
+    # G_res learns from the adversarial term only: with w = 0 the L1 loss leaves it untouched
+    assert _same(b0["G_res"], a0["G_res"])
+    assert not _same(a0["G_res"], a2["G_res"]) and not _same(a1["G_res"], a2["G_res"])
+
+
+def test_coupled_decoder_update_depends_on_w():
+    for structure in ("ed+gan", "ed+gan2"):
+        (b0, a0), (_, a1) = _one_step(ed_config(structure, "inpaint", 0.0)), _one_step(ed_config(structure, "inpaint", 1.0))
+        assert not _same(b0["Dec"], a0["Dec"])
+        assert not _same(a0["Dec"], a1["Dec"]) and not _same(a0["E"], a1["E"]), structure
+        assert _same(a0["D"], a1["D"])  # D is stepped first, on the detached output
+
+
+def test_g_res_steps_and_optimizers():
+    cfg = trial_config(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9}, variant={"g_res_steps": 3}))
+    data, nets, gens = build_ed(cfg, CPU)
+    opts = (nets.opt_e, nets.opt_dec, nets.opt_d, nets.opt_res)
+    assert all(isinstance(o, torch.optim.SGD) and o.defaults["momentum"] == 0.9 for o in opts)
+    assert len({id(o) for o in opts}) == 4  # one optimizer per network
+    edgan.step(nets, sample_ed_batch(data, cfg, gens, CPU), cfg, 0)
+    assert nets.opt_res.state[next(nets.G_res.parameters())]["momentum_buffer"] is not None
+    # the same seed gives the same initial E, Dec and D for ed+gan and ed//gan (G_res has its own stream)
+    _, coupled, _ = build_ed(trial_config(ed_config("ed+gan")), CPU)
+    _, decoupled, _ = build_ed(trial_config(ed_config("ed//gan")), CPU)
+    for k in ("E", "Dec", "D"):
+        assert _same(_params(getattr(coupled, k)), _params(getattr(decoupled, k)))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build_ed(trial_config(ed_config("ed+gan2")), CPU)[1].Dec.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in decoupled.Dec.modules())
+
+
+# ----------------------------------------------------------------------------- trials
+def _run(cfg):
+    rows = []
+    run_trial(cfg, rows.append)
+    return rows
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+
+
+def test_decoupled_trial_reports_metrics_outputs_and_is_deterministic():
+    cfg = ed_config("ed//gan", "inpaint", 0.01)
+    a, b = _run(cfg), _run(cfg)
+    assert _strip(a) == _strip(b)
+    last = a[-1]
+    assert last["status"] == "ok" and [r["step"] for r in a] == [0, 10, 20]
+    for m in ("l1", "psnr", "fid", "loss_rec", "loss_adv", "loss_d"):
+        assert math.isfinite(last[m]), m
+    assert 0 < last["l1"] < 1 and last["psnr"] > 0
+    assert set(a[0]["grids"]) == {"input", "output", "target"}
+    assert "outputs" not in a[0] and "outputs" not in a[1]
+    npz = np.load(io.BytesIO(base64.b64decode(last["outputs"])))
+    assert npz["outputs"].shape == (50, 1, 32, 32) and npz["outputs"].dtype == np.uint8
+    assert npz["index"].shape == (50,) and len(set(npz["index"].tolist())) == 50
+    assert "swapped_labels" not in npz
+
+
+def test_coupled_caae_trial_reports_swap_accuracy():
+    rows = _run(ed_config("ed+gan", "caae", 1.0, train={"steps": 10, "eval_every": 10}))
+    last = rows[-1]
+    assert last["status"] == "ok", last.get("error")
+    assert 0 <= last["swap_accuracy"] <= 1 and math.isfinite(last["fid"]) and math.isfinite(last["psnr"])
+    assert set(last["grids"]) == {"input", "output", "target", "swapped"}
+    npz = np.load(io.BytesIO(base64.b64decode(last["outputs"])))
+    assert npz["swapped_labels"].shape == (50,) and (npz["swapped_labels"] != npz["labels"]).all()
+
+
+def test_absurd_lr_diverges():
+    rows = _run(ed_config("ed+gan", "downsample", 1.0, train={"optimizer": "sgd", "lr": 1e12}))
+    last = rows[-1]
+    assert last["status"] == "diverged" and last["done"] is True and "outputs" not in last
+    assert math.isnan(last["l1"])
+
+
+# ----------------------------------------------------------------------------- config and results
+def test_config_validation_and_labels():
+    with pytest.raises(ValueError, match="needs variant.task"):
+        TrialConfig.model_validate({"model": {"name": "encdec"}, "dataset": {"name": "digits"},
+                                    "variant": {"structure": "ed//gan"}})
+    with pytest.raises(ValueError, match="encdec"):
+        TrialConfig.model_validate({"dataset": {"name": "digits"}, "variant": {"structure": "ed+gan", "task": "inpaint"}})
+    with pytest.raises(ValueError, match="encoder-decoder structure"):
+        TrialConfig.model_validate({"variant": {"task": "inpaint"}})
+    with pytest.raises(ValueError, match="greater than or equal"):
+        ed_config(w=-1.0)
+    assert variant_label(ed_config("ed//gan", w=0.01)) == "ed//gan w=0.01"
+    assert variant_label(ed_config("ed+gan", w=1.0)) == "ed+gan w=1"
+    assert variant_label(TrialConfig().model_dump(mode="json")) == "ns"
+
+
+def test_study_files_validate():
+    from bench.study import expand
+
+    for name, n in (("edgan_fmnist", 60), ("edgan_paper", None)):
+        trials = expand(load_study(f"studies/{name}.yaml"))
+        assert n is None or len(trials) == n
+        assert {t["variant"]["structure"] for t in trials} == {"ed+gan", "ed+gan2", "ed//gan"}
+    with pytest.raises(StudyError, match="needs variant.task"):
+        load_study("studies/edgan_fmnist.yaml", ["variant.task=null"])
+    with pytest.raises(StudyError) as e:
+        load_study("studies/edgan_fmnist.yaml", ["model.name=dcgan"])
+    assert e.value.field == "model.name" and "encdec" in e.value.message
+
+
+def test_outputs_are_saved_and_named_in_the_trials_row(tmp_path):
+    from bench import results
+
+    b64 = base64.b64encode(b"npz bytes").decode()
+    rel = results.save_outputs(tmp_path, "abc", b64)
+    assert rel == "outputs/abc.npz" and (tmp_path / rel).read_bytes() == b"npz bytes"
+    cfg = ed_config()
+    cfg["trial_id"] = "abc"
+    report = {"step": 20, "done": True, "status": "ok", "l1": 0.1, "psnr": 20.0, "outputs_path": rel}
+    row, _, _ = results.rows_from_reports(cfg, [copy.deepcopy(report)])
+    assert row["outputs_path"] == rel and row["final.psnr"] == 20.0 and row["variant.structure"] == "ed//gan"
