@@ -72,19 +72,18 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
 def _build_report(dirs: list[Path], out: Path):
     from bench.report import build_report
 
-    paths = build_report(dirs[0], out)
+    paths = build_report(list(dirs), out)
     typer.echo(f"report: {paths['html']}  {paths['md']}")
 
 
 @app.command()
 def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s)"),
-           out: Optional[Path] = typer.Option(None, "--out", help="where to write the report (default: the folder)")):
-    """(Re)build report.html and report.md from the Parquet files alone."""
+           out: Optional[Path] = typer.Option(None, "--out", help="where to write the report (default: the first "
+                                                                   "folder)")):
+    """(Re)build report.html and report.md from the Parquet files alone; several folders: one report
+    comparing the studies."""
     from bench.results import TRIALS
 
-    if len(results_dirs) > 1:  # the cross-study comparison report is issue 5's
-        _bad_input(StudyError(results_dirs[1], "RESULTS_DIRS", "comparing several studies in one report is not "
-                              "supported yet; give one results folder"))
     for d in results_dirs:
         if not (d / TRIALS).exists():
             _bad_input(StudyError(d, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))

@@ -150,6 +150,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         "config_hash": config["trial_id"],
         "variant": config.get("variant_label"),
         **flat_config(config),
+        **{f"resources.{k}": v for k, v in (config.get("resources") or {}).items()},  # for CPU/GPU-hours
         "status": status,
         "diverged_step": last.get("diverged_step") if status == "diverged" else None,
         "error": error if error is not None else last.get("error"),

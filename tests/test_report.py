@@ -102,3 +102,171 @@ def test_report_does_not_import_torch(results_dir, tmp_path):
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('bench.trial', 'bench.nets', "
             "'bench.structures', 'bench.objectives', 'bench.metrics.toy'))]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- headline findings (issue 5)
+# Synthetic results folders (no training): the numbers in the report are checked against bench.stats
+# called independently here.
+
+
+def _synthetic(out, objectives=("ns", "lsgan"), lens=True, lrs=(1e-3,), batches=(256,), seeds=(0, 1, 2),
+               study="syn", diverge=(), extra=None, grids=False):
+    """A results folder with one row per config; final energy distance = f(objective, lens, lr, seed)."""
+    import numpy as np
+    import pandas as pd
+
+    rows, curves = [], []
+    for obj in objectives:
+        for ln in ((None, "sine") if lens else (None,)):
+            for lr in lrs:
+                for bs in batches:
+                    for s in seeds:
+                        tid = f"{obj}-{ln}-{lr}-{bs}-{s}"
+                        ed = 0.1 + 0.05 * (obj == "lsgan") - (0.02 + 0.01 * s) * (ln is not None) \
+                            + 0.3 * abs(np.log10(lr) + 3) + 0.001 * bs / 256 + 0.013 * ((s * 7) % 3)
+                        status = "diverged" if (obj, ln, s) in diverge else "ok"
+                        rows.append({"study": study, "trial_id": tid, "variant": obj + ("+lens(sine K=50)" if ln else ""),
+                                     "dataset.name": "ring8", "train.lr": lr, "train.batch_size": bs,
+                                     "variant.objective": obj, "variant.lens.schedule": ln,
+                                     "variant.lens.K": 50.0 if ln else None, "seed": s, "status": status,
+                                     "wall_seconds": 2.0, "final.energy_distance": ed if status == "ok" else np.nan,
+                                     "final.modes_covered": float(2 + 2 * s + (ln is not None)) if status == "ok" else np.nan,
+                                     "torch_version": "2.x", "hostname": "h", "device": "cpu", "torch_threads": 1,
+                                     "git_commit": "abc", **(extra or {})})
+                        curves += [{"study": study, "trial_id": tid, "step": st, "energy_distance": ed + 1.0 / (st + 1),
+                                    "modes_covered": 3.0,
+                                    **({"grid_generated": f"grids/{tid}/{st}_generated.png"} if grids else {})}
+                                   for st in (0, 50, 100)]
+    out.mkdir(parents=True, exist_ok=True)
+    if grids:  # image studies keep PNG sample grids under the results folder (paths relative to it)
+        import matplotlib.image as mpimg
+
+        for c in curves:
+            f = out / c["grid_generated"]
+            f.parent.mkdir(parents=True, exist_ok=True)
+            mpimg.imsave(f, np.random.default_rng(0).random((16, 16)), cmap="gray")
+    results.write_parquet(pd.DataFrame(rows), out / results.TRIALS)
+    results.write_parquet(pd.DataFrame(curves), out / results.CURVES)
+    (out / results.STUDY).write_text(f"name: {study}\n")
+    return out
+
+
+def _headlines(html: str) -> list[str]:
+    import html as h
+
+    sec = html.split("<h2>Headline findings</h2>", 1)[1].split("<h2>", 1)[0]
+    return [h.unescape(x) for x in re.findall(r"<li>(.*?)</li>", sec)]
+
+
+def test_lens_headline_numbers_match_bench_stats(tmp_path):
+    import numpy as np
+
+    from bench import stats
+    from bench.report import build_report
+    from bench.report.analysis import fmt, p_is
+
+    d = _synthetic(tmp_path / "lens")
+    html = build_report(d)["html"].read_text()
+    trials, _ = results.load(d)
+    by = ["variant.objective", "dataset.name"]
+    ed = stats.paired_difference(trials, "energy_distance", treatment="variant.lens.schedule", by=by).summary
+    mc = stats.paired_difference(trials, "modes_covered", treatment="variant.lens.schedule", by=by).summary
+    holm = stats.holm(np.r_[ed["p_value"], mc["p_value"]])  # the family: every test of the paired table
+    heads = _headlines(html)
+    for i, r in ed.iterrows():
+        s = next(h for h in heads if h.startswith(f"With the lens (sine K=50), {r['variant.objective']}'s final energy"))
+        assert (f"changes by {fmt(r['mean_diff'])} [{fmt(r['lo'])}, {fmt(r['hi'])}] (paired over 3 seeds, "
+                f"Wilcoxon {p_is(r['p_value'])}, Holm-adjusted {p_is(holm[i])}, "
+                f"rank-biserial r = {r['rank_biserial']:.2f}") in s, s
+    # the tables, the rules in words, and the order of the sections
+    assert "Lens vs no lens, paired" in html and "Success rate" in html
+    assert "same seed gives the same initial generator and discriminator" in html
+    assert "at least half of the modes covered (ring8: &gt;= 4 of 8" in html
+    order = ["Headline findings", "Summary", "Statistics", "Final metrics per seed", "Budget curves",
+             "Paired differences", "Learning curves", "Study file", "Environment"]
+    pos = [html.index(f"<h2>{t}") for t in order]
+    assert pos == sorted(pos)
+    assert "GPU-hours" in html and "0 (no GPU resources recorded)" in html and "torch_threads" in html
+
+
+def test_success_rates_with_wilson_intervals(tmp_path):
+    from bench import stats
+    from bench.report import build_report
+    from bench.report.analysis import interval
+
+    d = _synthetic(tmp_path / "succ", objectives=("ns",), diverge={("ns", None, 2)})
+    md = build_report(d)["md"].read_text()
+    # ns: seeds 0, 1, 2 -> modes 2, 4, (diverged): 1 success of 3, 1 diverged
+    lo, hi = stats.wilson_interval(1, 3)
+    row = next(l for l in md.splitlines() if l.startswith("| ring8 | ns | modes covered >= 4 of 8 |"))
+    assert f"| 1 / 3 | {interval(1 / 3, lo, hi)} | 1 |" in row
+    assert "1 pair(s) dropped" in md
+
+
+def test_swept_axes_sentences_tables_and_plots(tmp_path):
+    from bench import stats
+    from bench.report import build_report
+    from bench.report.analysis import fmt
+
+    d = _synthetic(tmp_path / "lr", objectives=("lsgan",), lens=False, lrs=(1e-4, 1e-3, 1e-2), batches=(64, 256),
+                   seeds=(0, 1))
+    paths = build_report(d)
+    html = paths["html"].read_text()
+    trials, _ = results.load(d)
+    sp = stats.axis_spread(trials, "energy_distance", "train.lr", by=["variant", "dataset.name", "train.batch_size"])
+    r = sp.loc[sp["std"].idxmax()]  # with another swept axis the headline names the largest spread
+    s = next(h for h in _headlines(html) if h.startswith("Across train.lr"))
+    assert s.startswith("Across train.lr in [0.0001, 0.01] (3 values), the spread (std of per-point means) of lsgan's "
+                        "final energy distance to real (the largest of its 2 settings of train.batch_size, at "
+                        f"train.batch_size = {r['train.batch_size']})")
+    assert f"is {fmt(r['std'])} [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]" in s
+    assert "Sensitivity to train.lr" in html and "Sensitivity to train.batch_size" in html
+    figs = {p.name for p in (paths["html"].parent / "figures").glob("*.png")}
+    assert {"axis_0_energy_distance.png", "axis_1_energy_distance.png", "heatmap_energy_distance.png",
+            "budget_energy_distance.png"} <= figs
+    assert "Lens vs no lens" not in html  # no lens in this study: no pairs
+
+
+def test_single_seed_says_no_interval(tmp_path):
+    from bench.report import build_report
+
+    d = _synthetic(tmp_path / "one", objectives=("ns",), lrs=(1e-4, 1e-2), seeds=(0,))
+    heads = _headlines(build_report(d)["html"].read_text())
+    lens = [h for h in heads if h.startswith("With the lens")]
+    assert lens and all("no interval" in h and "[" not in h for h in lens), lens
+    spread = [h for h in heads if h.startswith("Across train.lr")]
+    assert spread and all("(no interval: fewer than 2 seeds" in h for h in spread), spread
+
+
+def test_multi_study_report_via_cli(tmp_path):
+    from tests.conftest import GANBENCH
+
+    a = _synthetic(tmp_path / "a", objectives=("ns",), study="alpha", grids=True)
+    b = _synthetic(tmp_path / "b", objectives=("ns", "lsgan"), study="beta", extra={"resources.gpu": 0.5})
+    out = tmp_path / "cmp"
+    p = subprocess.run([GANBENCH, "report", str(a), str(b), "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    html = (out / "report.html").read_text()
+    assert "ganbench report: alpha vs beta" in html
+    assert "<td>alpha: ns</td>" in html and "<td>beta: ns</td>" in html  # clashing names are prefixed
+    assert "<td>lsgan</td>" in html  # unique names are not
+    assert "ns (alpha)&#x27;s final energy" in html and "ns (beta)&#x27;s final energy" in html
+    assert "<h3>alpha (" in html and "<h3>beta (" in html  # both study files
+    # GPU-hours = sum(wall_seconds x resources.gpu) / 3600 over the trials that have it: 12 x 2 s x 0.5
+    assert f"<td>{12 * 2 * 0.5 / 3600:.3g}</td>" in html
+    assert (out / "figures" / "grids.png").exists()  # sample grids found under their own study's folder
+
+
+def test_success_rule_per_dataset():
+    import numpy as np
+    import pandas as pd
+
+    from bench.report.analysis import success_rule
+
+    t = pd.DataFrame({"dataset.name": ["ring8", "ring8", "grid25", "grid25", "fashion_mnist", "fashion_mnist"],
+                      "final.modes_covered": [4, 3, 13, 12, np.nan, np.nan],
+                      "final.recall": [np.nan, np.nan, np.nan, np.nan, 0.1, 0.09]})
+    mask, words = success_rule(t)
+    assert mask.tolist() == [True, False, True, False, True, False]
+    assert words == {"ring8": "modes covered >= 4 of 8", "grid25": "modes covered >= 13 of 25",
+                     "fashion_mnist": "recall >= 0.1"}

@@ -1,4 +1,8 @@
-"""`build_report(results_dir)`: report.html (self-contained) and report.md (+ figures/) of a results folder.
+"""`build_report(results_dir)`: report.html (self-contained) and report.md (+ figures/) of a results folder,
+or of several (`build_report([dir1, dir2], out)`: one report comparing the studies).
+
+Order: headline findings (sentences with numbers and intervals from `bench.stats`, see
+`bench.report.analysis`), tables, plots, then the study file(s) and the environment.
 
 Reads only the Parquet files and study.yaml; never imports torch or model code, so a report can be
 built anywhere the results folder is copied to.
@@ -6,17 +10,20 @@ built anywhere the results folder is copied to.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from bench import results
+from bench import results, stats
 from bench.metrics import INFO
-from bench.report import html, plots
+from bench.report import analysis, html, plots
 
-ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "device", "hostname")
+ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "hostname", "device", "torch_threads",
+               "evaluator_id")
+GPU_COLUMNS = ("resources.gpu", "resources_gpu", "gpu")
 CONFIG_PREFIXES = ("dataset.", "model.", "train.", "variant.")
 N_BOOT = 2000
 
@@ -79,7 +86,7 @@ def pooled_columns(trials: pd.DataFrame) -> list[str]:
     """Config fields (other than the seed) that differ between trials summarised in the same row."""
     cols = [c for c in trials.columns if c.startswith(CONFIG_PREFIXES) and c != plots.DATASET]
     varying = set()
-    for _, g in trials.groupby(["variant", plots.DATASET], dropna=False):
+    for _, g in trials.groupby(analysis.group_columns(trials), dropna=False):
         varying |= {c for c in cols if g[c].astype(str).nunique() > 1}
     return sorted(varying)
 
@@ -91,8 +98,16 @@ def status_line(trials: pd.DataFrame) -> str:
     return f"{len(trials)} trials: " + ", ".join(parts) + "."
 
 
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def environment(trials: pd.DataFrame) -> list[list[str]]:
+    """Versions, commit, hardware (hostname / device / torch threads), wall time and GPU-hours."""
     rows = []
+    if trials["study"].nunique() > 1:
+        rows.append(["studies", ", ".join(dict.fromkeys(trials["study"].astype(str)))])
     for c in ENV_COLUMNS:
         if c in trials:
             vals = [str(x) for x in trials[c].dropna().unique()]
@@ -100,31 +115,129 @@ def environment(trials: pd.DataFrame) -> list[list[str]]:
                 rows.append([c, ", ".join(sorted(vals))])
     wall = trials["wall_seconds"].astype(float) if "wall_seconds" in trials else pd.Series(dtype=float)
     if wall.notna().any():
-        rows.append(["total wall seconds", f"{wall.sum():.1f}"])
+        rows.append(["total wall time (sum over trials)", f"{_hms(wall.sum())} ({wall.sum():.1f} s)"])
         rows.append(["median wall seconds per trial", f"{wall.median():.1f}"])
+    gpu = next((c for c in GPU_COLUMNS if c in trials), None)
+    if gpu is not None:
+        hours = float((wall.fillna(0) * pd.to_numeric(trials[gpu], errors="coerce").fillna(0)).sum() / 3600)
+        rows.append(["GPU-hours (wall seconds x resources gpu)", f"{hours:.3g}"])
+    else:
+        rows.append(["GPU-hours", "0 (no GPU resources recorded)"])
     return rows
 
 
-def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
-    trials, curves = results.load(results_dir)
-    trials["variant"] = trials["variant"].fillna(trials.get("variant.objective", "?")).astype(str)
-    samples = results.load_samples(results_dir)
-    study_file = results_dir / results.STUDY
-    study_text = study_file.read_text(encoding="utf-8") if study_file.exists() else ""
+@dataclass
+class Loaded:
+    name: str
+    description: str
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    samples: pd.DataFrame
+    studies: list[tuple[str, Path, str]]  # (study name, folder, study.yaml text)
+
+
+def _study_file(results_dir: Path) -> tuple[str, dict]:
+    f = results_dir / results.STUDY
+    text = f.read_text(encoding="utf-8") if f.exists() else ""
     try:
-        study = yaml.safe_load(study_text) or {}
+        study = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         study = {}
-    study = study if isinstance(study, dict) else {}
-    name = str(study.get("name") or ", ".join(map(str, trials["study"].unique())) or results_dir.name)
+    return text, study if isinstance(study, dict) else {}
+
+
+def load(results_dirs) -> Loaded:
+    """Trials, curves and samples of one or several results folders. Several: a `study` column names each
+    trial's study (the folder's name where two studies share a name), trial ids are prefixed by it, and
+    variant names that occur in more than one study are prefixed by the study ("quickstart: ns")."""
+    dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+    if not dirs:
+        raise ValueError("build_report: no results folder")
+    parts, names = [], []
+    for d in dirs:
+        trials, curves = results.load(d)
+        samples = results.load_samples(d)
+        text, study = _study_file(d)
+        name = str(study.get("name") or (", ".join(map(str, trials["study"].dropna().unique()))
+                                         if "study" in trials else "") or d.name)
+        if name in names:
+            name = f"{name} [{d.name}]" if f"{name} [{d.name}]" not in names else f"{name} [{d}]"
+        names.append(name)
+        trials = trials.copy()
+        trials["variant"] = trials["variant"].fillna(trials.get("variant.objective", "?")).astype(str)
+        for col in [c for c in curves.columns if c.startswith("grid_")]:  # grids are files under each folder
+            curves[col] = curves[col].map(lambda r, d=d: str((d / r).resolve()) if isinstance(r, str) else r)
+        parts.append((name, d, text, study, trials, curves, samples))
+    if len(parts) == 1:
+        name, d, text, study, trials, curves, samples = parts[0]
+        if "study" not in trials:
+            trials["study"] = name
+        return Loaded(name, str(study.get("description") or "").strip(), trials, curves, samples, [(name, d, text)])
+    for name, d, text, study, trials, curves, samples in parts:
+        trials["study"] = name
+        for df in (trials, curves, samples):
+            if "trial_id" in df:
+                df["trial_id"] = name + "/" + df["trial_id"].astype(str)
+    owners: dict[str, set] = {}
+    for name, *_, trials, _c, _s in parts:
+        for v in trials["variant"].unique():
+            owners.setdefault(v, set()).add(name)
+    for name, *_, trials, _c, _s in parts:
+        trials["variant"] = [f"{name}: {v}" if len(owners[v]) > 1 else v for v in trials["variant"]]
+    cat = lambda i: pd.concat([p[i] for p in parts if not p[i].empty], ignore_index=True) \
+        if any(not p[i].empty for p in parts) else parts[0][i]
+    desc = " ".join(f"{p[0]}: {str(p[3].get('description') or '').strip()}" for p in parts if p[3].get("description"))
+    return Loaded(" vs ".join(names), desc, cat(4), cat(5), cat(6), [(p[0], p[1], p[2]) for p in parts])
+
+
+def _budget(trials: pd.DataFrame, metric: str, variants: list[str]) -> dict:
+    col = f"final.{metric}"
+    out = {}
+    ok = trials[trials["status"] == "ok"]
+    for ds in sorted(trials[plots.DATASET].unique()):
+        for v in variants:
+            vals = ok.loc[(ok[plots.DATASET] == ds) & (ok["variant"] == v), col].astype(float)
+            if np.isfinite(vals).sum() >= 2:
+                out[(ds, v)] = stats.budget_curve(vals.to_numpy(), INFO[metric][0], n_boot=1000, seed=analysis.SEED)
+    return out
+
+
+def blocks(results_dirs) -> tuple[str, list[tuple]]:
+    data = load(results_dirs)
+    trials, curves, samples = data.trials, data.curves, data.samples
+    name = data.name
     variants = _order(trials)
     metrics = present_metrics(trials, curves)
+    multi = trials["study"].nunique() > 1
+
+    def label(r):  # a paired row's name in a headline
+        n = str(r["variant.objective"])
+        return f"{n} ({r['study']})" if multi else n
+
+    found = analysis.findings(trials, metrics, label=label)
 
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
-    if study.get("description"):
-        out.append(("p", str(study["description"]).strip()))
+    if data.description:
+        out.append(("p", data.description))
     out.append(("p", status_line(trials)))
 
+    # 1. headline findings
+    out.append(("h2", "Headline findings"))
+    out.append(("ul", found.headlines))
+    out.append(("p", "Success rule: " + analysis.SUCCESS_TEXT))
+    if not found.paired_summary.empty:
+        out.append(("p", "Pairing rule: " + analysis.PAIRING_TEXT))
+    if found.axes:
+        out.append(("p", "Swept axes (config fields other than the seed that vary within a variant): "
+                         + "; ".join(f"{a.name} {a.span()}" for a in found.axes) + ". With several swept axes, "
+                         "a spread across one is taken with the others held fixed; the headline names the "
+                         "largest."))
+    if found.by_metric:
+        out.append(("p", "Headlines use the final " + "; ".join(
+            f"{m} ({analysis.direction(m)})" + (f" on {', '.join(map(str, d))}" if len(found.by_metric) > 1 else "")
+            for m, d in found.by_metric.items()) + "; the tables and plots below show the other metrics."))
+
+    # 2. tables
     out.append(("h2", "Summary"))
     out.append(("p", "Final metric per variant: mean over seeds [95 % bootstrap interval over seeds, "
                      f"{N_BOOT} resamples, percentile]. Runs without a value (diverged, failed, or the "
@@ -135,12 +248,60 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
     pooled = pooled_columns(trials)
     if pooled:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
+    out.append(("h2", "Statistics"))
+    out += found.tables
 
+    # 3. plots
     out.append(("h2", "Final metrics per seed"))
     for m in metrics:
         img = plots.final_metric(trials, m, variants)
         out.append(("img", f"final_{m}", img, f"final {m}: box over seeds, one point per seed")
                    if img else ("p", f"final {m}: no run has a value."))
+
+    by_metric = found.by_metric  # headline metric -> its datasets (one entry unless toys and images mix)
+    DS = plots.DATASET
+
+    if found.axes and by_metric:
+        out.append(("h2", "Sensitivity to the swept axes"))
+        for m, dss in by_metric.items():
+            sub = trials[trials[DS].isin(dss)]
+            for i, ax in enumerate(found.axes):
+                others = [a.column for a in found.axes if a is not ax]
+                img = plots.metric_vs_axis(sub, m, ax.column, variants, ax.log, others)
+                out.append(("img", f"axis_{i}_{m}", img, f"final {m} vs {ax.name}" + (" (log x)" if ax.log else "")
+                            + ": mean over seeds, band min..max") if img else ("p", f"{ax.name}: no finite {m}."))
+            if len(found.axes) >= 2:
+                a, b = found.axes[0], found.axes[1]
+                img = plots.heatmap(sub, m, a.column, b.column, variants)
+                if img:
+                    out.append(("img", f"heatmap_{m}", img, f"mean final {m} over seeds on {a.name} x {b.name}"
+                                + (" (other axes pooled)" if len(found.axes) > 2 else "")))
+
+    budget = [(m, plots.budget_curves(_budget(trials[trials[DS].isin(dss)], m, variants), m, variants))
+              for m, dss in by_metric.items()]
+    if any(img for _, img in budget):
+        out.append(("h2", "Budget curves"))
+        for m, img in budget:
+            if img:
+                out.append(("img", f"budget_{m}", img,
+                            f"expected best final {m} of k trials drawn at random (without replacement) from a "
+                            "variant's finished trials (bench.stats.budget_curve, exact), band: 95 % bootstrap over "
+                            "trials; diverged trials are left out, see the success rates"))
+
+    if not found.paired_summary.empty:
+        s = found.paired_summary
+        figs = []
+        for m, dss in (by_metric or {s["metric"].iloc[0]: list(s[DS].unique())}).items():
+            rows = s[(s["metric"] == m) & s[DS].isin(dss)]
+            labels = [f"{label(r)}" + (f" {r[DS]}" if trials[DS].nunique() > 1 else "") + f"\n{r['lens']}"
+                      for _, r in rows.iterrows()]
+            img = plots.paired_differences(rows, found.paired_pairs, m, labels) if not rows.empty else None
+            if img:
+                figs.append(("img", f"paired_{m}", img, f"final {m}, lens minus no lens, per pair (same seed and "
+                                                        "settings), with the mean and its 95 % bootstrap interval"))
+        if figs:
+            out.append(("h2", "Paired differences (lens - no lens)"))
+            out += figs
 
     out.append(("h2", "Learning curves"))
     for m in metrics:
@@ -148,12 +309,13 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
         out.append(("img", f"curve_{m}", img, f"{m} vs step: mean over seeds, band from min to max")
                    if img else ("p", f"{m}: no curve values."))
 
-    grids = plots.sample_grids(trials, curves, variants, results_dir)
+    root = Path("/")  # grid paths are absolute (see load)
+    grids = plots.sample_grids(trials, curves, variants, root)
     if grids:
         out.append(("h2", "Samples"))
         out.append(("img", "grids", grids, "last evaluation of the lowest seed per variant: generated, "
                                           "lensed real (lens variants) and real images"))
-        lens = plots.lens_progress(trials, curves, variants, results_dir)
+        lens = plots.lens_progress(trials, curves, variants, root)
         if lens:
             out.append(("img", "lens_progress", lens, "the lens over training: generated (top) and lensed "
                                                       "real images (bottom) at each evaluation"))
@@ -163,8 +325,12 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
         caption = "last samples of the lowest seed per variant: real (grey), generated (blue), lensed real (orange)"
         out.append(("img", "samples", img, caption) if img else ("p", "No samples were stored."))
 
-    out.append(("h2", "Study file"))
-    out.append(("pre", study_text) if study_text else ("p", f"No {results.STUDY} in {results_dir}."))
+    # 4. study file(s) and environment
+    out.append(("h2", "Study file" + ("s" if multi else "")))
+    for sname, d, text in data.studies:
+        if multi:
+            out.append(("h3", f"{sname} ({d})"))
+        out.append(("pre", text) if text else ("p", f"No {results.STUDY} in {d}."))
 
     out.append(("h2", "Environment"))
     env = environment(trials)
@@ -172,12 +338,13 @@ def blocks(results_dir: Path) -> tuple[str, list[tuple]]:
     return name, out
 
 
-def build_report(results_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
-    """Write report.html and report.md (with its PNGs under figures/) into out_dir (default results_dir)."""
-    results_dir = Path(results_dir)
-    out_dir = Path(out_dir) if out_dir is not None else results_dir
+def build_report(results_dirs, out_dir: Path | None = None) -> dict[str, Path]:
+    """Write report.html and report.md (with its PNGs under figures/) into out_dir (default: the first
+    results folder). `results_dirs`: one folder, or a list of folders compared in one report."""
+    dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+    out_dir = Path(out_dir) if out_dir is not None else dirs[0]
     with plots.themed():
-        name, bl = blocks(results_dir)
+        name, bl = blocks(dirs)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for old in figures.glob("*.png"):  # figures of an earlier build that this one may not redraw

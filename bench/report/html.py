@@ -1,7 +1,7 @@
 """Render one list of blocks twice: a self-contained HTML page (images inlined as base64 data URIs,
 inline CSS, nothing fetched) and Markdown (images as files under figures/).
 
-A block is a tuple: ("h1"|"h2"|"p", text), ("table", header, rows), ("img", name, png_bytes, caption)
+A block is a tuple: ("h1"|"h2"|"h3"|"p", text), ("ul", [items]), ("table", header, rows), ("img", name, png_bytes, caption)
 or ("pre", text)."""
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans
        max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { border-bottom: 2px solid #ddd; padding-bottom: .2em; }
 h2 { margin-top: 2em; border-bottom: 1px solid #eee; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+h3 { margin-top: 1.5em; }
+li { margin: .3em 0; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
+td:last-child { white-space: normal; min-width: 14em; }
 th { background: #f3f3f3; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1.5em 0; }
@@ -30,8 +33,10 @@ def to_html(blocks: list[tuple], title: str) -> str:
            f"<title>{escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>"]
     for b in blocks:
         kind = b[0]
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             out.append(f"<{kind}>{escape(b[1])}</{kind}>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{escape(str(x))}</li>" for x in b[1]) + "</ul>")
         elif kind == "table":
             out.append("<table>")
             out.append("<tr>" + "".join(f"<th>{escape(str(h))}</th>" for h in b[1]) + "</tr>")
@@ -69,8 +74,12 @@ def to_markdown(blocks: list[tuple], figures_dir: str = "figures") -> str:
             out.append(f"# {b[1]}")
         elif kind == "h2":
             out.append(f"## {b[1]}")
+        elif kind == "h3":
+            out.append(f"### {b[1]}")
         elif kind == "p":
             out.append(b[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {str(x)}" for x in b[1]))
         elif kind == "table":
             out.append(md_table(b[1], b[2]))
         elif kind == "img":

@@ -247,3 +247,142 @@ def lens_progress(trials: pd.DataFrame, curves: pd.DataFrame, variants: list[str
                  fontsize=9)
     fig.tight_layout()
     return png(fig)
+
+
+def _band_errorbar(x):
+    return (x.min(), x.max())
+
+
+def metric_vs_axis(trials: pd.DataFrame, metric: str, axis: str, variants: list[str], log: bool,
+                   others: list[str] = ()) -> bytes | None:
+    """Final metric vs one swept axis: mean over seeds (and over the other swept axes, named in the
+    title), band from min to max over seeds, one line per variant, one panel per dataset."""
+    col = f"final.{metric}"
+    if col not in trials:
+        return None
+    d = trials[np.isfinite(trials[col].astype(float))].copy()
+    if d.empty or axis not in d:
+        return None
+    numeric = pd.api.types.is_numeric_dtype(d[axis])
+    if not numeric:
+        d[axis] = d[axis].map(lambda v: "null" if v is None or v != v else str(v))
+    datasets = sorted(d[DATASET].unique())
+    fig, axes = _facets(len(datasets), 5.5, 3.8)
+    pal = palette(variants)
+    for ax, ds in zip(axes, datasets):
+        sub = d[d[DATASET] == ds]
+        order = [v for v in variants if v in set(sub["variant"])]
+        sns.lineplot(data=sub, x=axis, y=col, hue="variant", hue_order=order, palette=pal, estimator="mean",
+                     errorbar=_band_errorbar, marker="o", markersize=5, ax=ax, legend=False,
+                     sort=numeric)
+        ax.set(xlabel=axis, ylabel=axis_label(metric) if ax is axes[0] else "", title=ds if len(datasets) > 1 else "")
+        if log and numeric:
+            ax.set_xscale("log")
+        if wide(sub[col]):
+            ax.set_yscale("log")
+    shown = [v for v in variants if v in set(d["variant"])]
+    handles = [Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
+    pooled = f"; pooled over {', '.join(others)}" if others else ""
+    fig.suptitle(f"final {metric} vs {axis} (line: mean over seeds{pooled}, band: min..max)", y=1.02)
+    return png(fig)
+
+
+def heatmap(trials: pd.DataFrame, metric: str, x: str, y: str, variants: list[str]) -> bytes | None:
+    """Mean final metric over seeds on the grid of two swept axes, one panel per variant (and dataset)."""
+    col = f"final.{metric}"
+    if col not in trials:
+        return None
+    d = trials[np.isfinite(trials[col].astype(float))].copy()
+    if d.empty:
+        return None
+    for c in (x, y):
+        d[c] = d[c].map(lambda v: "null" if v is None or v != v else (f"{v:g}" if isinstance(v, float) else str(v)))
+    panels = [(ds, v) for ds in sorted(d[DATASET].unique()) for v in variants
+              if not d[(d[DATASET] == ds) & (d["variant"] == v)].empty]
+    if not panels:
+        return None
+    ncol = min(3, len(panels))
+    nrow = math.ceil(len(panels) / ncol)
+    fig = Figure(figsize=(4.6 * ncol, 3.8 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    cmap = "viridis" if INFO.get(metric, (True,))[0] else "viridis_r"  # bright = better
+    lo, hi = float(d[col].min()), float(d[col].max())
+
+    def _order(vals):
+        try:
+            return sorted(set(vals), key=float)
+        except ValueError:
+            return sorted(set(vals))
+
+    xs, ys = _order(d[x]), _order(d[y])
+    for ax, (ds, v) in zip(axes.flat, panels):
+        sub = d[(d[DATASET] == ds) & (d["variant"] == v)]
+        grid = sub.pivot_table(index=y, columns=x, values=col, aggfunc="mean").reindex(index=ys, columns=xs)
+        sns.heatmap(grid, ax=ax, cmap=cmap, vmin=lo, vmax=hi, annot=True, fmt=".3g", cbar=False,
+                    annot_kws={"fontsize": 8})
+        ax.set_title(f"{v}" + (f" ({ds})" if d[DATASET].nunique() > 1 else ""), fontsize=9)
+        ax.set(xlabel=x, ylabel=y)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"mean final {metric} over seeds ({'brighter is better'}); blank: no finite value", y=1.02)
+    fig.tight_layout()
+    return png(fig)
+
+
+def budget_curves(curves_by_variant: dict, metric: str, variants: list[str]) -> bytes | None:
+    """bench.stats.budget_curve per (dataset, variant): expected best final metric of k trials drawn at
+    random from the variant's trials, band = bootstrap 95 % interval. `curves_by_variant`:
+    {(dataset, variant): DataFrame}."""
+    items = {k: c for k, c in curves_by_variant.items() if c is not None and not c.empty}
+    if not items:
+        return None
+    datasets = sorted({ds for ds, _ in items})
+    fig, axes = _facets(len(datasets), 5.5, 3.8)
+    pal = palette(variants)
+    for ax, ds in zip(axes, datasets):
+        for v in variants:
+            c = items.get((ds, v))
+            if c is None:
+                continue
+            ax.plot(c["k"], c["expected_best"], marker="o", markersize=4, color=pal[v])
+            if np.isfinite(c["lo"]).all():
+                ax.fill_between(c["k"], c["lo"], c["hi"], color=pal[v], alpha=0.2, linewidth=0)
+        ax.set(xlabel="budget k (trials drawn at random)", ylabel=axis_label(metric) if ax is axes[0] else "",
+               title=ds if len(datasets) > 1 else "")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    shown = [v for v in variants if any(k[1] == v for k in items)]
+    handles = [Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
+    fig.suptitle(f"expected best final {metric} with a budget of k trials (band: 95 % bootstrap)", y=1.02)
+    return png(fig)
+
+
+def paired_differences(summary: pd.DataFrame, pairs: pd.DataFrame, metric: str, labels: list[str]) -> bytes | None:
+    """Per comparison (one row per label, in summary order): each pair's difference (dots), the mean
+    (diamond) and its 95 % bootstrap interval (bar); the dashed line is no difference."""
+    s = summary[summary["metric"] == metric].reset_index(drop=True)
+    if s.empty:
+        return None
+    fig = Figure(figsize=(6.5, 0.55 * len(s) + 1.6))
+    ax = fig.subplots()
+    colour = sns.color_palette("colorblind")[0]
+    rng = np.random.default_rng(0)
+    for i, r in s.iterrows():
+        p = pairs[(pairs["metric"] == metric) & pairs["used"] & (pairs["arm"] == r["arm"])]
+        for b in [c for c in ("study", "variant.objective", DATASET) if c in s.columns]:
+            p = p[p[b].astype(str) == str(r[b])]
+        d = p["diff"].to_numpy(dtype=float)
+        ax.scatter(d, i + rng.uniform(-0.12, 0.12, len(d)), s=18, color="black", alpha=0.7, zorder=3)
+        if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
+            ax.plot([r["lo"], r["hi"]], [i, i], color=colour, linewidth=3, alpha=0.8, zorder=2)
+        if np.isfinite(r["mean_diff"]):
+            ax.scatter([r["mean_diff"]], [i], marker="D", s=50, color=colour, zorder=4)
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(s)), labels[:len(s)])
+    ax.set_ylim(len(s) - 0.5, -0.5)
+    higher = INFO.get(metric, (True,))[0]
+    ax.set_xlabel(f"lens - no lens, final {metric}\n({'right' if higher else 'left'} of 0: the lens helps)")
+    fig.suptitle(f"paired differences in final {metric}: dots = pairs, diamond = mean, bar = 95 % CI", y=1.02,
+                 fontsize=10)
+    return png(fig)
