@@ -41,17 +41,22 @@ class Generator(nn.Module):
         return self.net(h.view(len(z), self.top, 4, 4))
 
 
+def conv_stack(channels: int, size: int, C: int, batch_norm: bool) -> tuple[list[nn.Module], int]:
+    """DCGAN's down-sampling stack to 4x4: 4x4 convs, stride 2, C, 2C, ... channels, leaky ReLU 0.2,
+    batch norm on all but the first layer. Returns the layers and the last channel count."""
+    layers, c_in, c = [], channels, C
+    for i in range(_n_layers(size)):
+        norm = nn.BatchNorm2d(c) if batch_norm and i > 0 else nn.Identity()
+        layers += [nn.Conv2d(c_in, c, 4, 2, 1), norm, nn.LeakyReLU(0.2)]
+        c_in, c = c, c * 2
+    return layers, c_in
+
+
 class Discriminator(nn.Module):
     def __init__(self, channels: int, size: int, C: int, batch_norm: bool):
         super().__init__()
-        n = _n_layers(size)
-        layers, c_in, c = [], channels, C
-        for i in range(n):
-            # no batch norm on the first layer, as in DCGAN
-            norm = nn.BatchNorm2d(c) if batch_norm and i > 0 else nn.Identity()
-            layers += [nn.Conv2d(c_in, c, 4, 2, 1), norm, nn.LeakyReLU(0.2)]
-            c_in, c = c, c * 2
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * 4 * 4, 1))
+        layers, c_out = conv_stack(channels, size, C, batch_norm)
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_out * 4 * 4, 1))
 
     def forward(self, x):
         return self.net(x)

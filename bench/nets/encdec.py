@@ -27,19 +27,14 @@ import torch
 from torch import Tensor, nn
 
 from bench.data.tasks import uses_labels
-from bench.nets.dcgan import Discriminator, Generator, _n_layers, init_weights
+from bench.nets.dcgan import Discriminator, Generator, conv_stack, init_weights
 
 
 class Encoder(nn.Module):
     def __init__(self, channels: int, size: int, C: int, code_dim: int, batch_norm: bool):
         super().__init__()
-        n = _n_layers(size)
-        layers, c_in, c = [], channels, C
-        for i in range(n):
-            norm = nn.BatchNorm2d(c) if batch_norm and i > 0 else nn.Identity()
-            layers += [nn.Conv2d(c_in, c, 4, 2, 1), norm, nn.LeakyReLU(0.2)]
-            c_in, c = c, c * 2
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * 4 * 4, code_dim), nn.Tanh())
+        layers, c_out = conv_stack(channels, size, C, batch_norm)
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_out * 4 * 4, code_dim), nn.Tanh())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

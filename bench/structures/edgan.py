@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench import registry
-from bench.objectives import gradient_penalty
+from bench.structures.gan import d_step
 
 
 @dataclass
@@ -66,18 +66,7 @@ def output(nets: EDNets, x_in: Tensor, y: Optional[Tensor]) -> Tensor:
 
 
 def _d_step(nets: EDNets, obj, cfg, real: Tensor, fake: Tensor, cond: Tensor, eps: Tensor) -> Tensor:
-    v, D = cfg.variant, nets.D
-    loss_d = obj.d_loss(D(real, cond), D(fake, cond))
-    if obj.gradient_penalty and v.gp_weight > 0:
-        loss_d = loss_d + v.gp_weight * gradient_penalty(lambda z: D(z, cond), real, fake, eps)
-    nets.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    nets.opt_d.step()
-    if obj.clip_weights:
-        with torch.no_grad():
-            for p in D.parameters():
-                p.clamp_(-v.clip, v.clip)
-    return loss_d.detach()
+    return d_step(nets.D, nets.opt_d, obj, cfg.variant, real, fake, eps, forward=lambda z: nets.D(z, cond))
 
 
 def step(nets: EDNets, batch: dict, cfg, t: int) -> dict:

@@ -34,6 +34,23 @@ def lens_weight(cfg, t: int) -> float:
     return schedules.lam(lens.schedule, t, lens.K, lens.lam) if lens else 0.0
 
 
+def d_step(D, opt_d, obj, v, real, fake, eps, forward=None) -> torch.Tensor:
+    """One discriminator update: the objective's D loss (+ WGAN-GP's penalty), a step, WGAN's weight
+    clipping. `forward` calls D with extra inputs (e.g. a conditional D); default D itself."""
+    f = forward or D
+    loss_d = obj.d_loss(f(real), f(fake))
+    if obj.gradient_penalty and v.gp_weight > 0:
+        loss_d = loss_d + v.gp_weight * gradient_penalty(f, real, fake, eps)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    if obj.clip_weights:
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-v.clip, v.clip)
+    return loss_d.detach()
+
+
 def step(nets: Nets, batch: dict, cfg, t: int) -> dict:
     """batch: real (n_critic, B, ...), z (n_critic + 1, B, z_dim), eps (n_critic, B).
     Returns the iteration's losses as 0-d tensors (the caller decides when to synchronise)."""
@@ -55,17 +72,8 @@ def step(nets: Nets, batch: dict, cfg, t: int) -> dict:
                     x = lens(x)
         with torch.no_grad():
             fake = G(batch["z"][k])
-        loss_d = obj.d_loss(D(x), D(fake))
-        if obj.gradient_penalty and v.gp_weight > 0:
-            loss_d = loss_d + v.gp_weight * gradient_penalty(D, x, fake, batch["eps"][k])
-        nets.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        nets.opt_d.step()
-        if obj.clip_weights:
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-v.clip, v.clip)
-    out["loss_d"] = loss_d.detach()
+        loss_d = d_step(D, nets.opt_d, obj, v, x, fake, batch["eps"][k])
+    out["loss_d"] = loss_d
 
     D.requires_grad_(False)  # G's and the lens' losses need no gradient for D's weights
     loss_g = obj.g_loss(D(G(batch["z"][-1])))
