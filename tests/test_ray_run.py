@@ -67,3 +67,33 @@ def test_micro_study_on_local_ray_then_resume(tmp_path):
     kept = after.set_index("trial_id").loc[trials["trial_id"], "wall_seconds"]
     pd.testing.assert_series_equal(kept, trials.set_index("trial_id")["wall_seconds"])
     assert list(out.glob("study-*.yaml"))  # the earlier study file is kept beside the new one
+
+
+OPTUNA = """
+name: optuna_micro
+dataset: {name: ring8}
+model: {width: 16}
+train: {steps: 40, batch_size: 32, eval_every: 20, eval_samples: 300}
+sweep:
+  method: optuna
+  num_samples: 3
+  metric: energy_distance
+  mode: min
+  axes:
+    train.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e-2}
+    variant.objective: [ns, lsgan]
+"""
+
+
+def test_optuna_study_on_local_ray(tmp_path):
+    study = tmp_path / "optuna.yaml"
+    study.write_text(OPTUNA)
+    out = tmp_path / "res"
+    p = _run(["run", str(study), "--results", str(out), "--no-report"], ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    trials, curves = results.load(out)
+    assert len(trials) == 3 and (trials["status"] == "ok").all() and trials["trial_id"].is_unique
+    assert trials["train.lr"].between(1e-4, 1e-2).all()
+    assert set(trials["variant.objective"]) <= {"ns", "lsgan"}
+    assert trials["train.lr"].nunique() == 3  # sampled, not the base value
+    assert len(curves) == 3 * 3
