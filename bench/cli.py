@@ -1,4 +1,4 @@
-"""The ganbench command line: validate, run, report, status. Thin: parse, call, map errors to exit codes
+"""The ganbench command line: validate, run, report, status, nrds. Thin: parse, call, map errors to exit codes
 (0 success, 2 bad input with one line naming the file and the field, 1 anything else)."""
 
 from __future__ import annotations
@@ -99,6 +99,29 @@ def status(results_dir: Path = typer.Argument(..., help="results folder")):
         typer.echo(status_line(results_dir))
     except FileNotFoundError as e:
         _bad_input(StudyError(results_dir, "results folder", str(e)))
+
+
+@app.command()
+def nrds(results_dir: Path = typer.Argument(..., help="results folder"),
+         address: Optional[str] = typer.Option(None, "--address", help="run the groups as Ray tasks on this "
+                                               "cluster: 'auto' or host:port (default: here, one by one)"),
+         force: bool = typer.Option(False, "--force", help="recompute groups whose trials and outputs are unchanged")):
+    """(Re)compute the study-level NRDS of the ED-structure trials from disk into nrds.parquet."""
+    from bench.results import TRIALS
+
+    if not (results_dir / TRIALS).exists():
+        _bad_input(StudyError(results_dir, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))
+    from bench.nrds_step import NRDS, run_nrds
+
+    if address:
+        from bench.runner import start_ray
+
+        start_ray(address, verbose=False)
+    counts = run_nrds(results_dir, use_ray=bool(address), force=force, log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"nrds: {counts['groups']} group(s): {counts['scored']} scored, {counts['skipped']} unchanged, "
+               f"{counts['failed']} failed -> {results_dir / NRDS}")
+    if counts["failed"]:
+        raise typer.Exit(1)
 
 
 def main():

@@ -9,6 +9,7 @@ results/<study>/
   grids/<trial_id>/ image sample grids (PNG) of every evaluation
   outputs/<trial_id>.npz  ED structures: the final test outputs for NRDS (`outputs` uint8 [N, C, H, W],
                     `index` test indices, `labels`[, `swapped_labels`]); trials column `outputs_path`
+  nrds.parquet      ED structures: the study-level NRDS per comparison group and trial (bench.nrds_step)
   progress.json     the running study's expected / running trial ids (for `ganbench status`)
 
 Every file is written to a temporary name and renamed into place, so a reader never sees half a file
@@ -171,3 +172,11 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         **(provenance or {}),
     }
     return trial, curves, samples
+
+
+NRDS = "nrds.parquet"
+
+
+def load_nrds(path: str | Path) -> pd.DataFrame:
+    """nrds.parquet of a results folder (bench.nrds_step): one row per (group, trial_id); empty if none."""
+    return read_parquet(Path(path) / NRDS)

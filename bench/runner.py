@@ -156,6 +156,24 @@ class ResultWriter(tune.Callback):
         self._finish(trial, status="failed", error=msg[:2000])
 
 
+# ----------------------------------------------------------------------------- NRDS
+def run_study_nrds(study: Study, trials: list[dict], results_dir: Path, console) -> dict | None:
+    """The study-level NRDS (bench.nrds_step), one Ray task per comparison group, on the cluster the
+    study ran on. Only for studies with ED trials; a failing NRDS never fails the study."""
+    from bench import nrds_step
+
+    if not nrds_step.has_ed_trials(trials):
+        return None
+    try:
+        counts = nrds_step.run_nrds(results_dir, study.nrds, use_ray=True, log=console.print)
+    except Exception as e:  # noqa: BLE001 - the trials' rows are already safe on disk
+        console.print(f"NRDS failed: {e}  (recompute with: ganbench nrds {results_dir})")
+        return None
+    console.print(f"NRDS: {counts['scored']} group(s) scored, {counts['skipped']} unchanged, "
+                  f"{counts['failed']} failed -> {results_dir / nrds_step.NRDS}")
+    return counts
+
+
 # ----------------------------------------------------------------------------- run
 def start_ray(address: str | None, verbose: bool, num_cpus: int | None = None):
     import logging
@@ -236,6 +254,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                 tuner.fit()
         else:
             tuner.fit()
+        run_study_nrds(study, trials, results_dir, console)
     finally:
         if started:
             import ray

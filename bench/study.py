@@ -217,11 +217,19 @@ class Resources(_Strict):
     gpu: float = Field(0.0, ge=0)
 
 
+class NrdsCfg(_Strict):
+    """Settings of the study-level NRDS (bench.nrds_step); not part of any trial config or trial id."""
+    epochs: int = Field(20, ge=2, description="NRDS classifier epochs (curve points)")
+    batch_size: int = Field(64, gt=0, description="NRDS classifier batch (real and fake each)")
+    width: float = Field(0.25, gt=0, description="NRDS conv classifier width multiplier")
+
+
 class Study(TrialConfig):
     name: str
     description: str = ""
     sweep: Sweep = Sweep()
     resources: Resources = Resources()
+    nrds: NrdsCfg = NrdsCfg()
 
     @field_validator("name")
     @classmethod
