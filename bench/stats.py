@@ -773,6 +773,10 @@ def spread_ratio(values_a_by_point, values_b_by_point, n_boot: int = 2000, seed:
     stat = p = math.nan
     if len(xa) < 2 or len(xb) < 2:
         reasons.append("fewer than 2 values on a side: no Brown-Forsythe test")
+    elif len(xa) < 3 or len(xb) < 3:
+        # with 2 values the absolute deviations from the median are equal within that side, so the
+        # statistic is 0/0 in exact arithmetic; rounding turns it into an arbitrary (often huge) number
+        reasons.append("Brown-Forsythe undefined: fewer than 3 values on a side (use at least 3 axis points)")
     elif np.ptp(xa) == 0 and np.ptp(xb) == 0:
         reasons.append("neither side varies: no Brown-Forsythe test")
     else:

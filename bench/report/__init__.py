@@ -19,7 +19,7 @@ import yaml
 
 from bench import results, stats
 from bench.metrics import INFO
-from bench.report import analysis, html, plots
+from bench.report import analysis, edgan, html, plots
 
 ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "hostname", "device", "torch_threads",
                "evaluator_id")
@@ -250,6 +250,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
     out.append(("h2", "Statistics"))
     out += found.tables
+    out += edgan.blocks(results_dirs, mean_ci, fmt)
 
     # 3. plots
     out.append(("h2", "Final metrics per seed"))

@@ -1,0 +1,108 @@
+"""The seed paper's Table 2 for ED+GAN vs ED//GAN studies: NRDS per structure (rows) and adversarial
+weight w (columns), mean over seeds with seed-bootstrap intervals, the std across w (the paper's
+robustness measure) with its interval, the ED//GAN vs ED+GAN spread ratio with a Brown-Forsythe test,
+and the NRDS curves. Reads nrds.parquet and trials.parquet only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bench import results, stats
+from bench.report import plots
+
+STRUCTURES = ("ed+gan", "ed+gan2", "ed//gan")
+GROUP = ("dataset.name", "variant.task", "train.optimizer")
+
+
+def nrds_trials(results_dirs) -> pd.DataFrame:
+    """One row per scored trial: its config columns, seed, and `final.nrds` (NaN when it diverged)."""
+    dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+    parts = []
+    for d in dirs:
+        nr = results.load_nrds(d)
+        if nr.empty:
+            continue
+        trials = results.load(d)[0]
+        cols = ["trial_id", "seed", *GROUP, "variant.structure", "variant.w"]
+        m = nr[["trial_id", "group", "score", "curve", "real_curve", "status"]].merge(
+            trials[[c for c in cols if c in trials]], on="trial_id", how="left")
+        parts.append(m.rename(columns={"score": "final.nrds"}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+
+def blocks(results_dirs, mean_ci, fmt) -> list[tuple]:
+    df = nrds_trials(results_dirs)
+    if df.empty:
+        return []
+    out: list[tuple] = [("h2", "ED+GAN vs ED//GAN: NRDS across the adversarial weight w (seed Table 2)")]
+    out.append(("p", "NRDS is relative: scores are normalised within a comparison group (all structures and "
+                     "weights of one dataset, task, optimizer and seed), so each sums to 1 over its group. "
+                     "Cells: mean over seeds [95 % bootstrap interval over seeds]; last column: std across w "
+                     "of the per-w means (the seed paper's robustness measure) [bootstrap interval resampling "
+                     "seeds]. Higher NRDS = the samples fooled the classifier for longer."))
+    for key, sub in df.groupby(list(GROUP), dropna=False):
+        ws = sorted(sub["variant.w"].dropna().unique())
+        header = ["structure", *[f"w={w:g}" for w in ws], "std across w"]
+        spread = stats.axis_spread(sub.assign(status="ok").dropna(subset=["final.nrds"]), "final.nrds",
+                                   axis="variant.w", by=("variant.structure",), higher_is_better=True)
+        rows = []
+        for s in [s for s in STRUCTURES if s in set(sub["variant.structure"])]:
+            g = sub[sub["variant.structure"] == s]
+            row = [s] + [mean_ci(g.loc[g["variant.w"] == w, "final.nrds"].astype(float)) for w in ws]
+            sp = spread[spread["variant.structure"] == s]
+            if sp.empty or not np.isfinite(sp["std"].iloc[0]):
+                row.append("n/a")
+            else:
+                r = sp.iloc[0]
+                ci = f" [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]" if np.isfinite(r["std_lo"]) else " (no interval: < 2 seeds)"
+                row.append(fmt(r["std"]) + ci)
+            rows.append(row)
+        out.append(("h3", " / ".join(map(str, key))))
+        out.append(("table", header, rows))
+        if {"ed//gan", "ed+gan"} <= set(sub["variant.structure"]):
+            cmp = stats.spread_comparison(sub.assign(status="ok").dropna(subset=["final.nrds"]), "final.nrds",
+                                          axis="variant.w", compare="variant.structure", a="ed//gan", b="ed+gan",
+                                          by=("dataset.name",))
+            if not cmp.empty:
+                c = cmp.iloc[0]
+                ci = (f" [{fmt(c['ratio_lo'])}, {fmt(c['ratio_hi'])}]" if np.isfinite(c["ratio_lo"])
+                      else " (no interval)")
+                p = f", Brown-Forsythe p = {fmt(c['p_value'])}" if np.isfinite(c["p_value"]) else ""
+                out.append(("p", f"Across w in [{fmt(ws[0])}, {fmt(ws[-1])}], the std of ED//GAN's NRDS is "
+                                 f"{fmt(c['std_a'])} against {fmt(c['std_b'])} for ED+GAN (ratio {fmt(c['ratio'])}"
+                                 f"{ci}{p}; < 1 means ED//GAN is less sensitive to w)"
+                                 + (f". Note: {c['reason']}" if c["reason"] else "") + "."))
+    img = curves_plot(df)
+    if img:
+        out.append(("img", "nrds_curves", img, "NRDS curves of the lowest seed's comparison group: mean "
+                                               "classifier output per epoch on each model's samples; dashed: real"))
+    return out
+
+
+def curves_plot(df: pd.DataFrame) -> bytes | None:
+    ok = df.dropna(subset=["final.nrds"])
+    if ok.empty:
+        return None
+    group = ok.sort_values("seed")["group"].iloc[0]
+    g = ok[ok["group"] == group]
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    colors = dict(zip(STRUCTURES, plots.palette(list(STRUCTURES)).values()))
+    ws = sorted(g["variant.w"].unique())
+    for _, r in g.iterrows():
+        alpha = 0.35 + 0.65 * (ws.index(r["variant.w"]) + 1) / len(ws)
+        ax.plot(range(1, len(r["curve"]) + 1), list(r["curve"]), color=colors.get(r["variant.structure"]),
+                alpha=alpha, label=f"{r['variant.structure']} w={r['variant.w']:g}")
+    real = g["real_curve"].iloc[0]
+    ax.plot(range(1, len(real) + 1), list(real), "k--", label="real")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean classifier output")
+    ax.set_title(str(group), fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return plots.png(fig)

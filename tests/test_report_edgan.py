@@ -1,0 +1,46 @@
+"""The report's Table 2 (ED+GAN vs ED//GAN NRDS across w) from results folders with known scores."""
+
+import numpy as np
+import pandas as pd
+
+from bench import results, stats
+from bench.report import build_report
+
+WS = [1e-3, 1e-2, 1e-1, 1.0]
+
+
+def _folder(tmp_path):
+    trials, nrds = [], []
+    rng = np.random.default_rng(0)
+    for seed in (0, 1, 2):
+        for s in ("ed+gan", "ed//gan"):
+            for i, w in enumerate(WS):
+                tid = f"{s}-{w}-{seed}"
+                # ed//gan flat in w, ed+gan falling with w; a little seed noise on both
+                score = (0.15 if s == "ed//gan" else 0.15 - 0.03 * i) + 0.002 * rng.standard_normal()
+                trials.append({"study": "t", "trial_id": tid, "variant": f"{s} w={w:g}", "seed": seed, "status": "ok",
+                               "dataset.name": "fashion_mnist", "variant.task": "inpaint", "train.optimizer": "adam",
+                               "variant.structure": s, "variant.w": w, "variant.objective": "ns",
+                               "wall_seconds": 1.0})
+                nrds.append({"study": "t", "group": f"g{seed}", "trial_id": tid, "status": "ok", "score": score,
+                             "curve": [0.9, 0.5, score], "real_curve": [0.95, 0.9, 0.9]})
+    results.write_parquet(pd.DataFrame(trials), tmp_path / results.TRIALS)
+    results.write_parquet(pd.DataFrame(nrds), tmp_path / results.NRDS)
+    return pd.DataFrame(trials).merge(pd.DataFrame(nrds)[["trial_id", "score"]], on="trial_id")
+
+
+def test_table2_and_spread_sentence(tmp_path):
+    df = _folder(tmp_path)
+    build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "seed Table 2" in md and "| structure | w=0.001 | w=0.01 | w=0.1 | w=1 | std across w |" in md
+    expected = stats.axis_spread(df.rename(columns={"score": "final.nrds"}), "final.nrds", axis="variant.w",
+                                 by=("variant.structure",), higher_is_better=True).set_index("variant.structure")
+    for s in ("ed+gan", "ed//gan"):
+        assert f"| {s} |" in md
+        assert f"{expected.loc[s, 'std']:.3g} [{expected.loc[s, 'std_lo']:.3g}, {expected.loc[s, 'std_hi']:.3g}]" in md
+    # ED//GAN is flat in w: far less spread than ED+GAN, and the sentence says so with a test
+    line = next(l for l in md.splitlines() if l.startswith("Across w in [0.001, 1], the std of ED//GAN's NRDS"))
+    ratio = expected.loc["ed//gan", "std"] / expected.loc["ed+gan", "std"]
+    assert f"ratio {ratio:.3g}" in line and "Brown-Forsythe p = " in line
+    assert (tmp_path / "figures" / "nrds_curves.png").exists()
