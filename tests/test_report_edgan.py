@@ -40,7 +40,11 @@ def test_table2_and_spread_sentence(tmp_path):
         assert f"| {s} |" in md
         assert f"{expected.loc[s, 'std']:.3g} [{expected.loc[s, 'std_lo']:.3g}, {expected.loc[s, 'std_hi']:.3g}]" in md
     # ED//GAN is flat in w: far less spread than ED+GAN, and the sentence says so with a test
-    line = next(l for l in md.splitlines() if l.startswith("Across w in [0.001, 1], the std of ED//GAN's NRDS"))
+    lines = [l for l in md.splitlines() if "across w in [0.001, 1], the spread (std across w) of ED//GAN's NRDS" in l]
+    assert len(lines) == 2  # once among the headline findings (first), once under the table
+    assert lines[0].startswith("- On fashion_mnist / inpaint / adam")
     ratio = expected.loc["ed//gan", "std"] / expected.loc["ed+gan", "std"]
-    assert f"ratio {ratio:.3g}" in line and "Brown-Forsythe p = " in line
+    e = expected.loc["ed+gan"]
+    assert f"ratio {ratio:.3g}" in lines[0] and "Brown-Forsythe p = " in lines[0]
+    assert f"against {e['std']:.3g} [{e['std_lo']:.3g}, {e['std_hi']:.3g}] for ED+GAN" in lines[0]
     assert (tmp_path / "figures" / "nrds_curves.png").exists()

@@ -215,6 +215,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         return f"{n} ({r['study']})" if multi else n
 
     found = analysis.findings(trials, metrics, label=label)
+    ed_headlines, ed_blocks = edgan.blocks(results_dirs, mean_ci, fmt)
 
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
     if data.description:
@@ -223,7 +224,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))
-    out.append(("ul", found.headlines))
+    out.append(("ul", ed_headlines + found.headlines))
     out.append(("p", "Success rule: " + analysis.SUCCESS_TEXT))
     if not found.paired_summary.empty:
         out.append(("p", "Pairing rule: " + analysis.PAIRING_TEXT))
@@ -250,7 +251,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
     out.append(("h2", "Statistics"))
     out += found.tables
-    out += edgan.blocks(results_dirs, mean_ci, fmt)
+    out += ed_blocks
 
     # 3. plots
     out.append(("h2", "Final metrics per seed"))

@@ -35,10 +35,12 @@ def nrds_trials(results_dirs) -> pd.DataFrame:
 
 
 
-def blocks(results_dirs, mean_ci, fmt) -> list[tuple]:
+def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
+    """(headline sentences, report blocks) for the studies' NRDS results; ([], []) when there are none."""
     df = nrds_trials(results_dirs)
     if df.empty:
-        return []
+        return [], []
+    headlines: list[str] = []
     out: list[tuple] = [("h2", "ED+GAN vs ED//GAN: NRDS across the adversarial weight w (seed Table 2)")]
     out.append(("p", "NRDS is relative: scores are normalised within a comparison group (all structures and "
                      "weights of one dataset, task, optimizer and seed), so each sums to 1 over its group. "
@@ -73,15 +75,22 @@ def blocks(results_dirs, mean_ci, fmt) -> list[tuple]:
                 ci = (f" [{fmt(c['ratio_lo'])}, {fmt(c['ratio_hi'])}]" if np.isfinite(c["ratio_lo"])
                       else " (no interval)")
                 p = f", Brown-Forsythe p = {fmt(c['p_value'])}" if np.isfinite(c["p_value"]) else ""
-                out.append(("p", f"Across w in [{fmt(ws[0])}, {fmt(ws[-1])}], the std of ED//GAN's NRDS is "
-                                 f"{fmt(c['std_a'])} against {fmt(c['std_b'])} for ED+GAN (ratio {fmt(c['ratio'])}"
-                                 f"{ci}{p}; < 1 means ED//GAN is less sensitive to w)"
-                                 + (f". Note: {c['reason']}" if c["reason"] else "") + "."))
+                def std_ci(structure):
+                    r = spread[spread["variant.structure"] == structure].iloc[0]
+                    return fmt(r["std"]) + (f" [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]"
+                                            if np.isfinite(r["std_lo"]) else " (no interval)")
+
+                sentence = (f"On {' / '.join(map(str, key))}, across w in [{fmt(ws[0])}, {fmt(ws[-1])}], the spread "
+                            f"(std across w) of ED//GAN's NRDS is {std_ci('ed//gan')} against {std_ci('ed+gan')} "
+                            f"for ED+GAN (ratio {fmt(c['ratio'])}{ci}{p}; < 1 means ED//GAN is less sensitive "
+                            "to w)" + (f". Note: {c['reason']}" if c["reason"] else "") + ".")
+                headlines.append(sentence)
+                out.append(("p", sentence))
     img = curves_plot(df)
     if img:
         out.append(("img", "nrds_curves", img, "NRDS curves of the lowest seed's comparison group: mean "
                                                "classifier output per epoch on each model's samples; dashed: real"))
-    return out
+    return headlines, out
 
 
 def curves_plot(df: pd.DataFrame) -> bytes | None:
