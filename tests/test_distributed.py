@@ -1,9 +1,12 @@
 """A real multi-process Ray cluster on this machine: a head node and a worker node started with
 `ray start` (token authentication on), and `ganbench run --address` joining it."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,19 +32,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_nodes(addr: str, env: dict, n: int, timeout: float = 120) -> None:
+    code = ("import ray, time, sys\n"
+            f"ray.init(address='{addr}', logging_level='ERROR')\n"
+            f"t = time.time()\nwhile len([x for x in ray.nodes() if x['Alive']]) < {n}:\n"
+            f"    time.sleep(0.5)\n    if time.time() - t > {timeout}: sys.exit(1)\n")
+    subprocess.run([str(Path(RAY).parent / "python"), "-c", code], env=env, check=True, timeout=timeout + 60)
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path):
+    """Head and worker started with `ray start --block`, each in its own process group, and stopped by
+    killing those groups: `ray stop` would also stop any other Ray on the machine (a user's study)."""
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     port = _free_port()
     addr = f"127.0.0.1:{port}"
+    procs = []
     try:
-        subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"],
-                       env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", f"--address={addr}", "--num-cpus=1"], env=env, check=True,
-                       capture_output=True, timeout=120)
+        procs.append(subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                                       "--include-dashboard=false"], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(3)
+        procs.append(subprocess.Popen([RAY, "start", "--block", f"--address={addr}", "--num-cpus=1"], env=env,
+                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_for_nodes(addr, env, 2)
         yield addr, env
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for p in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
 
 
 def test_study_runs_across_two_nodes(tmp_path, two_node_cluster):
