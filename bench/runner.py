@@ -184,7 +184,8 @@ def start_ray(address: str | None, verbose: bool, num_cpus: int | None = None):
         ray.init(address=address, logging_level=logging.INFO if verbose else logging.WARNING,
                  log_to_driver=verbose)
         return False
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+    # address="local": always a new embedded instance, never a cluster someone started with `ray start`
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
              object_store_memory=256 * 1024**2, logging_level=logging.INFO if verbose else logging.ERROR,
              log_to_driver=verbose, configure_logging=True)
     return True

@@ -82,3 +82,23 @@ def test_study_runs_across_two_nodes(tmp_path, two_node_cluster):
     # one CPU per node and one CPU per trial: the two trials ran on the two different nodes
     assert trials["ray_node_id"].nunique() == 2
     assert len(curves) == 2 * 3
+
+
+def test_without_address_runs_its_own_ray_beside_a_running_cluster(tmp_path, two_node_cluster):
+    """`ganbench run` with no --address starts an embedded Ray even when `ray start` put a cluster (and
+    its address file) on this machine; it neither joins nor disturbs that cluster."""
+    addr, env = two_node_cluster
+    study = tmp_path / "local.yaml"
+    study.write_text(STUDY.replace("seeds: [0, 1]", "seeds: [0]"))
+    out = tmp_path / "res"
+    p = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--no-report"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    trials, _ = results.load(out)
+    assert trials["status"].tolist() == ["ok"]
+    code = (f"import ray; ray.init(address='{addr}', logging_level='ERROR'); "
+            "print(sum(n['Alive'] for n in ray.nodes()), ' '.join(n['NodeID'] for n in ray.nodes()))")
+    alive = subprocess.run([str(Path(RAY).parent / "python"), "-c", code], env=env, capture_output=True, text=True,
+                           timeout=120).stdout.split()
+    assert alive[0] == "2"  # the cluster is still up
+    assert trials["ray_node_id"].iloc[0] not in alive[1:]  # the study ran on its own embedded node
