@@ -24,3 +24,17 @@ def tiny_config():
         return {**cfg, "study": "test", "trial_id": "t", "variant_label": cfg["variant"]["objective"]}
 
     return make
+
+
+def run_rows(cfg: dict) -> list[dict]:
+    """Every row a trial reports, trained in this process (no Ray)."""
+    from bench.trial import run_trial
+
+    rows = []
+    run_trial(cfg, rows.append)
+    return rows
+
+
+def without_wall(rows: list[dict]) -> list[dict]:
+    """Rows minus wall-clock time, the one field two identical runs may differ in."""
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]

@@ -12,7 +12,8 @@ import torch
 from bench.data import tasks
 from bench.structures import edgan
 from bench.study import StudyError, TrialConfig, load_study, trial_config, variant_label
-from bench.trial import build_ed, run_trial, sample_ed_batch
+from bench.trial import build_ed, sample_ed_batch
+from conftest import run_rows, without_wall
 
 CPU = torch.device("cpu")
 
@@ -111,20 +112,12 @@ def test_g_res_steps_and_optimizers():
 
 
 # ----------------------------------------------------------------------------- trials
-def _run(cfg):
-    rows = []
-    run_trial(cfg, rows.append)
-    return rows
-
-
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
 
 
 def test_decoupled_trial_reports_metrics_outputs_and_is_deterministic():
     cfg = ed_config("ed//gan", "inpaint", 0.01)
-    a, b = _run(cfg), _run(cfg)
-    assert _strip(a) == _strip(b)
+    a, b = run_rows(cfg), run_rows(cfg)
+    assert without_wall(a) == without_wall(b)
     last = a[-1]
     assert last["status"] == "ok" and [r["step"] for r in a] == [0, 10, 20]
     for m in ("l1", "psnr", "fid", "loss_rec", "loss_adv", "loss_d"):
@@ -139,7 +132,7 @@ def test_decoupled_trial_reports_metrics_outputs_and_is_deterministic():
 
 
 def test_coupled_caae_trial_reports_swap_accuracy():
-    rows = _run(ed_config("ed+gan", "caae", 1.0, train={"steps": 10, "eval_every": 10}))
+    rows = run_rows(ed_config("ed+gan", "caae", 1.0, train={"steps": 10, "eval_every": 10}))
     last = rows[-1]
     assert last["status"] == "ok", last.get("error")
     assert 0 <= last["swap_accuracy"] <= 1 and math.isfinite(last["fid"]) and math.isfinite(last["psnr"])
@@ -149,7 +142,7 @@ def test_coupled_caae_trial_reports_swap_accuracy():
 
 
 def test_absurd_lr_diverges():
-    rows = _run(ed_config("ed+gan", "downsample", 1.0, train={"optimizer": "sgd", "lr": 1e12}))
+    rows = run_rows(ed_config("ed+gan", "downsample", 1.0, train={"optimizer": "sgd", "lr": 1e12}))
     last = rows[-1]
     assert last["status"] == "diverged" and last["done"] is True and "outputs" not in last
     assert math.isnan(last["l1"])

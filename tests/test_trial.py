@@ -3,30 +3,23 @@ import math
 import torch
 
 from bench.study import trial_config
-from bench.trial import build, run_trial
+from bench.trial import build
+from conftest import run_rows, without_wall
 
 
-def _run(cfg):
-    rows = []
-    run_trial(cfg, rows.append)
-    return rows
-
-
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
 
 
 def test_same_config_and_seed_give_identical_numbers(tiny_config):
     cfg = tiny_config(variant={"objective": "wgan-gp", "lens": {"K": 50}})
-    a, b = _run(cfg), _run(cfg)
-    assert _strip(a) == _strip(b)
+    a, b = run_rows(cfg), run_rows(cfg)
+    assert without_wall(a) == without_wall(b)
     assert a[-1]["status"] == "ok" and a[-1]["step"] == 100
     assert [r["step"] for r in a] == [0, 50, 100]
 
 
 def test_different_seed_gives_different_numbers(tiny_config):
-    a = _run(tiny_config(seed=0))[-1]
-    b = _run(tiny_config(seed=1))[-1]
+    a = run_rows(tiny_config(seed=0))[-1]
+    b = run_rows(tiny_config(seed=1))[-1]
     assert a["energy_distance"] != b["energy_distance"]
 
 
@@ -43,7 +36,7 @@ def test_same_seed_same_initial_G_and_D_with_and_without_lens(tiny_config):
 
 
 def test_lens_trains_and_reports_lambda(tiny_config):
-    rows = _run(tiny_config(variant={"lens": {"schedule": "sine", "K": 100}}))
+    rows = run_rows(tiny_config(variant={"lens": {"schedule": "sine", "K": 100}}))
     assert rows[0]["lambda"] == 1.0 and rows[-1]["lambda"] == 0.0
     assert math.isclose(rows[1]["lambda"], 1 - math.sin(50 * math.pi / 200))
     assert "loss_lens" in rows[-1] and math.isfinite(rows[-1]["loss_lens"])
@@ -51,7 +44,7 @@ def test_lens_trains_and_reports_lambda(tiny_config):
 
 
 def test_absurd_lr_ends_as_diverged_at_the_step_it_happened(tiny_config):
-    rows = _run(tiny_config(train={"optimizer": "sgd", "lr": 1e12}, variant={"objective": "lsgan"}))
+    rows = run_rows(tiny_config(train={"optimizer": "sgd", "lr": 1e12}, variant={"objective": "lsgan"}))
     last = rows[-1]
     assert last["status"] == "diverged" and last["done"] is True
     assert last["diverged_step"] < 100 and "non-finite" in last["error"]
@@ -61,7 +54,7 @@ def test_absurd_lr_ends_as_diverged_at_the_step_it_happened(tiny_config):
 def test_every_objective_and_optimizer_runs(tiny_config):
     for obj in ("minimax", "ns", "lsgan", "wgan", "wgan-gp", "hinge"):
         for opt in ("adam", "rmsprop", "sgd"):
-            last = _run(tiny_config(variant={"objective": obj}, train={"optimizer": opt, "steps": 20, "eval_every": 20,
+            last = run_rows(tiny_config(variant={"objective": obj}, train={"optimizer": opt, "steps": 20, "eval_every": 20,
                                                                          "n_critic": 2, "lr": 1e-4}))[-1]
             assert last["status"] == "ok", (obj, opt, last.get("error"))
             assert math.isfinite(last["energy_distance"])
