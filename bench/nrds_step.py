@@ -216,9 +216,9 @@ def study_settings(results_dir) -> dict:
     return NrdsCfg.model_validate(raw.get("nrds") or {}).model_dump()
 
 
-def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = False, log=None) -> dict:
-    """Score every group of the folder whose group hash changed (all with force); with use_ray each
-    group is a Ray task (num_cpus=1) on the cluster ray is connected to. Returns counts."""
+def stale_groups(results_dir, settings=None, force: bool = False) -> tuple[list[dict], int]:
+    """The prepared payloads of the groups whose group hash differs from the one in nrds.parquet (every
+    group with force), and the number of groups. Reads only the results folder: no Ray, no torch."""
     results_dir = Path(results_dir)
     settings = _settings(study_settings(results_dir) if settings is None else settings)
     trials = results.read_parquet(results_dir / results.TRIALS)
@@ -226,8 +226,15 @@ def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = Fa
     old = results.read_parquet(results_dir / NRDS)
     done = {} if old.empty or "group_hash" not in old else dict(zip(old["group"], old["group_hash"]))
     payloads = [prepare_group(results_dir, g, ids, settings, trials) for g, ids in groups.items()]
-    todo = [p for p in payloads if force or done.get(p["group"]) != p["group_hash"]]
-    counts = {"groups": len(groups), "scored": 0, "skipped": len(payloads) - len(todo), "failed": 0}
+    return [p for p in payloads if force or done.get(p["group"]) != p["group_hash"]], len(groups)
+
+
+def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = False, log=None) -> dict:
+    """Score every group of the folder whose group hash changed (all with force); with use_ray each
+    group is a Ray task (num_cpus=1) on the cluster ray is connected to. Returns counts."""
+    results_dir = Path(results_dir)
+    todo, n_groups = stale_groups(results_dir, settings, force)
+    counts = {"groups": n_groups, "scored": 0, "skipped": n_groups - len(todo), "failed": 0}
     if not todo:
         return counts
     rows, errors = [], []
@@ -272,6 +279,7 @@ __all__ = [
     "run_nrds",
     "run_nrds_group",
     "score_group",
+    "stale_groups",
     "study_settings",
     "write_nrds",
 ]

@@ -157,6 +157,12 @@ class ResultWriter(tune.Callback):
 
 
 # ----------------------------------------------------------------------------- NRDS
+def _nrds_pending(study: Study, trials: list[dict], results_dir: Path) -> bool:
+    from bench import nrds_step
+
+    return nrds_step.has_ed_trials(trials) and bool(nrds_step.stale_groups(results_dir, study.nrds)[0])
+
+
 def run_study_nrds(study: Study, trials: list[dict], results_dir: Path, console) -> dict | None:
     """The study-level NRDS (bench.nrds_step), one Ray task per comparison group, on the cluster the
     study ran on. Only for studies with ED trials; a failing NRDS never fails the study."""
@@ -207,6 +213,15 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     save_study_copy(study, results_dir)
     if not todo:
         console.print(f"{study.name}: all {len(trials)} trials already finished in {results_dir}")
+        if _nrds_pending(study, trials, results_dir):  # e.g. the nrds block changed, or a crash before NRDS
+            started = start_ray(address, verbose, num_cpus)
+            try:
+                run_study_nrds(study, trials, results_dir, console)
+            finally:
+                if started:
+                    import ray
+
+                    ray.shutdown()
         return {"ok": 0, "diverged": 0, "failed": 0, "skipped": len(trials)}
     if done and not optuna:
         console.print(f"{study.name}: {len(trials) - len(todo)} of {len(trials)} trials already finished, running {len(todo)}")

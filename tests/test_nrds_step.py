@@ -170,3 +170,16 @@ def test_ed_study_on_local_ray_writes_nrds(tmp_path):
     assert len(df) == 2 and (df["status"] == "ok").all()
     assert math.isclose(df["score"].sum(), 1.0, rel_tol=1e-9)
     assert set(df["n_fake"]) == {24} and set(df["epochs"]) == {3}
+
+    # Every trial finished, but the nrds block changed: the rerun runs no trial and rescores the group.
+    study.write_text(ED_MICRO.replace("nrds: {epochs: 3,", "nrds: {epochs: 2,"))
+    p = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--no-report"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "all 2 trials already finished" in p.stderr and "NRDS: 1 group(s) scored" in p.stderr
+    df = results.load_nrds(out)
+    assert len(df) == 2 and set(df["epochs"]) == {2}
+    # Nothing stale: no Ray, no NRDS line.
+    p = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--no-report"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0 and "NRDS" not in p.stderr, p.stderr[-3000:]

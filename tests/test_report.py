@@ -239,7 +239,7 @@ def test_single_seed_says_no_interval(tmp_path):
 
 
 def test_multi_study_report_via_cli(tmp_path):
-    from tests.conftest import GANBENCH
+    from conftest import GANBENCH
 
     a = _synthetic(tmp_path / "a", objectives=("ns",), study="alpha", grids=True)
     b = _synthetic(tmp_path / "b", objectives=("ns", "lsgan"), study="beta", extra={"resources.gpu": 0.5})

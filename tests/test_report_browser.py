@@ -85,7 +85,7 @@ def render(chromium: str, page: Path, tmp: Path) -> tuple[dict, list[str]]:
 def report_html(tmp_path_factory) -> Path:
     """A report with every section: lens pairs, two swept axes (heatmap), a diverged trial."""
     from bench.report import build_report
-    from tests.test_report import _synthetic
+    from test_report import _synthetic
 
     tmp = tmp_path_factory.mktemp("browser")
     d = _synthetic(tmp / "study", lrs=(1e-4, 1e-3, 1e-2), batches=(64, 256), seeds=(0, 1),

@@ -63,6 +63,14 @@ def _facets(n: int, width: float, height: float, **kw):
     return fig, list(axes[0])
 
 
+def _panel_grid(n: int, max_cols: int, width: float, height: float):
+    """n panels wrapped into rows of at most max_cols; returns the figure and the [rows, cols] axes."""
+    ncol = min(max_cols, n)
+    nrow = math.ceil(n / ncol)
+    fig = Figure(figsize=(width * ncol, height * nrow))
+    return fig, fig.subplots(nrow, ncol, squeeze=False)
+
+
 def final_metric(trials: pd.DataFrame, metric: str, variants: list[str]) -> bytes | None:
     """Box + one point per seed of final.<metric>, variants on the y axis (long labels stay readable)."""
     col = f"final.{metric}"
@@ -100,21 +108,7 @@ def learning_curves(trials: pd.DataFrame, curves: pd.DataFrame, metric: str, var
     d = d[np.isfinite(d[metric].astype(float))]
     if d.empty:
         return None
-    datasets = sorted(d[DATASET].unique())
-    fig, axes = _facets(len(datasets), 5.5, 3.8)
-    pal = palette(variants)
-    for ax, ds in zip(axes, datasets):
-        sub = d[d[DATASET] == ds]
-        order = [v for v in variants if v in set(sub["variant"])]
-        sns.lineplot(data=sub, x="step", y=metric, hue="variant", hue_order=order, palette=pal, estimator="mean",
-                     errorbar=lambda x: (x.min(), x.max()), marker="o", markersize=4, ax=ax, legend=False)
-        ax.set(xlabel="step", ylabel=axis_label(metric) if ax is axes[0] else "",
-               title=ds if len(datasets) > 1 else "")
-        if wide(sub[metric]):
-            ax.set_yscale("log")
-    shown = [v for v in variants if v in set(d["variant"])]
-    handles = [Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
+    fig = _variant_lines(d, "step", metric, variants, xlabel="step", ylabel=axis_label(metric), markersize=4)
     fig.suptitle(f"{metric} during training (line: mean over seeds, band: min..max)", y=1.02)
     return png(fig)
 
@@ -132,10 +126,7 @@ def scatter(trials: pd.DataFrame, samples: pd.DataFrame, variants: list[str]) ->
                 panels.append(t.sort_values(["seed", "trial_id"]).iloc[0])
     if not panels:
         return None
-    ncol = min(4, len(panels))
-    nrow = math.ceil(len(panels) / ncol)
-    fig = Figure(figsize=(3.3 * ncol, 3.6 * nrow))
-    axes = fig.subplots(nrow, ncol, squeeze=False)
+    fig, axes = _panel_grid(len(panels), 4, 3.3, 3.6)
     by_trial = dict(tuple(samples.groupby("trial_id")))
     for ax, t in zip(axes.flat, panels):
         s = by_trial[t["trial_id"]]
@@ -253,6 +244,29 @@ def _band_errorbar(x):
     return (x.min(), x.max())
 
 
+def _variant_lines(d: pd.DataFrame, x: str, y: str, variants: list[str], xlabel: str, ylabel: str,
+                   markersize: int, sort: bool = True, logx: bool = False):
+    """y vs x, one line per variant (mean over rows, band min..max), one panel per dataset, a shared
+    legend below; log y when the values span > 30x. Returns the figure for the caller's title."""
+    datasets = sorted(d[DATASET].unique())
+    fig, axes = _facets(len(datasets), 5.5, 3.8)
+    pal = palette(variants)
+    for ax, ds in zip(axes, datasets):
+        sub = d[d[DATASET] == ds]
+        order = [v for v in variants if v in set(sub["variant"])]
+        sns.lineplot(data=sub, x=x, y=y, hue="variant", hue_order=order, palette=pal, estimator="mean",
+                     errorbar=_band_errorbar, marker="o", markersize=markersize, ax=ax, legend=False, sort=sort)
+        ax.set(xlabel=xlabel, ylabel=ylabel if ax is axes[0] else "", title=ds if len(datasets) > 1 else "")
+        if logx:
+            ax.set_xscale("log")
+        if wide(sub[y]):
+            ax.set_yscale("log")
+    shown = [v for v in variants if v in set(d["variant"])]
+    handles = [Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
+    return fig
+
+
 def metric_vs_axis(trials: pd.DataFrame, metric: str, axis: str, variants: list[str], log: bool,
                    others: list[str] = ()) -> bytes | None:
     """Final metric vs one swept axis: mean over seeds (and over the other swept axes, named in the
@@ -266,23 +280,8 @@ def metric_vs_axis(trials: pd.DataFrame, metric: str, axis: str, variants: list[
     numeric = pd.api.types.is_numeric_dtype(d[axis])
     if not numeric:
         d[axis] = d[axis].map(lambda v: "null" if v is None or v != v else str(v))
-    datasets = sorted(d[DATASET].unique())
-    fig, axes = _facets(len(datasets), 5.5, 3.8)
-    pal = palette(variants)
-    for ax, ds in zip(axes, datasets):
-        sub = d[d[DATASET] == ds]
-        order = [v for v in variants if v in set(sub["variant"])]
-        sns.lineplot(data=sub, x=axis, y=col, hue="variant", hue_order=order, palette=pal, estimator="mean",
-                     errorbar=_band_errorbar, marker="o", markersize=5, ax=ax, legend=False,
-                     sort=numeric)
-        ax.set(xlabel=axis, ylabel=axis_label(metric) if ax is axes[0] else "", title=ds if len(datasets) > 1 else "")
-        if log and numeric:
-            ax.set_xscale("log")
-        if wide(sub[col]):
-            ax.set_yscale("log")
-    shown = [v for v in variants if v in set(d["variant"])]
-    handles = [Line2D([], [], color=pal[v], marker="o", label=v) for v in shown]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(3, len(shown)), frameon=False)
+    fig = _variant_lines(d, axis, col, variants, xlabel=axis, ylabel=axis_label(metric), markersize=5,
+                         sort=numeric, logx=log and numeric)
     pooled = f"; pooled over {', '.join(others)}" if others else ""
     fig.suptitle(f"final {metric} vs {axis} (line: mean over seeds{pooled}, band: min..max)", y=1.02)
     return png(fig)
@@ -302,10 +301,7 @@ def heatmap(trials: pd.DataFrame, metric: str, x: str, y: str, variants: list[st
               if not d[(d[DATASET] == ds) & (d["variant"] == v)].empty]
     if not panels:
         return None
-    ncol = min(3, len(panels))
-    nrow = math.ceil(len(panels) / ncol)
-    fig = Figure(figsize=(4.6 * ncol, 3.8 * nrow))
-    axes = fig.subplots(nrow, ncol, squeeze=False)
+    fig, axes = _panel_grid(len(panels), 3, 4.6, 3.8)
     cmap = "viridis" if INFO.get(metric, (True,))[0] else "viridis_r"  # bright = better
     lo, hi = float(d[col].min()), float(d[col].max())
 

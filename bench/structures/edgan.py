@@ -69,6 +69,22 @@ def _d_step(nets: EDNets, obj, cfg, real: Tensor, fake: Tensor, cond: Tensor, ep
     return d_step(nets.D, nets.opt_d, obj, cfg.variant, real, fake, eps, forward=lambda z: nets.D(z, cond))
 
 
+def _inputs(nets: EDNets, batch: dict):
+    """(input, target, one-hot labels or None, what D is conditioned on)."""
+    x_in, x_t = batch["input"], batch["target"]
+    y = onehot(nets, batch["labels"])
+    return x_in, x_t, y, (y if y is not None else x_in)
+
+
+def _update_ed(nets: EDNets, loss: Tensor) -> None:
+    """One step of E and Dec (each its own optimizer) on loss."""
+    nets.opt_e.zero_grad(set_to_none=True)
+    nets.opt_dec.zero_grad(set_to_none=True)
+    loss.backward()
+    nets.opt_e.step()
+    nets.opt_dec.step()
+
+
 def step(nets: EDNets, batch: dict, cfg, t: int) -> dict:
     """One iteration of cfg.variant.structure (ed+gan, ed+gan2 or ed//gan)."""
     if cfg.variant.structure == "ed//gan":
@@ -78,11 +94,8 @@ def step(nets: EDNets, batch: dict, cfg, t: int) -> dict:
 
 def step_coupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
     """ED+GAN / ED+GAN2: Dec (and E) minimise L1 + w * L_adv; D: real target vs Dec's output."""
-    obj = registry.get("objective", cfg.variant.objective)
-    w = cfg.variant.w
-    x_in, x_t = batch["input"], batch["target"]
-    y = onehot(nets, batch["labels"])
-    cond = y if y is not None else x_in
+    obj, w = registry.get("objective", cfg.variant.objective), cfg.variant.w
+    x_in, x_t, y, cond = _inputs(nets, batch)
     out = nets.Dec(nets.E(x_in), y)
 
     loss_d = _d_step(nets, obj, cfg, x_t, out.detach(), cond, batch["eps"])
@@ -91,31 +104,20 @@ def step_coupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
     loss_rec = (x_t - out).abs().mean()
     loss_adv = obj.g_loss(nets.D(out, cond))
     loss = loss_rec + w * loss_adv
-    nets.opt_e.zero_grad(set_to_none=True)
-    nets.opt_dec.zero_grad(set_to_none=True)
-    loss.backward()
-    nets.opt_e.step()
-    nets.opt_dec.step()
+    _update_ed(nets, loss)
     nets.D.requires_grad_(True)
     return {"loss_d": loss_d, "loss_rec": loss_rec.detach(), "loss_adv": loss_adv.detach()}
 
 
 def step_decoupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
     """ED//GAN: L1 -> E, Dec only; w * L_adv(D(I_ED + G_res)) -> G_res only; D: real vs I."""
-    obj = registry.get("objective", cfg.variant.objective)
-    w = cfg.variant.w
-    x_in, x_t = batch["input"], batch["target"]
-    y = onehot(nets, batch["labels"])
-    cond = y if y is not None else x_in
+    obj, w = registry.get("objective", cfg.variant.objective), cfg.variant.w
+    x_in, x_t, y, cond = _inputs(nets, batch)
 
     code = nets.E(x_in)
     i_ed = nets.Dec(code, y)
     loss_rec = (x_t - i_ed).abs().mean()
-    nets.opt_e.zero_grad(set_to_none=True)
-    nets.opt_dec.zero_grad(set_to_none=True)
-    loss_rec.backward()
-    nets.opt_e.step()
-    nets.opt_dec.step()
+    _update_ed(nets, loss_rec)
     code, i_ed = code.detach(), i_ed.detach()  # the adversarial loss never reaches E or Dec
 
     with torch.no_grad():
