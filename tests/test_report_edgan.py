@@ -48,3 +48,18 @@ def test_table2_and_spread_sentence(tmp_path):
     assert f"ratio {ratio:.3g}" in lines[0] and "Brown-Forsythe p = " in lines[0]
     assert f"against {e['std']:.3g} [{e['std_lo']:.3g}, {e['std_hi']:.3g}] for ED+GAN" in lines[0]
     assert (tmp_path / "figures" / "nrds_curves.png").exists()
+
+
+def test_table2_cells_count_diverged_seeds(tmp_path):
+    _folder(tmp_path)
+    nr = results.read_parquet(tmp_path / results.NRDS)
+    gone = nr["trial_id"].isin(["ed+gan-1.0-0", "ed+gan-1.0-1"])  # two of the three seeds of one cell
+    nr.loc[gone, "status"], nr.loc[gone, "score"] = "diverged", np.nan
+    results.write_parquet(nr, tmp_path / results.NRDS)
+    build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    row = next(l for l in md.splitlines() if l.startswith("| ed+gan |"))
+    last_w = row.split("|")[5]
+    kept = nr.loc[nr["trial_id"] == "ed+gan-1.0-2", "score"].iloc[0]
+    assert f"{kept:.3g}, no CI (n=1) (2 of 3 diverged)" in last_w
+    assert "diverged" not in next(l for l in md.splitlines() if l.startswith("| ed//gan |"))

@@ -35,6 +35,13 @@ def nrds_trials(results_dirs) -> pd.DataFrame:
 
 
 
+def _cell(g: pd.DataFrame, mean_ci) -> str:
+    """Mean NRDS over the seeds that did not diverge [CI], and how many diverged (they have no score)."""
+    text = mean_ci(g["final.nrds"].astype(float))
+    n_div = int((g["status"] == "diverged").sum())
+    return text + (f" ({n_div} of {len(g)} diverged)" if n_div else "")
+
+
 def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
     """(headline sentences, report blocks) for the studies' NRDS results; ([], []) when there are none."""
     df = nrds_trials(results_dirs)
@@ -46,7 +53,9 @@ def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
                      "weights of one dataset, task, optimizer and seed), so each sums to 1 over its group. "
                      "Cells: mean over seeds [95 % bootstrap interval over seeds]; last column: std across w "
                      "of the per-w means (the seed paper's robustness measure) [bootstrap interval resampling "
-                     "seeds]. Higher NRDS = the samples fooled the classifier for longer."))
+                     "seeds]. Higher NRDS = the samples fooled the classifier for longer. A diverged trial has no "
+                     "outputs and no score; cells say how many of their seeds diverged, and the spread uses the "
+                     "seeds that did not."))
     for key, sub in df.groupby(list(GROUP), dropna=False):
         ws = sorted(sub["variant.w"].dropna().unique())
         header = ["structure", *[f"w={w:g}" for w in ws], "std across w"]
@@ -55,7 +64,7 @@ def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
         rows = []
         for s in [s for s in STRUCTURES if s in set(sub["variant.structure"])]:
             g = sub[sub["variant.structure"] == s]
-            row = [s] + [mean_ci(g.loc[g["variant.w"] == w, "final.nrds"].astype(float)) for w in ws]
+            row = [s] + [_cell(g[g["variant.w"] == w], mean_ci) for w in ws]
             sp = spread[spread["variant.structure"] == s]
             if sp.empty or not np.isfinite(sp["std"].iloc[0]):
                 row.append("n/a")
