@@ -420,11 +420,13 @@ def config_hash(cfg: dict) -> str:
 
 def variant_label(cfg: dict) -> str:
     """A short human name for what distinguishes a variant (objective and lens; for the encoder-decoder
-    structures the structure and w, e.g. "ed//gan w=0.01", plus the objective when not ns), used in reports."""
+    structures the structure, e.g. "ed//gan", plus the objective when not ns), used in reports. The
+    adversarial weight w is not in the name: it is the axis whose sensitivity the ED studies measure,
+    so the report treats it as a swept axis of each structure."""
     v = cfg["variant"]
     structure = v.get("structure", "gan")
     if structure != "gan":
-        return f"{structure} w={v['w']:g}" + ("" if v["objective"] == "ns" else f" {v['objective']}")
+        return structure + ("" if v["objective"] == "ns" else f" {v['objective']}")
     label = v["objective"]
     lens = v.get("lens")
     if lens:

@@ -159,8 +159,8 @@ def test_config_validation_and_labels():
         TrialConfig.model_validate({"variant": {"task": "inpaint"}})
     with pytest.raises(ValueError, match="greater than or equal"):
         ed_config(w=-1.0)
-    assert variant_label(ed_config("ed//gan", w=0.01)) == "ed//gan w=0.01"
-    assert variant_label(ed_config("ed+gan", w=1.0)) == "ed+gan w=1"
+    assert variant_label(ed_config("ed//gan", w=0.01)) == "ed//gan"  # w is a swept axis, not a variant
+    assert variant_label(ed_config("ed+gan", w=1.0)) == "ed+gan"
     assert variant_label(TrialConfig().model_dump(mode="json")) == "ns"
 
 

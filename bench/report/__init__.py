@@ -10,6 +10,7 @@ built anywhere the results folder is copied to.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import yaml
 from bench import results, stats
 from bench.metrics import INFO
 from bench.report import analysis, edgan, html, plots
+from bench.study import variant_label  # pydantic only: no model code
 
 ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "hostname", "device", "torch_threads",
                "evaluator_id")
@@ -165,6 +167,9 @@ def load(results_dirs) -> Loaded:
         names.append(name)
         trials = trials.copy()
         trials["variant"] = trials["variant"].fillna(trials.get("variant.objective", "?")).astype(str)
+        if "config" in trials:  # names follow the current naming, also for folders written by older versions
+            trials["variant"] = [variant_label(json.loads(c)) if isinstance(c, str) else v
+                                 for c, v in zip(trials["config"], trials["variant"])]
         for col in [c for c in curves.columns if c.startswith("grid_")]:  # grids are files under each folder
             curves[col] = curves[col].map(lambda r, d=d: str((d / r).resolve()) if isinstance(r, str) else r)
         parts.append((name, d, text, study, trials, curves, samples))
