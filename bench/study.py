@@ -83,6 +83,8 @@ class TrainCfg(_Strict):
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     d_lr: Optional[float] = Field(None, gt=0, description="discriminator lr; defaults to lr")
+    d_optimizer: Optional[Literal["adam", "rmsprop", "sgd"]] = Field(
+        None, description="discriminator optimizer; defaults to optimizer")
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = Field(0.0, ge=0, lt=1)
     n_critic: int = Field(1, ge=1)
@@ -404,7 +406,7 @@ HASH_EXCLUDED = ("data_root", "download")
 # trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
                            ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
-                           ("train", "nrds_samples"): 500}
+                           ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None}
 
 
 def config_hash(cfg: dict) -> str:

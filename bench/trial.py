@@ -41,10 +41,11 @@ def _streams(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def make_optimizer(params, train, lr: float) -> torch.optim.Optimizer:
-    if train.optimizer == "adam":
+def make_optimizer(params, train, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
+    kind = kind or train.optimizer
+    if kind == "adam":
         return torch.optim.Adam(params, lr=lr, betas=tuple(train.betas))
-    if train.optimizer == "rmsprop":
+    if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=train.momentum)
     return torch.optim.SGD(params, lr=lr, momentum=train.momentum)
 
@@ -63,7 +64,7 @@ def build(cfg, device: torch.device):
         lens = nets_module.build_lens(cfg.variant.lens, cfg.model, data.dim).to(device)
     G, D = G.to(device), D.to(device)
     t = cfg.train
-    nets = Nets(G, D, make_optimizer(G.parameters(), t, t.lr), make_optimizer(D.parameters(), t, t.d_lr or t.lr),
+    nets = Nets(G, D, make_optimizer(G.parameters(), t, t.lr), make_optimizer(D.parameters(), t, t.d_lr or t.lr, t.d_optimizer),
                 lens, make_optimizer(lens.parameters(), t, t.lr) if lens is not None else None)
     gens = {k: torch.Generator().manual_seed(s) for k, s in (("data", s_data), ("noise", s_noise), ("eval", s_eval))}
     return data, nets, gens
@@ -173,12 +174,12 @@ def build_ed(cfg, device: torch.device):
                                                          res_seed=s_res)
     t = cfg.train
 
-    def opt(mod, lr):
-        return make_optimizer(mod.parameters(), t, lr)
+    def opt(mod, lr, kind=None):
+        return make_optimizer(mod.parameters(), t, lr, kind)
 
     E, Dec, D = m.E.to(device), m.Dec.to(device), m.D.to(device)
     G_res = m.G_res.to(device) if m.G_res is not None else None
-    nets = edgan.EDNets(E, Dec, D, opt(E, t.lr), opt(Dec, t.lr), opt(D, t.d_lr or t.lr),
+    nets = edgan.EDNets(E, Dec, D, opt(E, t.lr), opt(Dec, t.lr), opt(D, t.d_lr or t.lr, t.d_optimizer),
                         G_res, opt(G_res, t.lr) if G_res is not None else None)
     gens = {k: torch.Generator().manual_seed(s) for k, s in (("data", s_data), ("noise", s_noise))}
     return data, nets, gens

@@ -111,6 +111,20 @@ def test_g_res_steps_and_optimizers():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in decoupled.Dec.modules())
 
 
+def test_discriminator_optimizer_is_its_own_setting():
+    """train.d_optimizer / d_lr: D on Adam while E, Dec and G_res (what w scales) use SGD."""
+    from bench.study import config_hash
+
+    cfg = trial_config(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
+                                                   "d_optimizer": "adam", "d_lr": 2e-4}))
+    nets = build_ed(cfg, CPU)[1]
+    assert isinstance(nets.opt_d, torch.optim.Adam) and nets.opt_d.defaults["lr"] == 2e-4
+    assert all(isinstance(o, torch.optim.SGD) and o.defaults["lr"] == 0.1
+               for o in (nets.opt_e, nets.opt_dec, nets.opt_res))
+    # unset, it is left out of the hash (tests/test_study.py pins an id from before it existed)
+    assert config_hash(ed_config("ed//gan", train={"d_optimizer": "adam"})) != config_hash(ed_config("ed//gan"))
+
+
 # ----------------------------------------------------------------------------- trials
 
 
