@@ -270,3 +270,27 @@ def test_success_rule_per_dataset():
     assert mask.tolist() == [True, False, True, False, True, False]
     assert words == {"ring8": "modes covered >= 4 of 8", "grid25": "modes covered >= 13 of 25",
                      "fashion_mnist": "recall >= 0.1"}
+
+
+def test_metric_vs_axis_splits_a_small_second_axis_into_panels():
+    """w vs FID with two optimizers: one panel per optimizer (pooling them would hide where w matters)."""
+    import io
+
+    import pandas as pd
+
+    from PIL import Image
+
+    from bench.report import plots
+
+    rows = [{"variant": s, "dataset.name": "fashion_mnist", "variant.w": w, "train.optimizer": o, "seed": k,
+             "final.fid": 100 + 50 * w * (o == "sgd") + k}
+            for s in ("ed+gan", "ed//gan") for w in (1e-3, 1e-2, 1e-1, 1.0) for o in ("adam", "sgd") for k in (0, 1)]
+    d = pd.DataFrame(rows)
+    width = lambda png: Image.open(io.BytesIO(png)).size[0]  # noqa: E731
+    one = plots.metric_vs_axis(d, "fid", "variant.w", ["ed+gan", "ed//gan"], True)
+    two = plots.metric_vs_axis(d, "fid", "variant.w", ["ed+gan", "ed//gan"], True, ["train.optimizer"])
+    assert width(two) > 1.6 * width(one)
+    # an axis with more values than MAX_SPLIT is pooled (one panel), as before
+    d["train.lr"] = d["seed"] + 10 * d["variant.w"].rank(method="dense")
+    pooled = plots.metric_vs_axis(d, "fid", "variant.w", ["ed+gan", "ed//gan"], True, ["train.lr"])
+    assert width(pooled) < 1.3 * width(one)

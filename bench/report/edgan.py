@@ -97,30 +97,39 @@ def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
                 out.append(("p", sentence))
     img = curves_plot(df)
     if img:
-        out.append(("img", "nrds_curves", img, "NRDS curves of the lowest seed's comparison group: mean "
-                                               "classifier output per epoch on each model's samples; dashed: real"))
+        out.append(("img", "nrds_curves", img, "NRDS curves of the lowest seed's comparison group per dataset / "
+                                               "task / optimizer: mean classifier output per epoch on each model's "
+                                               "samples; dashed: real"))
     return headlines, out
 
 
 def curves_plot(df: pd.DataFrame) -> bytes | None:
+    """NRDS curves of the lowest seed's group, one panel per dataset / task / optimizer: colour =
+    structure, darker = larger w; dashed = the classifier's mean output on the real images."""
     ok = df.dropna(subset=["final.nrds"])
     if ok.empty:
         return None
-    group = ok.sort_values("seed")["group"].iloc[0]
-    g = ok[ok["group"] == group]
-    fig = Figure(figsize=(7, 4))
-    ax = fig.add_subplot(1, 1, 1)
+    keys = [k for k in GROUP if k in ok]
+    firsts = ok.sort_values(["seed", "group"]).groupby(keys, dropna=False, sort=True)["group"].first()
+    fig, axes = plots._panel_grid(len(firsts), 2, 5.2, 3.6)
     colors = dict(zip(STRUCTURES, plots.palette(list(STRUCTURES)).values()))
-    ws = sorted(g["variant.w"].unique())
-    for _, r in g.iterrows():
-        alpha = 0.35 + 0.65 * (ws.index(r["variant.w"]) + 1) / len(ws)
-        ax.plot(range(1, len(r["curve"]) + 1), list(r["curve"]), color=colors.get(r["variant.structure"]),
-                alpha=alpha, label=f"{r['variant.structure']} w={r['variant.w']:g}")
-    real = g["real_curve"].iloc[0]
-    ax.plot(range(1, len(real) + 1), list(real), "k--", label="real")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mean classifier output")
-    ax.set_title(str(group), fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    for ax, group in zip(axes.flat, firsts):
+        g = ok[ok["group"] == group]
+        ws = sorted(g["variant.w"].unique())
+        order = {s: i for i, s in enumerate(STRUCTURES)}
+        g = g.assign(_o=g["variant.structure"].map(order)).sort_values(["_o", "variant.w"])
+        for _, r in g.iterrows():
+            alpha = 0.3 + 0.7 * (ws.index(r["variant.w"]) + 1) / len(ws)
+            ax.plot(range(1, len(r["curve"]) + 1), list(r["curve"]), color=colors.get(r["variant.structure"]),
+                    alpha=alpha, label=f"{r['variant.structure']} w={r['variant.w']:g}")
+        real = g["real_curve"].iloc[0]
+        ax.plot(range(1, len(real) + 1), list(real), "k--", label="real")
+        ax.set(xlabel="epoch", ylabel="mean classifier output", ylim=(-0.02, 1.02))
+        ax.set_title(f"{group.rsplit('/', 1)[0]}", fontsize=9)
+    for ax in list(axes.flat)[len(firsts):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False,
+               ncol=1 if len(labels) <= 16 else 2)
     fig.tight_layout()
     return plots.png(fig)

@@ -245,18 +245,19 @@ def _band_errorbar(x):
 
 
 def _variant_lines(d: pd.DataFrame, x: str, y: str, variants: list[str], xlabel: str, ylabel: str,
-                   markersize: int, sort: bool = True, logx: bool = False):
-    """y vs x, one line per variant (mean over rows, band min..max), one panel per dataset, a shared
-    legend below; log y when the values span > 30x. Returns the figure for the caller's title."""
-    datasets = sorted(d[DATASET].unique())
-    fig, axes = _facets(len(datasets), 5.5, 3.8)
+                   markersize: int, sort: bool = True, logx: bool = False, panel: str = DATASET):
+    """y vs x, one line per variant (mean over rows, band min..max), one panel per value of `panel`
+    (the dataset by default), a shared legend below; log y when the values span > 30x. Returns the
+    figure for the caller's title."""
+    panels = list(dict.fromkeys(sorted(d[panel].unique(), key=str)))
+    fig, axes = _facets(len(panels), 5.5, 3.8, sharey=panel != DATASET)
     pal = palette(variants)
-    for ax, ds in zip(axes, datasets):
-        sub = d[d[DATASET] == ds]
+    for ax, ds in zip(axes, panels):
+        sub = d[d[panel] == ds]
         order = [v for v in variants if v in set(sub["variant"])]
         sns.lineplot(data=sub, x=x, y=y, hue="variant", hue_order=order, palette=pal, estimator="mean",
                      errorbar=_band_errorbar, marker="o", markersize=markersize, ax=ax, legend=False, sort=sort)
-        ax.set(xlabel=xlabel, ylabel=ylabel if ax is axes[0] else "", title=ds if len(datasets) > 1 else "")
+        ax.set(xlabel=xlabel, ylabel=ylabel if ax is axes[0] else "", title=str(ds) if len(panels) > 1 else "")
         if logx:
             ax.set_xscale("log")
         if wide(sub[y]):
@@ -267,10 +268,14 @@ def _variant_lines(d: pd.DataFrame, x: str, y: str, variants: list[str], xlabel:
     return fig
 
 
+MAX_SPLIT = 4  # metric_vs_axis: at most this many panels for another swept axis
+
+
 def metric_vs_axis(trials: pd.DataFrame, metric: str, axis: str, variants: list[str], log: bool,
                    others: list[str] = ()) -> bytes | None:
-    """Final metric vs one swept axis: mean over seeds (and over the other swept axes, named in the
-    title), band from min to max over seeds, one line per variant, one panel per dataset."""
+    """Final metric vs one swept axis: mean over seeds, band from min to max over seeds, one line per
+    variant, one panel per dataset and per value of the first other swept axis with at most MAX_SPLIT
+    values; any further swept axes are pooled (named in the title)."""
     col = f"final.{metric}"
     if col not in trials:
         return None
@@ -280,9 +285,16 @@ def metric_vs_axis(trials: pd.DataFrame, metric: str, axis: str, variants: list[
     numeric = pd.api.types.is_numeric_dtype(d[axis])
     if not numeric:
         d[axis] = d[axis].map(lambda v: "null" if v is None or v != v else str(v))
+    # another swept axis with a few values (e.g. the optimizer) gets its own panels instead of being
+    # pooled: pooling two optimizers would hide that w matters under one and not the other
+    split = next((c for c in others if c in d and 1 < d[c].map(str).nunique() <= MAX_SPLIT), None)
+    d["_panel"] = d[DATASET].astype(str) if d[DATASET].nunique() > 1 else ""
+    if split:
+        d["_panel"] = d["_panel"] + np.where(d["_panel"] != "", ", ", "") + f"{split} = " + d[split].map(str)
     fig = _variant_lines(d, axis, col, variants, xlabel=axis, ylabel=axis_label(metric), markersize=5,
-                         sort=numeric, logx=log and numeric)
-    pooled = f"; pooled over {', '.join(others)}" if others else ""
+                         sort=numeric, logx=log and numeric, panel="_panel")
+    pooled_over = [c for c in others if c != split]
+    pooled = f"; pooled over {', '.join(pooled_over)}" if pooled_over else ""
     fig.suptitle(f"final {metric} vs {axis} (line: mean over seeds{pooled}, band: min..max)", y=1.02)
     return png(fig)
 
