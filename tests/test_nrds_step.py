@@ -155,8 +155,7 @@ resources: {cpu: 1, gpu: 0}
 """
 
 
-@pytest.mark.slow
-def test_ed_study_on_local_ray_writes_nrds(tmp_path):
+def test_ed_study_on_local_ray_writes_nrds(tmp_path):  # ~25 s: three runs, each starting a local Ray
     from conftest import GANBENCH, ROOT
 
     study = tmp_path / "ed_micro.yaml"
