@@ -104,6 +104,9 @@ class LensCfg(_Strict):
     lam: float = Field(1.0, ge=0, description="lambda at t=0 (the constant value for 'constant')")
     width: Optional[int] = Field(None, gt=0, description="lens MLP width; defaults to model.width")
     depth: Optional[int] = Field(None, gt=0, description="MLP lens layers (default 2) / conv lens residual blocks (default 8)")
+    recon: Literal["sum", "mean"] = Field(
+        "sum", description="reconstruction term: sum = ||x - L(x)||^2 per sample as in the paper (summed over "
+                           "pixels), mean = its mean over pixels (the adversarial term weighs more)")
 
 
 class VariantCfg(_Strict):
@@ -416,6 +419,9 @@ def config_hash(cfg: dict) -> str:
     for (section, k), default in HASH_DROPPED_AT_DEFAULT.items():
         if canon[section][k] == default:
             canon[section].pop(k)
+    lens = canon["variant"].get("lens")
+    if lens and lens.get("recon") == "sum":  # added later too: ids of lens trials from before stay
+        lens.pop("recon")
     canon = json.dumps(canon, sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:12]
 

@@ -328,11 +328,12 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         assert config_hash(cfg) == h
     # lens sub-fields too
     lens_ids = set()
-    for lens in ({}, {"K": 500}, {"lam": 0.5}, {"schedule": "linear"}, {"width": 16}, {"depth": 3}):
+    for lens in ({}, {"K": 500}, {"lam": 0.5}, {"schedule": "linear"}, {"width": 16}, {"depth": 3},
+                 {"recon": "mean"}):
         cfg = TrialConfig().model_dump(mode="json")
         cfg["variant"]["lens"] = lens
         lens_ids.add(config_hash(cfg))
-    assert len(lens_ids) == 6
+    assert len(lens_ids) == 7
     # encoder-decoder fields, on an ED//GAN config
     ed = TrialConfig.model_validate({"dataset": {"name": "digits"}, "model": {"name": "encdec"},
                                      "variant": {"structure": "ed//gan", "task": "inpaint"}}).model_dump(mode="json")
@@ -344,6 +345,12 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     assert len(ed_ids) == len(ed_changes) + 1 and not ed_ids & seen
     # fields added later are left out of the hash at their default: existing trial ids do not change
     assert h == "ccdbc1c24008"
+    # ... also inside the lens: a lens_toy trial's id as written before `lens.recon` existed
+    lens_cfg = TrialConfig.model_validate({
+        "dataset": {"name": "ring8", "std": 0.02}, "model": {"name": "mlp", "width": 128, "depth": 2, "z_dim": 2},
+        "train": {"steps": 2000, "batch_size": 256, "eval_every": 250, "eval_samples": 2500, "lr": 1e-3},
+        "variant": {"objective": "minimax", "lens": {"schedule": "sine", "K": 500}}}).model_dump(mode="json")
+    assert config_hash(lens_cfg) == "b1fcc8c071de"
 
 
 def test_trial_id_ignores_how_a_value_is_written():

@@ -86,3 +86,23 @@ def test_dcgan_same_initial_G_and_D_with_and_without_the_conv_lens(tiny_config):
     _, wgp, _ = build(trial_config(tiny_config(**base, variant={"objective": "wgan-gp"})), cpu)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in wgp.D.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.D.modules())
+
+
+def test_lens_recon_sum_or_mean_over_pixels(tiny_config):
+    """lens.recon: 'sum' is the paper's per-sample ||x - L(x)||^2; 'mean' divides it by the entries per
+    sample (here 1 x 16 x 16). With lambda = 0 (schedule none) the lens loss is that term alone."""
+    from bench.structures.gan import step
+    from bench.trial import sample_batch
+
+    cpu = torch.device("cpu")
+    base = {"dataset": {"name": "digits", "image_size": 16}, "model": {"name": "dcgan", "width": 8, "z_dim": 16}}
+    losses = {}
+    for recon in ("sum", "mean"):
+        cfg = trial_config(tiny_config(**base, variant={"lens": {"schedule": "none", "width": 4, "recon": recon}}))
+        data, nets, gens = build(cfg, cpu)
+        with torch.no_grad():  # move the lens off the identity so the reconstruction error is not 0
+            for p in nets.lens.parameters():
+                p.add_(0.05)
+        losses[recon] = step(nets, sample_batch(data, cfg, gens, cpu), cfg, 0)["loss_lens"].item()
+    assert losses["sum"] > 0
+    assert math.isclose(losses["sum"] / losses["mean"], 16 * 16, rel_tol=1e-4)

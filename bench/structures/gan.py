@@ -6,7 +6,9 @@ can be stepped in one process and the same batch gives the same update.
 
 With a lens L, D is trained on {L(x), G(z)}; after G's update the lens minimizes
     lambda(t) * L_adv(D(L(x))) + ||x - L(x)||^2     (per-sample squared L2, batch mean)
-where L_adv is the objective's own lens term (bench.objectives).
+where L_adv is the objective's own lens term (bench.objectives). `lens.recon: mean` takes the squared
+error's mean over the sample's entries instead of its sum (the paper's formula is the sum, which on
+32x32 images adds up 1024+ terms and keeps the lens close to the identity).
 """
 
 from dataclasses import dataclass
@@ -84,7 +86,8 @@ def step(nets: Nets, batch: dict, cfg, t: int) -> dict:
 
     if lens is not None:
         x, lx = batch["real"][-1], lensed
-        loss_lens = ((x - lx) ** 2).flatten(1).sum(1).mean()
+        sq = ((x - lx) ** 2).flatten(1)
+        loss_lens = (sq.sum(1) if cfg.variant.lens.recon == "sum" else sq.mean(1)).mean()
         lam = lens_weight(cfg, t)
         if lam > 0:
             loss_lens = loss_lens + lam * obj.lens_adv(D(lx))
