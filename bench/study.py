@@ -445,6 +445,8 @@ def variant_label(cfg: dict) -> str:
             label += "+lens(lambda=0)"
         else:
             label += f"+lens({s} K={lens['K']})"
+        if lens.get("recon", "sum") != "sum":
+            label = label[:-1] + f", recon {lens['recon']})"
     return label
 
 
