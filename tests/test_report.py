@@ -294,3 +294,26 @@ def test_metric_vs_axis_splits_a_small_second_axis_into_panels():
     d["train.lr"] = d["seed"] + 10 * d["variant.w"].rank(method="dense")
     pooled = plots.metric_vs_axis(d, "fid", "variant.w", ["ed+gan", "ed//gan"], True, ["train.lr"])
     assert width(pooled) < 1.3 * width(one)
+
+
+def test_paired_digest_and_wilcoxon_floor():
+    """Many lens comparisons: counts plus the ones whose interval excludes 0, sorted by size and sided by
+    the metric's direction (energy distance: lower is better); with <= 5 pairs no test can reach 0.05."""
+    import pandas as pd
+
+    from bench.report import analysis
+
+    rows = [  # mean_diff, lo, hi, p, holm
+        ("ns", -0.2, -0.3, -0.1, 0.0625, 1.0), ("lsgan", 0.5, 0.1, 0.9, 0.0625, 1.0),
+        ("hinge", -0.05, -0.1, -0.01, 0.125, 1.0), ("wgan", 0.01, -0.1, 0.1, 0.8, 1.0)]
+    prim = pd.DataFrame([{"metric": "energy_distance", "lens": "lens (sine K=500)", "variant.objective": o,
+                          "mean_diff": d, "lo": lo, "hi": hi, "p_value": p, "holm_p": h, "n": 5}
+                         for o, d, lo, hi, p, h in rows])
+    out = analysis.paired_digest(prim, list(prim["variant.objective"]))
+    assert out[0].startswith("4 lens-vs-no-lens comparisons") and "0 significant after Holm" in out[0]
+    assert "3 of the 4 with an interval" in out[0]
+    assert out[1].startswith("Interval excludes 0, lens better (2): lens (sine K=500) for ns: -0.2 [-0.3, -0.1]; "
+                             "lens (sine K=500) for hinge")
+    assert out[2].startswith("Interval excludes 0, lens worse (1): lens (sine K=500) for lsgan: 0.5 [0.1, 0.9]")
+    assert "2 / 2^5 = 0.0625" in analysis.wilcoxon_floor_note(prim)
+    assert analysis.wilcoxon_floor_note(prim.assign(n=6)) is None  # 2/64 < 0.05: a test can decide

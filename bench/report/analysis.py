@@ -34,6 +34,7 @@ PAIRED = ("energy_distance", "fid", "modes_covered", "recall")
 TOY_MODES = {"ring8": 8, "grid25": 25}
 RECALL_MIN = 0.1
 NO_PLOT_MAX = 8  # at most this many headline sentences per axis; the table has the rest
+MAX_PAIRED_HEADLINES = 8  # more lens comparisons than this: a digest sentence instead of one each
 
 ED_RULE = "encoder-decoder trials: status ok only"
 SUCCESS_TEXT = (f"A trial succeeds when it finished without diverging (status ok) and did not collapse: on the toy "
@@ -299,6 +300,42 @@ def paired_sentence(row: pd.Series, label: str) -> str:
     return text + "."
 
 
+def paired_digest(prim: pd.DataFrame, names: list[str]) -> list[str]:
+    """Many lens comparisons: one sentence with the counts, and the comparisons whose bootstrap interval
+    excludes 0 (better / worse), instead of one sentence each; the table lists them all."""
+    tested = prim[np.isfinite(prim["lo"].astype(float))]
+    sig = int((prim["holm_p"].astype(float) <= 0.05).sum())
+    metric_words = " / ".join(dict.fromkeys(metric_name(m) for m in prim["metric"]))
+    head = (f"{len(prim)} lens-vs-no-lens comparisons of the final {metric_words} (paired over seeds): {sig} "
+            f"significant after Holm (adjusted p <= 0.05); {int(((tested['lo'] > 0) | (tested['hi'] < 0)).sum())} "
+            f"of the {len(tested)} with an interval have a 95 % bootstrap interval that excludes 0. All are in the "
+            "paired-difference table.")
+    out = [head]
+    for side, word in ((True, "better"), (False, "worse")):
+        items = []
+        for (_, r), name in zip(prim.iterrows(), names):
+            if not np.isfinite(r["lo"]) or (r["lo"] <= 0 <= r["hi"]):
+                continue
+            higher = INFO.get(r["metric"], (False,))[0]
+            if (r["lo"] > 0) == higher and side or (r["lo"] > 0) != higher and not side:
+                items.append((abs(r["mean_diff"]), f"{r['lens']} for {name}: {interval(r['mean_diff'], r['lo'], r['hi'])}"))
+        if items:
+            items.sort(key=lambda x: -x[0])
+            out.append(f"Interval excludes 0, lens {word} ({len(items)}): " + "; ".join(t for _, t in items) + ".")
+    return out
+
+
+def wilcoxon_floor_note(prim: pd.DataFrame) -> str | None:
+    """The exact two-sided Wilcoxon signed-rank p-value is at least 2 / 2^n with n pairs (0.0625 at n = 5):
+    say so when no comparison has enough pairs to reach 0.05."""
+    n = prim.loc[np.isfinite(prim["p_value"].astype(float)), "n"].astype(int)
+    if n.empty or n.max() > 5:
+        return None
+    return (f"With at most {n.max()} pairs per comparison the smallest two-sided Wilcoxon p-value possible is "
+            f"2 / 2^{n.max()} = {fmt(2 / 2 ** n.max())}: no comparison here can reach p < 0.05 whatever the "
+            "effect; run at least 6 seeds for the test to be able to decide.")
+
+
 def paired_table(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     by = [c for c in ("study", DATASET, "variant.objective") if c in summary]
     header = [*[c.split(".")[-1] if c != DATASET else "dataset" for c in by], "lens", "metric", "pairs used / matched",
@@ -396,6 +433,13 @@ def success_sentences(table: pd.DataFrame, words: dict[str, str]) -> list[str]:
         if s == n:
             out.append(f"On {ds}, all {n} trials succeeded (status ok and {rule}).")
             continue
+        if s == 0:
+            out.append(f"On {ds}, none of the {n} trials succeeded (status ok and {rule}; {d} diverged): "
+                       f"no successes in any of its {len(sub)} variants (n = "
+                       + (f"{int(sub['n'].min())}-" if sub["n"].min() != sub["n"].max() else "")
+                       + f"{int(sub['n'].max())} each); the upper 95 % Wilson bounds reach at most "
+                       f"{fmt(sub['hi'].astype(float).max())}.")
+            continue
         parts = [f"{r['variant']} {int(r['successes'])}/{int(r['n'])} = {interval(r['rate'], _clean(r['lo']), _clean(r['hi']))}"
                  for _, r in sub.iterrows()]
         out.append(f"On {ds}, {s} of {n} trials succeeded (status ok and {rule}; {d} diverged); success rate per "
@@ -436,11 +480,19 @@ def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
     if not psum.empty:
         is_primary = np.array([primary.get(ds) == m for ds, m in zip(psum[DATASET], psum["metric"])], dtype=bool)
         prim = psum[is_primary] if is_primary.any() else psum[psum["metric"] == psum["metric"].iloc[0]]
+        names = []
         for _, r in prim.iterrows():
             name = label(r) if label else str(r["variant.objective"])
             if DATASET in r and trials[DATASET].nunique() > 1:
                 name += f" on {r[DATASET]}"
-            heads.append(paired_sentence(r, name))
+            names.append(name)
+        if len(prim) <= MAX_PAIRED_HEADLINES:
+            heads += [paired_sentence(r, name) for (_, r), name in zip(prim.iterrows(), names)]
+        else:
+            heads += paired_digest(prim, names)
+        floor = wilcoxon_floor_note(prim)
+        if floor:
+            heads.append(floor)
         sig = psum[(psum["holm_p"] <= 0.05) & ~is_primary]
         for _, r in sig.iterrows():
             heads.append(f"Also significant after Holm: the lens changes {r['variant.objective']}'s final "
