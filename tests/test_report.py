@@ -316,4 +316,7 @@ def test_paired_digest_and_wilcoxon_floor():
                              "lens (sine K=500) for hinge")
     assert out[2].startswith("Interval excludes 0, lens worse (1): lens (sine K=500) for lsgan: 0.5 [0.1, 0.9]")
     assert "2 / 2^5 = 0.0625" in analysis.wilcoxon_floor_note(prim)
-    assert analysis.wilcoxon_floor_note(prim.assign(n=6)) is None  # 2/64 < 0.05: a test can decide
+    # 6 pairs: one test can reach 2/64 < 0.05, but Holm over 4 tests cannot (4 x 2/64 = 0.125): 8 pairs can
+    note = analysis.wilcoxon_floor_note(prim.assign(n=6))
+    assert "4 x 2 / 2^6 = 0.125" in note and "at least 8 pairs" in note
+    assert analysis.wilcoxon_floor_note(prim.assign(n=8)) is None  # 4 x 2/256 = 0.03125

@@ -325,15 +325,25 @@ def paired_digest(prim: pd.DataFrame, names: list[str]) -> list[str]:
     return out
 
 
-def wilcoxon_floor_note(prim: pd.DataFrame) -> str | None:
-    """The exact two-sided Wilcoxon signed-rank p-value is at least 2 / 2^n with n pairs (0.0625 at n = 5):
-    say so when no comparison has enough pairs to reach 0.05."""
+def wilcoxon_floor_note(prim: pd.DataFrame, n_tests: int | None = None) -> str | None:
+    """The exact two-sided Wilcoxon signed-rank p-value is at least 2 / 2^n with n pairs (0.0625 at n = 5),
+    and after Holm over m tests at least m * 2 / 2^n: say so when no comparison can reach 0.05, with the
+    number of pairs (seeds) that would let it."""
     n = prim.loc[np.isfinite(prim["p_value"].astype(float)), "n"].astype(int)
-    if n.empty or n.max() > 5:
+    if n.empty:
         return None
-    return (f"With at most {n.max()} pairs per comparison the smallest two-sided Wilcoxon p-value possible is "
-            f"2 / 2^{n.max()} = {fmt(2 / 2 ** n.max())}: no comparison here can reach p < 0.05 whatever the "
-            "effect; run at least 6 seeds for the test to be able to decide.")
+    m = int(n_tests or len(prim))
+    floor, holm_floor = 2 / 2 ** n.max(), min(1.0, m * 2 / 2 ** n.max())
+    need = math.floor(math.log2(2 * m / 0.05)) + 1  # smallest n with m * 2 / 2^n < 0.05
+    if floor >= 0.05:
+        return (f"With at most {n.max()} pairs per comparison the smallest two-sided Wilcoxon p-value possible is "
+                f"2 / 2^{n.max()} = {fmt(floor)}: no comparison here can reach p < 0.05 whatever the effect (and "
+                f"after Holm over {m} tests it takes at least {need} pairs); run more seeds for the test to decide.")
+    if holm_floor >= 0.05:
+        return (f"With at most {n.max()} pairs per comparison and Holm over {m} tests, the smallest adjusted p-value "
+                f"possible is {m} x 2 / 2^{n.max()} = {fmt(holm_floor)}: no comparison can be significant after "
+                f"Holm whatever the effect; that takes at least {need} pairs (seeds).")
+    return None
 
 
 def paired_table(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -490,7 +500,7 @@ def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
             heads += [paired_sentence(r, name) for (_, r), name in zip(prim.iterrows(), names)]
         else:
             heads += paired_digest(prim, names)
-        floor = wilcoxon_floor_note(prim)
+        floor = wilcoxon_floor_note(prim, int(np.isfinite(psum["p_value"].astype(float)).sum()))
         if floor:
             heads.append(floor)
         sig = psum[(psum["holm_p"] <= 0.05) & ~is_primary]
