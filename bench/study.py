@@ -122,6 +122,10 @@ class VariantCfg(_Strict):
         None, description="ED structures: the conditional task (bench.data.tasks)")
     g_res_steps: int = Field(2, ge=1, description="ed//gan: G_res updates per iteration")
     d_cond: bool = Field(True, description="ED structures: D also sees the conditioning (input image / labels)")
+    code_prior: float = Field(0.0, ge=0, description=(
+        "ED structures: weight of an adversarial loss that pushes E's code towards U(-1, 1) through a code "
+        "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
+        "the label); 0 = off"))
 
     @field_validator("objective")
     @classmethod
@@ -409,7 +413,8 @@ HASH_EXCLUDED = ("data_root", "download")
 # trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
                            ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
-                           ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None}
+                           ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
+                           ("variant", "code_prior"): 0.0}
 
 
 def config_hash(cfg: dict) -> str:

@@ -179,22 +179,28 @@ def build_ed(cfg, device: torch.device):
 
     E, Dec, D = m.E.to(device), m.Dec.to(device), m.D.to(device)
     G_res = m.G_res.to(device) if m.G_res is not None else None
+    D_z = m.D_z.to(device) if m.D_z is not None else None
     nets = edgan.EDNets(E, Dec, D, opt(E, t.lr), opt(Dec, t.lr), opt(D, t.d_lr or t.lr, t.d_optimizer),
-                        G_res, opt(G_res, t.lr) if G_res is not None else None)
+                        G_res, opt(G_res, t.lr) if G_res is not None else None,
+                        D_z, opt(D_z, t.d_lr or t.lr, t.d_optimizer) if D_z is not None else None)
     gens = {k: torch.Generator().manual_seed(s) for k, s in (("data", s_data), ("noise", s_noise))}
     return data, nets, gens
 
 
 def sample_ed_batch(data, cfg, gens, device) -> dict:
-    """batch_size training images: input (degraded by the task), target (the clean image), labels, eps."""
+    """batch_size training images: input (degraded by the task), target (the clean image), labels, eps
+    (and `prior`, U(-1, 1) codes for D_z, when variant.code_prior > 0)."""
     from bench.data.tasks import degrade
 
     B = cfg.train.batch_size
     idx = torch.randint(len(data.train), (B,), generator=gens["data"])
     x = data.to_float(data.train[idx])
     eps = torch.rand(B, generator=gens["noise"])
-    return {"input": degrade(cfg.variant.task, x).to(device), "target": x.to(device),
-            "labels": data.train_labels[idx].to(device), "eps": eps.to(device)}
+    batch = {"input": degrade(cfg.variant.task, x).to(device), "target": x.to(device),
+             "labels": data.train_labels[idx].to(device), "eps": eps.to(device)}
+    if cfg.variant.code_prior > 0:  # drawn only then: trials without the prior keep their noise stream
+        batch["prior"] = (torch.rand(B, cfg.model.z_dim, generator=gens["noise"]) * 2 - 1).to(device)
+    return batch
 
 
 def encode_outputs(**arrays) -> str:

@@ -203,3 +203,30 @@ def test_outputs_are_saved_and_named_in_the_trials_row(tmp_path):
     report = {"step": 20, "done": True, "status": "ok", "l1": 0.1, "psnr": 20.0, "outputs_path": rel}
     row, _, _ = results.rows_from_reports(cfg, [copy.deepcopy(report)])
     assert row["outputs_path"] == rel and row["final.psnr"] == 20.0 and row["variant.structure"] == "ed//gan"
+
+
+@pytest.mark.parametrize("structure", ["ed+gan", "ed//gan"])
+def test_code_prior_trains_D_z_and_reaches_only_E(structure):
+    """variant.code_prior: D_z learns U(-1, 1) codes vs E's codes; the weighted prior loss changes E's update
+    and nothing of Dec's (it depends on E's code only); E, Dec and D start the same with or without it."""
+    plain_cfg = trial_config(ed_config(structure, task="caae"))
+    prior_cfg = trial_config(ed_config(structure, task="caae", variant={"code_prior": 0.5}))
+    data, plain, gens = build_ed(plain_cfg, CPU)
+    _, prior, _ = build_ed(prior_cfg, CPU)
+    assert plain.D_z is None and prior.D_z is not None
+    for k in ("E", "Dec", "D"):
+        assert _same(_params(getattr(plain, k)), _params(getattr(prior, k)))
+    batch = sample_ed_batch(data, prior_cfg, gens, CPU)
+    assert batch["prior"].shape == (16, 16) and batch["prior"].abs().max() <= 1
+    dz0 = _params(prior.D_z)
+    out_plain = edgan.step(plain, batch, plain_cfg, 0)
+    out_prior = edgan.step(prior, batch, prior_cfg, 0)
+    assert "loss_dz" not in out_plain and {"loss_dz", "loss_prior"} <= set(out_prior)
+    assert not _same(dz0, _params(prior.D_z))
+    assert not _same(_params(plain.E), _params(prior.E))
+    assert _same(_params(plain.Dec), _params(prior.Dec))
+
+
+def test_code_prior_trial_reports_its_losses():
+    rows = run_rows(ed_config("ed+gan", task="caae", variant={"code_prior": 0.1}))
+    assert rows[-1]["status"] == "ok" and math.isfinite(rows[-1]["loss_dz"]) and "swap_accuracy" in rows[-1]

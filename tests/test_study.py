@@ -308,7 +308,8 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     }
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
-                  ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False}
+                  ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,
+                  ("variant", "code_prior"): 0.1}
     leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]} - {
         ("dataset", "data_root"), ("dataset", "download")}
     assert leaves == set(changes) | set(ed_changes), "new config field: add it to this test"

@@ -77,6 +77,13 @@ class EDModules:
     Dec: Decoder
     D: CondDiscriminator
     G_res: Optional[Decoder] = None
+    D_z: Optional[nn.Module] = None
+
+
+def code_discriminator(z_dim: int, width: int = 64) -> nn.Module:
+    """CAAE's D_z: an MLP on the code (real = U(-1, 1) samples, fake = E's codes); outputs logits [B]."""
+    return nn.Sequential(nn.Linear(z_dim, width), nn.LeakyReLU(0.2), nn.Linear(width, width // 2),
+                         nn.LeakyReLU(0.2), nn.Linear(width // 2, 1), nn.Flatten(0))
 
 
 def batch_norm_for(structure: str) -> bool:
@@ -104,4 +111,9 @@ def build_ed(model_cfg, variant_cfg, data_dim, num_classes: int, res_seed: Optio
             torch.manual_seed(res_seed)
         G_res = Decoder(code, labels, channels, size, C, bn)
         init_weights(G_res, model_cfg.init)
-    return EDModules(E, Dec, D, G_res)
+    D_z = None
+    if variant_cfg.code_prior > 0:  # its own stream: E, Dec, D and G_res are the same with or without it
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((res_seed or 0) + 1)
+            D_z = code_discriminator(code)
+    return EDModules(E, Dec, D, G_res, D_z)

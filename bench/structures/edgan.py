@@ -45,9 +45,11 @@ class EDNets:
     opt_d: torch.optim.Optimizer
     G_res: Optional[nn.Module] = None
     opt_res: Optional[torch.optim.Optimizer] = None
+    D_z: Optional[nn.Module] = None
+    opt_dz: Optional[torch.optim.Optimizer] = None
 
     def modules(self) -> list[nn.Module]:
-        return [m for m in (self.E, self.Dec, self.D, self.G_res) if m is not None]
+        return [m for m in (self.E, self.Dec, self.D, self.G_res, self.D_z) if m is not None]
 
 
 def onehot(nets: EDNets, labels: Tensor) -> Optional[Tensor]:
@@ -76,6 +78,19 @@ def _inputs(nets: EDNets, batch: dict):
     return x_in, x_t, y, (y if y is not None else x_in)
 
 
+def _code_prior(nets: EDNets, obj, cfg, code: Tensor, batch: dict, out: dict) -> Tensor:
+    """CAAE's code prior (variant.code_prior > 0): one D_z step (U(-1, 1) samples vs E's codes), then
+    E's weighted adversarial loss on its code, to be added to E's loss; 0 when off."""
+    if nets.D_z is None:
+        return code.new_zeros(())
+    out["loss_dz"] = d_step(nets.D_z, nets.opt_dz, obj, cfg.variant, batch["prior"], code.detach(), batch["eps"])
+    nets.D_z.requires_grad_(False)
+    loss = obj.g_loss(nets.D_z(code))
+    nets.D_z.requires_grad_(True)
+    out["loss_prior"] = loss.detach()
+    return cfg.variant.code_prior * loss
+
+
 def _update_ed(nets: EDNets, loss: Tensor) -> None:
     """One step of E and Dec (each its own optimizer) on loss."""
     nets.opt_e.zero_grad(set_to_none=True)
@@ -96,17 +111,20 @@ def step_coupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
     """ED+GAN / ED+GAN2: Dec (and E) minimise L1 + w * L_adv; D: real target vs Dec's output."""
     obj, w = registry.get("objective", cfg.variant.objective), cfg.variant.w
     x_in, x_t, y, cond = _inputs(nets, batch)
-    out = nets.Dec(nets.E(x_in), y)
+    code = nets.E(x_in)
+    out = nets.Dec(code, y)
 
     loss_d = _d_step(nets, obj, cfg, x_t, out.detach(), cond, batch["eps"])
+    extra: dict = {}
+    prior = _code_prior(nets, obj, cfg, code, batch, extra)
 
     nets.D.requires_grad_(False)
     loss_rec = (x_t - out).abs().mean()
     loss_adv = obj.g_loss(nets.D(out, cond))
-    loss = loss_rec + w * loss_adv
+    loss = loss_rec + w * loss_adv + prior
     _update_ed(nets, loss)
     nets.D.requires_grad_(True)
-    return {"loss_d": loss_d, "loss_rec": loss_rec.detach(), "loss_adv": loss_adv.detach()}
+    return {"loss_d": loss_d, "loss_rec": loss_rec.detach(), "loss_adv": loss_adv.detach(), **extra}
 
 
 def step_decoupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
@@ -117,7 +135,8 @@ def step_decoupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
     code = nets.E(x_in)
     i_ed = nets.Dec(code, y)
     loss_rec = (x_t - i_ed).abs().mean()
-    _update_ed(nets, loss_rec)
+    extra: dict = {}
+    _update_ed(nets, loss_rec + _code_prior(nets, obj, cfg, code, batch, extra))
     code, i_ed = code.detach(), i_ed.detach()  # the adversarial loss never reaches E or Dec
 
     with torch.no_grad():
@@ -131,4 +150,4 @@ def step_decoupled(nets: EDNets, batch: dict, cfg, t: int) -> dict:
         (w * loss_adv).backward()
         nets.opt_res.step()
     nets.D.requires_grad_(True)
-    return {"loss_d": loss_d, "loss_rec": loss_rec.detach(), "loss_adv": loss_adv.detach()}
+    return {"loss_d": loss_d, "loss_rec": loss_rec.detach(), "loss_adv": loss_adv.detach(), **extra}
