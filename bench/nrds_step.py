@@ -32,21 +32,18 @@ from pathlib import Path
 import pandas as pd
 
 from bench import results
+from bench.study import _TEMPLATE, NrdsCfg, trial_config  # pydantic only: no torch
 
 NRDS = results.NRDS
 ED_ONLY_BY_STRUCTURE = ("variant.g_res_steps",)
 NOT_GROUPING = ("variant.structure", "variant.w", *ED_ONLY_BY_STRUCTURE, "dataset.data_root", "dataset.download")
-DEFAULT_SETTINGS = {"epochs": 20, "batch_size": 64, "width": 0.25}
+DEFAULT_SETTINGS = NrdsCfg().model_dump()  # the study's `nrds:` block defaults
 COLUMNS = ("study", "group", "trial_id", "status", "score", "curve", "real_curve", "epochs", "n_real", "n_fake",
            "settings", "note", "group_hash")
 
 
 # ----------------------------------------------------------------------------- groups
 def _config_columns(trials: pd.DataFrame) -> list[str]:
-    from bench.study import (
-        _TEMPLATE,  # every flat config column (pydantic only, no torch)
-    )
-
     return [c for c in _TEMPLATE if c in trials.columns and c not in NOT_GROUPING]
 
 
@@ -133,7 +130,6 @@ def score_group(payload: dict) -> list[dict]:
 
     from bench import registry
     from bench.metrics.nrds import nrds
-    from bench.study import trial_config
 
     group, settings, members = payload["group"], payload["settings"], payload["members"]
     fakes, notes, index, cfg, seed = {}, {}, None, None, 0
@@ -211,8 +207,6 @@ def study_settings(results_dir) -> dict:
 
     p = Path(results_dir) / results.STUDY
     raw = (yaml.safe_load(p.read_text()) or {}) if p.exists() else {}
-    from bench.study import NrdsCfg
-
     return NrdsCfg.model_validate(raw.get("nrds") or {}).model_dump()
 
 
@@ -229,11 +223,13 @@ def stale_groups(results_dir, settings=None, force: bool = False) -> tuple[list[
     return [p for p in payloads if force or done.get(p["group"]) != p["group_hash"]], len(groups)
 
 
-def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = False, log=None) -> dict:
+def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = False, log=None,
+             stale: tuple[list[dict], int] | None = None) -> dict:
     """Score every group of the folder whose group hash changed (all with force); with use_ray each
-    group is a Ray task (num_cpus=1) on the cluster ray is connected to. Returns counts."""
+    group is a Ray task (num_cpus=1) on the cluster ray is connected to. `stale`: stale_groups' answer
+    when the caller already has it (not read again). Returns counts."""
     results_dir = Path(results_dir)
-    todo, n_groups = stale_groups(results_dir, settings, force)
+    todo, n_groups = stale if stale is not None else stale_groups(results_dir, settings, force)
     counts = {"groups": n_groups, "scored": 0, "skipped": n_groups - len(todo), "failed": 0}
     if not todo:
         return counts

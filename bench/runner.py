@@ -7,6 +7,7 @@ interrupted study keeps every trial that finished); a rerun skips trials already
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import socket
@@ -24,7 +25,7 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 
 from ray import tune  # noqa: E402
 
-from bench import __version__, results
+from bench import __version__, nrds_step, results
 from bench.study import Study, TrialConfig, config_hash, expand, set_path, variant_label
 
 
@@ -157,21 +158,14 @@ class ResultWriter(tune.Callback):
 
 
 # ----------------------------------------------------------------------------- NRDS
-def _nrds_pending(study: Study, trials: list[dict], results_dir: Path) -> bool:
-    from bench import nrds_step
-
-    return nrds_step.has_ed_trials(trials) and bool(nrds_step.stale_groups(results_dir, study.nrds)[0])
-
-
-def run_study_nrds(study: Study, trials: list[dict], results_dir: Path, console) -> dict | None:
+def run_study_nrds(study: Study, trials: list[dict], results_dir: Path, console, stale=None) -> dict | None:
     """The study-level NRDS (bench.nrds_step), one Ray task per comparison group, on the cluster the
-    study ran on. Only for studies with ED trials; a failing NRDS never fails the study."""
-    from bench import nrds_step
-
+    study ran on. Only for studies with ED trials; a failing NRDS never fails the study. `stale`: the
+    groups to score as nrds_step.stale_groups returned them, when the caller already has them."""
     if not nrds_step.has_ed_trials(trials):
         return None
     try:
-        counts = nrds_step.run_nrds(results_dir, study.nrds, use_ray=True, log=console.print)
+        counts = nrds_step.run_nrds(results_dir, study.nrds, use_ray=True, log=console.print, stale=stale)
     except Exception as e:  # noqa: BLE001 - the trials' rows are already safe on disk
         console.print(f"NRDS failed: {e}  (recompute with: ganbench nrds {results_dir})")
         return None
@@ -197,6 +191,20 @@ def start_ray(address: str | None, verbose: bool, num_cpus: int | None = None):
     return True
 
 
+@contextlib.contextmanager
+def ray_session(address: str | None, verbose: bool, num_cpus: int | None = None):
+    """Ray for the duration of the block: joins `address`, or starts an embedded local instance and
+    shuts it down afterwards (a joined cluster is left running)."""
+    started = start_ray(address, verbose, num_cpus)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
 def run_study(study: Study, results_dir: Path, address: str | None = None, max_concurrent: int | None = None,
               verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None) -> dict:
     """Run every trial of the study not yet finished in results_dir. Returns counts by status."""
@@ -213,15 +221,11 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     save_study_copy(study, results_dir)
     if not todo:
         console.print(f"{study.name}: all {len(trials)} trials already finished in {results_dir}")
-        if _nrds_pending(study, trials, results_dir):  # e.g. the nrds block changed, or a crash before NRDS
-            started = start_ray(address, verbose, num_cpus)
-            try:
-                run_study_nrds(study, trials, results_dir, console)
-            finally:
-                if started:
-                    import ray
-
-                    ray.shutdown()
+        if nrds_step.has_ed_trials(trials):  # NRDS may still be stale: the nrds block changed, a crash before it
+            stale = nrds_step.stale_groups(results_dir, study.nrds)
+            if stale[0]:
+                with ray_session(address, verbose, num_cpus):
+                    run_study_nrds(study, trials, results_dir, console, stale)
         return {"ok": 0, "diverged": 0, "failed": 0, "skipped": len(trials)}
     if done and not optuna:
         console.print(f"{study.name}: {len(trials) - len(todo)} of {len(trials)} trials already finished, running {len(todo)}")
@@ -232,8 +236,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
 
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
         logging.getLogger("optuna").setLevel(logging.WARNING)
-    started = start_ray(address, verbose, num_cpus)
-    try:
+    with ray_session(address, verbose, num_cpus):
         import ray
 
         provenance = {"ray_version": ray.__version__, "ganbench_version": __version__, "git_commit": git_commit()}
@@ -271,11 +274,6 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         else:
             tuner.fit()
         run_study_nrds(study, trials, results_dir, console)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     counts = dict(writer.counts)
     writer.running.clear()
     writer.write_progress(wall_seconds=time.perf_counter() - t0)
