@@ -32,6 +32,7 @@ from bench.fsutil import atomic_write
 from bench.metrics import INFO
 
 TRIALS, CURVES, SAMPLES, PROGRESS, STUDY = "trials.parquet", "curves.parquet", "samples.parquet", "progress.json", "study.yaml"
+NRDS = "nrds.parquet"
 FINISHED = ("ok", "diverged")  # statuses that a rerun skips; `failed` trials are retried
 
 
@@ -173,8 +174,6 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
     }
     return trial, curves, samples
 
-
-NRDS = "nrds.parquet"
 
 
 def load_nrds(path: str | Path) -> pd.DataFrame:
