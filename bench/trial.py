@@ -80,11 +80,8 @@ def sample_batch(data, cfg, gens, device) -> dict:
 
 
 def _finite_weights(nets) -> bool:
-    if isinstance(nets, edgan.EDNets):
-        mods = nets.modules()
-    else:
-        mods = [nets.G, nets.D] + ([nets.lens] if nets.lens is not None else [])
-    return all(bool(torch.isfinite(p).all()) for m in mods for p in m.parameters())
+    """Nets or EDNets: every weight of every network finite."""
+    return all(bool(torch.isfinite(p).all()) for m in nets.modules() for p in m.parameters())
 
 
 @torch.no_grad()

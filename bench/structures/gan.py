@@ -30,6 +30,9 @@ class Nets:
     lens: Optional[nn.Module] = None
     opt_lens: Optional[torch.optim.Optimizer] = None
 
+    def modules(self) -> list[nn.Module]:
+        return [m for m in (self.G, self.D, self.lens) if m is not None]
+
 
 def lens_weight(cfg, t: int) -> float:
     lens = cfg.variant.lens
