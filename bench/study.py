@@ -267,23 +267,25 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith(("function-", "list[", "Dist")))
 
 
+def _named_field(err: dict):
+    """A check across sections has no pydantic location and names its field in the message as
+    "section.field: ..."; the match (field, rest) for such an error, else None."""
+    if _loc(err["loc"]):
+        return None
+    return re.match(r"(?:Value error, )?([a-z_]+\.[a-z_.]+): (.*)", err["msg"], re.S)
+
+
 def _msg(err: dict) -> str:
+    m = _named_field(err)
+    if m:
+        return m.group(2)
     msg = err["msg"]
-    msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
-    if not _loc(err["loc"]):  # a check across sections names its field as "section.field: ..."
-        m = re.match(r"([a-z_]+\.[a-z_.]+): (.*)", msg, re.S)
-        if m:
-            return m.group(2)
-    return msg
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
 
 
 def _err_loc(err: dict) -> str:
-    loc = _loc(err["loc"])
-    if not loc:
-        m = re.match(r"(?:Value error, )?([a-z_]+\.[a-z_.]+): ", err["msg"])
-        if m:
-            return m.group(1)
-    return loc
+    m = _named_field(err)
+    return m.group(1) if m else _loc(err["loc"])
 
 
 def load_raw(path: str | Path) -> dict:
@@ -409,24 +411,24 @@ def set_path(cfg: dict, path: str, value: Any) -> None:
 
 
 HASH_EXCLUDED = ("data_root", "download")
-# Fields added after studies had been run: left out of the hash while at their default, so the
-# trial ids of existing results (and of resumed studies) stay what they were.
+# Fields added after studies had been run (paths into the config): left out of the hash while at their
+# default, so the trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
                            ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
                            ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
-                           ("variant", "code_prior"): 0.0}
+                           ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum"}
 
 
 def config_hash(cfg: dict) -> str:
     canon = trial_config(cfg).model_dump(mode="json")
     for k in HASH_EXCLUDED:  # where the data lives is not what the trial is
         canon["dataset"].pop(k)
-    for (section, k), default in HASH_DROPPED_AT_DEFAULT.items():
-        if canon[section][k] == default:
-            canon[section].pop(k)
-    lens = canon["variant"].get("lens")
-    if lens and lens.get("recon") == "sum":  # added later too: ids of lens trials from before stay
-        lens.pop("recon")
+    for path, default in HASH_DROPPED_AT_DEFAULT.items():
+        parent = canon
+        for k in path[:-1]:  # a missing or null section (e.g. no lens) has nothing to drop
+            parent = parent.get(k) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] == default:
+            parent.pop(path[-1])
     canon = json.dumps(canon, sort_keys=True)
     return hashlib.sha1(canon.encode()).hexdigest()[:12]
 
