@@ -25,7 +25,7 @@ def nrds_trials(results_dirs) -> pd.DataFrame:
         nr = results.load_nrds(d)
         if nr.empty:
             continue
-        trials = results.load(d)[0]
+        trials = results.read_parquet(d / results.TRIALS)  # the curves are not needed here
         cols = ["trial_id", "seed", *GROUP, "variant.structure", "variant.w"]
         m = nr[["trial_id", "group", "score", "curve", "real_curve", "status"]].merge(
             trials[[c for c in cols if c in trials]], on="trial_id", how="left")
@@ -125,8 +125,6 @@ def curves_plot(df: pd.DataFrame) -> bytes | None:
         ax.plot(range(1, len(real) + 1), list(real), "k--", label="real")
         ax.set(xlabel="epoch", ylabel="mean classifier output", ylim=(-0.02, 1.02))
         ax.set_title(f"{group.rsplit('/', 1)[0]}", fontsize=9)
-    for ax in list(axes.flat)[len(firsts):]:
-        ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False,
                ncol=1 if len(labels) <= 16 else 2)

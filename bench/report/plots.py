@@ -64,11 +64,15 @@ def _facets(n: int, width: float, height: float, **kw):
 
 
 def _panel_grid(n: int, max_cols: int, width: float, height: float):
-    """n panels wrapped into rows of at most max_cols; returns the figure and the [rows, cols] axes."""
+    """n panels wrapped into rows of at most max_cols; returns the figure and the [rows, cols] axes,
+    the cells after the n-th blank."""
     ncol = min(max_cols, n)
     nrow = math.ceil(n / ncol)
     fig = Figure(figsize=(width * ncol, height * nrow))
-    return fig, fig.subplots(nrow, ncol, squeeze=False)
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
 
 
 def final_metric(trials: pd.DataFrame, metric: str, variants: list[str]) -> bytes | None:
@@ -150,8 +154,6 @@ def scatter(trials: pd.DataFrame, samples: pd.DataFrame, variants: list[str]) ->
             what = f"{t['status']} at step {s['step'].iloc[0]} (last evaluated samples)"
         title = f"{t['variant']}\n{t[DATASET]}, seed {t['seed']}, {what}"
         ax.set_title(title + (f"\n({off} points off-panel)" if off else ""), fontsize=9)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
     kinds = set(samples["kind"])
     handles = [Line2D([], [], ls="", marker="o", color=c, label=k)
                for k, c in (("real", REAL), ("generated", GENERATED), ("lensed real", LENSED))
@@ -331,8 +333,6 @@ def heatmap(trials: pd.DataFrame, metric: str, x: str, y: str, variants: list[st
                     annot_kws={"fontsize": 8})
         ax.set_title(f"{v}" + (f" ({ds})" if d[DATASET].nunique() > 1 else ""), fontsize=9)
         ax.set(xlabel=x, ylabel=y)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
     fig.suptitle(f"mean final {metric} over seeds ({'brighter is better'}); blank: no finite value", y=1.02)
     fig.tight_layout()
     return png(fig)
