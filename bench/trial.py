@@ -41,8 +41,10 @@ def _streams(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def make_optimizer(params, train, lr: float, kind: str | None = None) -> torch.optim.Optimizer:
-    kind = kind or train.optimizer
+def make_optimizer(params, train, discriminator: bool = False) -> torch.optim.Optimizer:
+    """train.optimizer at train.lr; a discriminator's (D, D_z) uses train.d_optimizer / d_lr where set."""
+    kind = (train.d_optimizer if discriminator else None) or train.optimizer
+    lr = (train.d_lr if discriminator else None) or train.lr
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, betas=tuple(train.betas))
     if kind == "rmsprop":
@@ -64,8 +66,8 @@ def build(cfg, device: torch.device):
         lens = nets_module.build_lens(cfg.variant.lens, cfg.model, data.dim).to(device)
     G, D = G.to(device), D.to(device)
     t = cfg.train
-    nets = Nets(G, D, make_optimizer(G.parameters(), t, t.lr), make_optimizer(D.parameters(), t, t.d_lr or t.lr, t.d_optimizer),
-                lens, make_optimizer(lens.parameters(), t, t.lr) if lens is not None else None)
+    nets = Nets(G, D, make_optimizer(G.parameters(), t), make_optimizer(D.parameters(), t, discriminator=True),
+                lens, make_optimizer(lens.parameters(), t) if lens is not None else None)
     gens = {k: torch.Generator().manual_seed(s) for k, s in (("data", s_data), ("noise", s_noise), ("eval", s_eval))}
     return data, nets, gens
 
@@ -171,15 +173,14 @@ def build_ed(cfg, device: torch.device):
                                                          res_seed=s_res)
     t = cfg.train
 
-    def opt(mod, lr, kind=None):
-        return make_optimizer(mod.parameters(), t, lr, kind)
+    def opt(mod, discriminator=False):
+        return make_optimizer(mod.parameters(), t, discriminator) if mod is not None else None
 
     E, Dec, D = m.E.to(device), m.Dec.to(device), m.D.to(device)
     G_res = m.G_res.to(device) if m.G_res is not None else None
     D_z = m.D_z.to(device) if m.D_z is not None else None
-    nets = edgan.EDNets(E, Dec, D, opt(E, t.lr), opt(Dec, t.lr), opt(D, t.d_lr or t.lr, t.d_optimizer),
-                        G_res, opt(G_res, t.lr) if G_res is not None else None,
-                        D_z, opt(D_z, t.d_lr or t.lr, t.d_optimizer) if D_z is not None else None)
+    nets = edgan.EDNets(E, Dec, D, opt(E), opt(Dec), opt(D, discriminator=True),
+                        G_res, opt(G_res), D_z, opt(D_z, discriminator=True))
     gens = {k: torch.Generator().manual_seed(s) for k, s in (("data", s_data), ("noise", s_noise))}
     return data, nets, gens
 

@@ -24,8 +24,8 @@ def iters_per_second(C: int, channels: int, objective: str, lens: bool, threads:
     L = dcgan.build_lens(cfg.variant.lens, cfg.model, dim).to(dev) if lens else None
     G, D = G.to(dev), D.to(dev)
     t = cfg.train
-    nets = Nets(G, D, make_optimizer(G.parameters(), t, t.lr), make_optimizer(D.parameters(), t, t.lr),
-                L, make_optimizer(L.parameters(), t, t.lr) if lens else None)
+    nets = Nets(G, D, make_optimizer(G.parameters(), t), make_optimizer(D.parameters(), t, discriminator=True),
+                L, make_optimizer(L.parameters(), t) if lens else None)
     g = torch.Generator().manual_seed(0)
 
     def batch_():
