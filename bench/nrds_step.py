@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import results
-from bench.study import _TEMPLATE, NrdsCfg, trial_config  # pydantic only: no torch
+from bench.schema import _TEMPLATE, NrdsCfg, trial_config  # pydantic only: no torch
 
 NRDS = results.NRDS
 ED_ONLY_BY_STRUCTURE = ("variant.g_res_steps",)

@@ -1,68 +1,115 @@
-"""GAN objectives as small function sets over discriminator outputs (logits / critic values).
+"""GAN objectives: each one function set over D's outputs on BOTH sides, so losses that compare the
+two (relativistic GANs) fit as well as the classic ones (compare_gan's `loss(d_real, d_fake)` idea).
 
-Each objective gives
-  d_loss(d_real, d_fake)  what D minimizes,
-  g_loss(d_fake)          what G minimizes,
-  lens_adv(d_lensed)      the tempered lens' adversarial term L_L^A: the lens works against D by
-                          making lensed real data look fake, i.e. the generator loss with the target
-                          flipped (GAN: -log(1 - D(L(x))); LSGAN: D(L(x))^2; WGAN: D(L(x))).
+D's outputs are logits / critic values shaped [K, B] (K packed configurations, B samples); every loss
+is a mean over the batch, one value per configuration: [K].
+
+  d(r, f)     what D minimizes, from D(real) and D(fake);
+  g(r, f)     what G minimizes; `r` is None unless the objective is `relativistic` (a structure only
+              computes D(real) for G's step when the objective needs it);
+  lens(r, f)  the tempered lens' adversarial term L_L^A, with r = D(L(x)) on lensed real data and
+              f = D(G(z)): the lens works against D by making lensed real data look fake, i.e. the
+              generator's loss with the target flipped (GAN: -log(1 - D(L(x))); LSGAN: D(L(x))^2;
+              WGAN: D(L(x))); a relativistic lens minimises G's relativistic loss through r instead.
+
 The sigmoid of the GAN losses is folded into softplus for numerical stability:
 -log D(x) = softplus(-d), -log(1 - D(x)) = softplus(d).
+
+Adding an objective: a new file (or a few lines here) with an `Objective`, and one line in
+bench/registry.py.
 """
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+Loss = Callable[[Optional[Tensor], Tensor], Tensor]
+
 
 @dataclass(frozen=True)
 class Objective:
     name: str
-    d_loss: Callable[[Tensor, Tensor], Tensor]
-    g_loss: Callable[[Tensor], Tensor]
-    lens_adv: Callable[[Tensor], Tensor]
-    gradient_penalty: bool = False  # WGAN-GP: add gp_weight * (||grad D(x_hat)|| - 1)^2
-    clip_weights: bool = False  # WGAN: clip D's weights to [-clip, clip] after each D step
+    d: Loss
+    g: Loss
+    lens: Loss
+    relativistic: bool = False      # G's loss needs D(real)
+    gradient_penalty: bool = False  # WGAN-GP: add gp_weight * (||grad D(x_hat)|| - 1)^2 to D's loss
+    clip_weights: bool = False      # WGAN: clip D's weights to [-clip, clip] after each D step
+
+
+def mean(x: Tensor) -> Tensor:
+    """The batch mean of each configuration: [K, B] -> [K]."""
+    return x.mean(1)
 
 
 def _gan_d(r, f):
-    return F.softplus(-r).mean() + F.softplus(f).mean()
+    return mean(F.softplus(-r)) + mean(F.softplus(f))
 
 
-def _lens_gan(r):
-    return F.softplus(r).mean()
+def _gan_lens(r, f):
+    return mean(F.softplus(r))
 
 
 def _critic_d(r, f):
-    return f.mean() - r.mean()
+    return mean(f) - mean(r)
 
 
-minimax = Objective("minimax", _gan_d, g_loss=lambda f: -F.softplus(f).mean(), lens_adv=_lens_gan)
-ns = Objective("ns", _gan_d, g_loss=lambda f: F.softplus(-f).mean(), lens_adv=_lens_gan)
-lsgan = Objective(
-    "lsgan",
-    d_loss=lambda r, f: ((r - 1) ** 2).mean() + (f**2).mean(),
-    g_loss=lambda f: ((f - 1) ** 2).mean(),
-    lens_adv=lambda r: (r**2).mean(),
-)
-wgan = Objective("wgan", _critic_d, g_loss=lambda f: -f.mean(), lens_adv=lambda r: r.mean(), clip_weights=True)
-wgan_gp = Objective("wgan-gp", _critic_d, g_loss=lambda f: -f.mean(), lens_adv=lambda r: r.mean(),
-                    gradient_penalty=True)
-hinge = Objective(
-    "hinge",
-    d_loss=lambda r, f: F.relu(1 - r).mean() + F.relu(1 + f).mean(),
-    g_loss=lambda f: -f.mean(),
-    lens_adv=lambda r: r.mean(),
-)
+def _critic_g(r, f):
+    return -mean(f)
+
+
+def _critic_lens(r, f):
+    return mean(r)
+
+
+minimax = Objective("minimax", _gan_d, g=lambda r, f: -mean(F.softplus(f)), lens=_gan_lens)
+ns = Objective("ns", _gan_d, g=lambda r, f: mean(F.softplus(-f)), lens=_gan_lens)
+lsgan = Objective("lsgan", d=lambda r, f: mean((r - 1) ** 2) + mean(f**2), g=lambda r, f: mean((f - 1) ** 2),
+                  lens=lambda r, f: mean(r**2))
+wgan = Objective("wgan", _critic_d, _critic_g, _critic_lens, clip_weights=True)
+wgan_gp = Objective("wgan-gp", _critic_d, _critic_g, _critic_lens, gradient_penalty=True)
+hinge = Objective("hinge", d=lambda r, f: mean(F.relu(1 - r)) + mean(F.relu(1 + f)), g=_critic_g, lens=_critic_lens)
+
+
+# Relativistic average GANs (Jolicoeur-Martineau 2018): each side is judged against the other side's
+# mean logit. G's loss is D's with real and fake swapped; the lens, which moves the real side, minimises
+# the same swapped loss through r.
+def _rel(r, f):
+    return r - f.mean(1, keepdim=True), f - r.mean(1, keepdim=True)
+
+
+def _ragan_d(r, f):
+    cr, cf = _rel(r, f)
+    return mean(F.softplus(-cr)) + mean(F.softplus(cf))
+
+
+def _ragan_g(r, f):
+    cr, cf = _rel(r, f)
+    return mean(F.softplus(cr)) + mean(F.softplus(-cf))
+
+
+def _ralsgan_d(r, f):
+    cr, cf = _rel(r, f)
+    return mean((cr - 1) ** 2) + mean((cf + 1) ** 2)
+
+
+def _ralsgan_g(r, f):
+    cr, cf = _rel(r, f)
+    return mean((cr + 1) ** 2) + mean((cf - 1) ** 2)
+
+
+ragan = Objective("ragan", _ragan_d, _ragan_g, lens=_ragan_g, relativistic=True)
+ralsgan = Objective("ralsgan", _ralsgan_d, _ralsgan_g, lens=_ralsgan_g, relativistic=True)
 
 
 def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
     """Gulrajani et al.: E[(||grad_x D(x_hat)||_2 - 1)^2] on interpolates x_hat = eps*real + (1-eps)*fake,
-    eps ~ U[0, 1] per sample (drawn by the caller, so the step stays a pure function of its batch)."""
-    eps = eps.reshape((real.shape[0],) + (1,) * (real.dim() - 1))
+    eps ~ U[0, 1] per sample [K, B] (drawn by the caller, so the step stays a pure function of its batch).
+    real, fake: [K, B, ...]; returns [K]."""
+    eps = eps.reshape(eps.shape + (1,) * (real.dim() - 2))
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return mean((grad.flatten(2).norm(dim=2) - 1) ** 2)

@@ -1,12 +1,21 @@
-"""Names -> implementations, for everything a study file picks by name.
+"""Names -> implementations, for everything a study file picks by name. The study schema accepts
+exactly the names listed here (bench.schema validates against them), so adding a variant is one new
+file + one line here + a study file.
 
-Entries are "module:attribute" strings, imported only when a trial builds them, so validating a
-study never imports torch. Adding a variant = one new file + one line here + a study file.
+Entries are "module" or "module:attribute" strings, imported only when a trial builds them.
 """
 
 from importlib import import_module
 
 REGISTRY: dict[str, dict[str, str]] = {
+    # a training structure: a module with check / build / batch / step / Evaluation (bench.structures)
+    "structure": {
+        "gan": "bench.structures.gan",          # G from noise; the tempered lens is part of it
+        "ed+gan": "bench.structures.edgan",     # encoder-decoder structures (Zhang, Song, Qi 2018)
+        "ed+gan2": "bench.structures.edgan",    # ed+gan with batch norm (bench.nets.encdec)
+        "ed//gan": "bench.structures.edgan",
+    },
+    # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {
         "minimax": "bench.objectives:minimax",
         "ns": "bench.objectives:ns",
@@ -14,6 +23,8 @@ REGISTRY: dict[str, dict[str, str]] = {
         "wgan": "bench.objectives:wgan",
         "wgan-gp": "bench.objectives:wgan_gp",
         "hinge": "bench.objectives:hinge",
+        "ragan": "bench.objectives:ragan",
+        "ralsgan": "bench.objectives:ralsgan",
     },
     "dataset": {
         "ring8": "bench.data.toy:ring8",
@@ -25,24 +36,49 @@ REGISTRY: dict[str, dict[str, str]] = {
         "stacked": "bench.data.images:stacked",
         "digits": "bench.data.images:digits",
     },
+    # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...) (encdec: build_ed)
     "network": {
-        "mlp": "bench.nets.mlp",  # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...)
+        "mlp": "bench.nets.mlp",
         "dcgan": "bench.nets.dcgan",
-        "encdec": "bench.nets.encdec",  # ED structures: build_ed(model_cfg, variant_cfg, data_dim, num_classes)
+        "encdec": "bench.nets.encdec",
     },
-    "structure": {
-        "gan": "bench.structures.gan:step",
-        "ed+gan": "bench.structures.edgan:step_coupled",
-        "ed+gan2": "bench.structures.edgan:step_coupled",  # ed+gan with batch norm (bench.nets.encdec)
-        "ed//gan": "bench.structures.edgan:step_decoupled",
+    # lambda(t, K, lam) of the lens (bench.schedules)
+    "schedule": {
+        "sine": "bench.schedules:sine",
+        "linear": "bench.schedules:linear",
+        "constant": "bench.schedules:constant",
+        "none": "bench.schedules:none",
+    },
+    "optimizer": {
+        "adam": "torch.optim:Adam",
+        "rmsprop": "torch.optim:RMSprop",
+        "sgd": "torch.optim:SGD",
+    },
+    # the ED structures' conditional image tasks: clean image -> network input (bench.data.tasks)
+    "task": {
+        "inpaint": "bench.data.tasks:inpaint",
+        "downsample": "bench.data.tasks:downsample",
+        "caae": "bench.data.tasks:identity",
+    },
+    # weight initialisation schemes of the convolutional networks (bench.nets.dcgan.init_weights)
+    "init": {
+        "default": "bench.nets.dcgan:init_weights",
+        "xavier": "bench.nets.dcgan:init_weights",
+        "dcgan": "bench.nets.dcgan:init_weights",
     },
 }
+
+TOY_DATASETS = ("ring8", "grid25")  # 2-D point sets; every other dataset is images
+
+
+def names(kind: str) -> list[str]:
+    return sorted(REGISTRY[kind])
 
 
 def check(kind: str, name: str) -> str:
     """Validate a name (used by the study's pydantic validators)."""
     if name not in REGISTRY[kind]:
-        raise ValueError(f"unknown {kind} '{name}' (known: {', '.join(sorted(REGISTRY[kind]))})")
+        raise ValueError(f"unknown {kind} '{name}' (known: {', '.join(names(kind))})")
     return name
 
 

@@ -135,7 +135,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
     """Turn what a trial reported (one dict per evaluation, the last with done=True) into its
     trials row, curve rows and sample rows. `status` overrides the reported one (e.g. `failed`
     when the trial raised). Keys Ray adds to reports are ignored."""
-    from bench.study import flat_config  # pure data: pydantic models, no torch
+    from bench.schema import flat_config  # pure data: pydantic models, no torch
 
     ids = {"study": config["study"], "trial_id": config["trial_id"]}
     curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith(("loss_", "grid_")) or k in INFO}}

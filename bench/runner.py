@@ -26,10 +26,11 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 from ray import tune  # noqa: E402
 
 from bench import __version__, nrds_step, results
-from bench.study import Study, TrialConfig, config_hash, expand, set_path, variant_label
+from bench.schema import Study, TrialConfig, config_hash, variant_label
 
 
 # ----------------------------------------------------------------------------- trial configs
+from bench.study import expand, set_path
 def materialize(config: dict) -> dict:
     """Ray's config -> our trial config. Grid/random studies pass the expanded trial as-is;
     optuna passes the base trial plus the sampled axis values, which are applied here."""

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from bench.study import TrialConfig, trial_config
+from bench.schema import TrialConfig, trial_config
 from bench.structures.gan import Nets, step
 from bench.nets import dcgan
 from bench.trial import make_optimizer

@@ -24,7 +24,7 @@ def main(argv=None):
     from bench.metrics import fid as F
     from bench.metrics.evaluator import get_evaluator
     from bench.metrics.images import image_metrics, mode_stats, real_stats
-    from bench.study import DatasetCfg
+    from bench.schema import DatasetCfg
 
     t = time.perf_counter()
     data = registry.get("dataset", args.dataset)(DatasetCfg(name=args.dataset, image_size=32))

@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from bench.study import TrialConfig, trial_config
+from bench.schema import TrialConfig, trial_config
 from bench.structures.gan import step
 from bench.trial import build, sample_batch
 

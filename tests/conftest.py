@@ -13,7 +13,7 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 @pytest.fixture
 def tiny_config():
     """A toy trial small enough to train in about a second."""
-    from bench.study import TrialConfig
+    from bench.schema import TrialConfig
 
     def make(**over):
         base = {"train": {"steps": 100, "eval_every": 50, "batch_size": 64, "eval_samples": 500},

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from bench import registry
 from bench.data import images as im
-from bench.study import DatasetCfg
+from bench.schema import DatasetCfg
 
 SYS = Path("/usr/share/datasets/fashion-mnist")
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -134,7 +134,7 @@ def test_fashion_mnist_first_load_cached_load_and_system_folder_untouched(fresh_
     assert not list((fresh_cache / "prepared").glob(".*tmp"))  # no temporary files left
 
     # what every Ray trial does: a fresh process loads from the cache without importing torchvision
-    code = ("import sys, time, torch; from bench import registry; from bench.study import DatasetCfg; "
+    code = ("import sys, time, torch; from bench import registry; from bench.schema import DatasetCfg; "
             "t = time.perf_counter(); d = registry.get('dataset', 'fashion_mnist')(DatasetCfg(name='fashion_mnist')); "
             "print(time.perf_counter() - t, tuple(d.train.shape), 'torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -11,7 +11,8 @@ import torch
 
 from bench.data import tasks
 from bench.structures import edgan
-from bench.study import StudyError, TrialConfig, load_study, trial_config, variant_label
+from bench.schema import TrialConfig, trial_config, variant_label
+from bench.study import StudyError, load_study
 from bench.trial import build_ed, sample_ed_batch
 from conftest import run_rows, without_wall
 
@@ -113,7 +114,7 @@ def test_g_res_steps_and_optimizers():
 
 def test_discriminator_optimizer_is_its_own_setting():
     """train.d_optimizer / d_lr: D on Adam while E, Dec and G_res (what w scales) use SGD."""
-    from bench.study import config_hash
+    from bench.schema import config_hash
 
     cfg = trial_config(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
                                                    "d_optimizer": "adam", "d_lr": 2e-4}))

@@ -150,7 +150,7 @@ def test_mode_stats_rule():
 @pytest.fixture(scope="session")
 def fmnist():
     from bench.data.images import fashion_mnist
-    from bench.study import DatasetCfg
+    from bench.schema import DatasetCfg
 
     try:
         return fashion_mnist(DatasetCfg(name="fashion_mnist", image_size=32))
@@ -279,7 +279,7 @@ def test_modes_covered_of_each_class_is_bounded_by_the_evaluator_confusion(ev, f
 @pytest.fixture(scope="session")
 def stacked(fmnist):
     from bench.data.images import stacked
-    from bench.study import DatasetCfg
+    from bench.schema import DatasetCfg
 
     cfg = DatasetCfg(name="stacked", image_size=32, base="fashion_mnist")
     return stacked(cfg), cfg
@@ -316,7 +316,7 @@ def test_stacked_evaluator_is_the_base_classifier_per_channel(ev, stacked, fmnis
 def test_training_is_deterministic_and_restores_global_state():
     from bench.data.images import digits
     from bench.metrics.evaluator import TrainSettings, _weights_hash, train_classifier
-    from bench.study import DatasetCfg
+    from bench.schema import DatasetCfg
 
     d = digits(DatasetCfg(name="digits", image_size=16))
     s = TrainSettings(epochs=1, min_steps=15, batch_size=64)
@@ -337,7 +337,7 @@ def test_two_processes_train_once_and_share_the_cache(tmp_path):
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         from bench.data.images import digits
         from bench.metrics.evaluator import TrainSettings, get_evaluator
-        from bench.study import DatasetCfg
+        from bench.schema import DatasetCfg
         d = digits(DatasetCfg(name="digits", image_size=16))
         ev = get_evaluator(d, settings=TrainSettings(epochs=1, min_steps=40, batch_size=64))
         print(ev.id, ev.test_accuracy)

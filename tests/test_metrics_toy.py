@@ -4,7 +4,7 @@ import torch
 
 from bench.data.toy import grid25, ring8
 from bench.metrics.toy import energy_distance, mode_stats, toy_metrics
-from bench.study import DatasetCfg
+from bench.schema import DatasetCfg
 
 
 def test_real_data_scores_perfectly():

@@ -13,7 +13,7 @@ import pytest
 from bench import nrds_step, results
 from pydantic import ValidationError
 
-from bench.study import TrialConfig, flat_config
+from bench.schema import TrialConfig, flat_config
 
 SETTINGS = {"epochs": 3, "batch_size": 8, "width": 0.125}
 
@@ -129,7 +129,8 @@ def test_nrds_cli_recomputes_from_disk(tmp_path):
 
 
 def test_study_nrds_block_is_validated_and_not_in_trials():
-    from bench.study import Study, expand
+    from bench.schema import Study
+    from bench.study import expand
 
     s = Study.model_validate({"name": "x", "nrds": {"epochs": 5}})
     assert s.nrds.epochs == 5 and s.nrds.batch_size == 64 and s.nrds.width == 0.25

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from bench import results
-from bench.study import config_hash, variant_label
+from bench.schema import config_hash, variant_label
 from bench.trial import run_trial
 
 STUDY_YAML = "name: test\ndescription: a <tiny> study & its report\n"
@@ -16,7 +16,7 @@ STUDY_YAML = "name: test\ndescription: a <tiny> study & its report\n"
 def results_dir(tmp_path_factory):
     """Six tiny real trials (ns x 2 seeds, ns+lens x 2 seeds, a single-seed lsgan, an ns run forced to
     diverge) and one failed ns trial with no curves or samples."""
-    from bench.study import TrialConfig
+    from bench.schema import TrialConfig
 
     out = tmp_path_factory.mktemp("results") / "test"
     small = {"train": {"steps": 100, "eval_every": 50, "batch_size": 64, "eval_samples": 500}, "model": {"width": 32}}

@@ -10,7 +10,7 @@ from bench.trial import run_trial
 
 def _trial(tiny_config, **over):
     cfg = tiny_config(**over)
-    from bench.study import config_hash
+    from bench.schema import config_hash
 
     cfg["trial_id"] = config_hash(cfg)
     reps = []

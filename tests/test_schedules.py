@@ -64,7 +64,7 @@ def test_lookup_by_name():
     assert lam("sine", K // 2, K) == sine(K // 2, K)
     assert lam("none", 0, K, 5.0) == 0.0
     # every schedule a study may name has an implementation
-    from bench.study import LensCfg
+    from bench.schema import LensCfg
     from typing import get_args
 
     assert set(get_args(LensCfg.model_fields["schedule"].annotation)) == set(schedules.SCHEDULES)

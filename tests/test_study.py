@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.study import (StudyError, TrialConfig, config_hash, expand, flat_config, load_study,
-                         trial_config)
+from bench.schema import TrialConfig, config_hash, flat_config, trial_config
+from bench.study import StudyError, expand, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "studies" / "quickstart.yaml"

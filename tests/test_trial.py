@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from bench.study import trial_config
+from bench.schema import trial_config
 from bench.trial import build
 from conftest import run_rows, without_wall
 

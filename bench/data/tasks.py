@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-TASKS = ("inpaint", "downsample", "caae")
 HOLE = 12  # on 32 x 32 images
 FILL = -1.0
 
@@ -51,18 +50,15 @@ def identity(x: Tensor) -> Tensor:
     return x
 
 
-_DEGRADE = {"inpaint": inpaint, "downsample": downsample, "caae": identity}
-
-
 def uses_labels(task: str) -> bool:
     return task == "caae"
 
 
 def degrade(task: str, x: Tensor) -> Tensor:
-    """The network input for clean images x under `task`."""
-    if task not in _DEGRADE:
-        raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
-    return _DEGRADE[task](x)
+    """The network input for clean images x under `task` (a name in bench.registry's "task" list)."""
+    from bench import registry
+
+    return registry.get("task", task)(x)
 
 
 def swapped_labels(labels: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:

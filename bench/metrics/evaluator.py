@@ -290,7 +290,7 @@ def _base_data(data, cfg=None):
     built with the default data roots."""
     from bench import registry
     from bench.data.images import ImageData
-    from bench.study import DatasetCfg
+    from bench.schema import DatasetCfg
 
     base = data.base_name
     if cfg is not None:

@@ -27,47 +27,53 @@ import torch
 from torch import Tensor, nn
 
 from bench.data.tasks import uses_labels
+from bench.nets import packed as P
 from bench.nets.dcgan import Discriminator, Generator, conv_stack, init_weights
 
 
 class Encoder(nn.Module):
-    def __init__(self, channels: int, size: int, C: int, code_dim: int, batch_norm: bool):
+    """images [K, B, C, H, W] -> codes [K, B, code_dim] in (-1, 1)."""
+
+    def __init__(self, channels: int, size: int, C: int, code_dim: int, batch_norm: bool, K: int = 1):
         super().__init__()
-        layers, c_out = conv_stack(channels, size, C, batch_norm)
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_out * 4 * 4, code_dim), nn.Tanh())
+        self.K = K
+        layers, c_out = conv_stack(channels, size, C, batch_norm, K)
+        self.conv = nn.Sequential(*layers)
+        self.fc = P.Linear(K, c_out * 4 * 4, code_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return torch.tanh(self.fc(P.flatten_grouped(self.conv(P.to_grouped(x)), self.K)))
 
 
 class Decoder(nn.Module):
-    """code [B, code_dim] (+ one-hot labels [B, K]) -> image in [-1, 1]."""
+    """code [K, B, code_dim] (+ one-hot labels [K, B, n]) -> image in [-1, 1]."""
 
-    def __init__(self, code_dim: int, num_labels: int, channels: int, size: int, C: int, batch_norm: bool):
+    def __init__(self, code_dim: int, num_labels: int, channels: int, size: int, C: int, batch_norm: bool, K: int = 1):
         super().__init__()
         self.num_labels = num_labels
-        self.g = Generator(code_dim + num_labels, channels, size, C, batch_norm)
+        self.g = Generator(code_dim + num_labels, channels, size, C, batch_norm, K)
 
     def forward(self, code: Tensor, onehot: Optional[Tensor] = None) -> Tensor:
         if self.num_labels:
-            code = torch.cat([code, onehot], 1)
+            code = torch.cat([code, onehot], -1)
         return self.g(code)
 
 
 class CondDiscriminator(nn.Module):
     """D(x, cond): the DCGAN discriminator over x concatenated with `cond` along the channels
-    (cond: an image [B, c, H, W], or one-hot labels [B, K] broadcast to K planes; None = unconditional)."""
+    (cond: an image [K, B, c, H, W], or one-hot labels [K, B, n] broadcast to n planes; None =
+    unconditional). Returns logits [K, B]."""
 
-    def __init__(self, channels: int, cond_channels: int, size: int, C: int, batch_norm: bool):
+    def __init__(self, channels: int, cond_channels: int, size: int, C: int, batch_norm: bool, K: int = 1):
         super().__init__()
         self.cond_channels = cond_channels
-        self.d = Discriminator(channels + cond_channels, size, C, batch_norm)
+        self.d = Discriminator(channels + cond_channels, size, C, batch_norm, K)
 
     def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> Tensor:
         if self.cond_channels:
-            if cond.dim() == 2:
-                cond = cond[:, :, None, None].expand(-1, -1, *x.shape[-2:])
-            x = torch.cat([x, cond], 1)
+            if cond.dim() == 3:
+                cond = cond[..., None, None].expand(-1, -1, -1, *x.shape[-2:])
+            x = torch.cat([x, cond], 2)
         return self.d(x)
 
 
@@ -80,10 +86,16 @@ class EDModules:
     D_z: Optional[nn.Module] = None
 
 
-def code_discriminator(z_dim: int, width: int = 64) -> nn.Module:
-    """CAAE's D_z: an MLP on the code (real = U(-1, 1) samples, fake = E's codes); outputs logits [B]."""
-    return nn.Sequential(nn.Linear(z_dim, width), nn.LeakyReLU(0.2), nn.Linear(width, width // 2),
-                         nn.LeakyReLU(0.2), nn.Linear(width // 2, 1), nn.Flatten(0))
+class CodeDiscriminator(nn.Module):
+    """CAAE's D_z: an MLP on the code [K, B, z] (real = U(-1, 1) samples, fake = E's codes) -> logits [K, B]."""
+
+    def __init__(self, z_dim: int, width: int = 64, K: int = 1):
+        super().__init__()
+        self.net = nn.Sequential(P.Linear(K, z_dim, width), nn.LeakyReLU(0.2), P.Linear(K, width, width // 2),
+                                 nn.LeakyReLU(0.2), P.Linear(K, width // 2, 1))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).squeeze(-1)
 
 
 def batch_norm_for(structure: str) -> bool:
@@ -92,7 +104,8 @@ def batch_norm_for(structure: str) -> bool:
 
 def build_ed(model_cfg, variant_cfg, data_dim, num_classes: int, res_seed: Optional[int] = None) -> EDModules:
     """E, Dec, D from the current torch RNG state; G_res (ED//GAN) from its own seed `res_seed` when
-    given, so the same seed gives the same initial E, Dec and D for ED+GAN and ED//GAN."""
+    given, so the same seed gives the same initial E, Dec and D for ED+GAN and ED//GAN. One
+    configuration (K = 1); bench.nets.packed.stack joins several."""
     channels, size, _ = data_dim
     bn = batch_norm_for(variant_cfg.structure)
     labels = num_classes if uses_labels(variant_cfg.task) else 0
@@ -115,5 +128,5 @@ def build_ed(model_cfg, variant_cfg, data_dim, num_classes: int, res_seed: Optio
     if variant_cfg.code_prior > 0:  # its own stream: E, Dec, D and G_res are the same with or without it
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((res_seed or 0) + 1)
-            D_z = code_discriminator(code)
+            D_z = CodeDiscriminator(code)
     return EDModules(E, Dec, D, G_res, D_z)

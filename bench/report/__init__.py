@@ -21,7 +21,7 @@ import yaml
 from bench import results, stats
 from bench.metrics import INFO
 from bench.report import analysis, edgan, html, plots
-from bench.study import variant_label  # pydantic only: no model code
+from bench.schema import variant_label  # pydantic only: no model code
 
 ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "hostname", "device", "torch_threads",
                "evaluator_id")

@@ -1,0 +1,261 @@
+"""What every training structure shares. A structure is one module (bench/structures/<name>.py, one
+line in bench/registry.py) that supplies
+
+    check(cfg)                         reject configurations it does not support (ValueError naming
+                                       the field as "section.field: ..."), before any trial starts
+    build(pack, data, streams, device) -> Nets: its networks for every configuration of the pack,
+                                       each built from its own seed, packed, with their optimizers
+    batch(pack, data, gens, device)    -> dict of tensors [.., K, B, ..]: one training iteration's
+                                       randomness (data, noise), drawn from each configuration's streams
+    step(nets, batch, pack, t)         -> {loss name: [K] tensor}: one training iteration
+    Evaluation(pack, data, gens, device)(nets, final) -> one `Result` per configuration
+    scalars(cfg, t)                    (optional) values logged with every row, e.g. the lens weight
+
+and bench/trial.py runs the one loop they all share. A pack is K configurations trained together
+(bench.nets.packed); a single configuration is K = 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+# ----------------------------------------------------------------------------- configurations
+class Pack:
+    """The configurations trained together. Fields that shape the computation (networks, data, steps,
+    objective) are equal across them (bench.packing checks it); `cfg` is the first one, for those.
+    Per-configuration numbers (loss weights, seeds, ...) come as [K] tensors from `vec`."""
+
+    def __init__(self, cfgs: list, device: torch.device):
+        self.cfgs, self.device = list(cfgs), device
+        self.cfg = self.cfgs[0]
+        self._vecs: dict = {}
+
+    @property
+    def K(self) -> int:
+        return len(self.cfgs)
+
+    def vec(self, get: Callable[[Any], float], key: Optional[str] = None) -> Tensor:
+        """[K] float32 tensor of get(cfg) per configuration on the pack's device (cached under `key`)."""
+        if key is not None and key in self._vecs:
+            return self._vecs[key]
+        v = torch.tensor([float(get(c)) for c in self.cfgs], dtype=torch.float32, device=self.device)
+        if key is not None:
+            self._vecs[key] = v
+        return v
+
+    def variant(self, name: str) -> Tensor:
+        """[K] tensor of cfg.variant.<name>."""
+        return self.vec(lambda c: getattr(c.variant, name), key=f"variant.{name}")
+
+
+@dataclass(frozen=True)
+class Streams:
+    """A configuration's independent random streams, from its seed: `init` (networks), `data`, `noise`,
+    `eval` (the fixed evaluation batch) and `extra` (networks built apart from the others: the lens,
+    G_res), so adding a network never changes the others' initial weights."""
+    init: int
+    data: int
+    noise: int
+    eval: int
+    extra: int
+
+    @classmethod
+    def of(cls, seed: int) -> "Streams":
+        return cls(*[int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(5)])
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {k: torch.Generator().manual_seed(getattr(self, k)) for k in ("data", "noise", "eval")}
+
+
+def stacked(draw: Callable[[dict], Tensor], gens: list[dict], device) -> Tensor:
+    """Each configuration's draw from its own generators, stacked on dim 0 and moved to the device."""
+    return torch.stack([draw(g) for g in gens]).to(device)
+
+
+# ----------------------------------------------------------------------------- optimizers
+def _settings(train, critic: bool) -> tuple:
+    """(kind, lr, betas, momentum) of a network; critics (D, D_z) use train.d_optimizer / d_lr where set."""
+    kind = (train.d_optimizer if critic else None) or train.optimizer
+    lr = (train.d_lr if critic else None) or train.lr
+    return kind, lr, tuple(train.betas), train.momentum
+
+
+def torch_optimizer(params, kind: str, lr: float, betas: tuple, momentum: float) -> torch.optim.Optimizer:
+    from bench import registry
+
+    cls = registry.get("optimizer", kind)
+    return cls(params, lr=lr, betas=betas) if kind == "adam" else cls(params, lr=lr, momentum=momentum)
+
+
+class PackOptimizer:
+    """One network's optimizer for every configuration of a pack. Each run of consecutive
+    configurations with equal settings gets torch's own optimizer over its slice of the packed
+    parameters, so every configuration is updated by exactly the arithmetic of an unpacked run; a
+    pack whose configurations share their settings (e.g. seeds) is one optimizer over whole tensors."""
+
+    def __init__(self, params, settings: list[tuple]):
+        self.params = [p for p in params]
+        runs, a = [], 0
+        for b in range(1, len(settings) + 1):
+            if b == len(settings) or settings[b] != settings[a]:
+                runs.append((a, b, settings[a]))
+                a = b
+        if len(runs) == 1:
+            self.runs = [(None, self.params, torch_optimizer(self.params, *settings[0]))]
+        else:
+            self.runs = []
+            for a, b, s in runs:
+                views = [p.data[a:b] for p in self.params]
+                self.runs.append(((a, b), views, torch_optimizer(views, *s)))
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for span, views, opt in self.runs:
+            if span is not None:
+                for v, p in zip(views, self.params):
+                    v.grad = None if p.grad is None else p.grad[span[0]:span[1]]
+            opt.step()
+
+    def state_dict(self) -> list:
+        return [opt.state_dict() for _, _, opt in self.runs]
+
+    def load_state_dict(self, states: list) -> None:
+        for (_, _, opt), s in zip(self.runs, states):
+            opt.load_state_dict(s)
+
+
+# ----------------------------------------------------------------------------- networks
+class Nets:
+    """A structure's packed networks by name (`nets.G`) and an optimizer for each trained one
+    (`nets.opt["G"]`)."""
+
+    def __init__(self, modules: dict[str, nn.Module], opt: dict[str, PackOptimizer]):
+        self.__dict__["_modules"] = modules
+        self.opt = opt
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["_modules"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def has(self, name: str) -> bool:
+        return self._modules.get(name) is not None
+
+    def modules(self) -> list[nn.Module]:
+        return [m for m in self._modules.values() if m is not None]
+
+    def named(self) -> dict[str, nn.Module]:
+        return {k: m for k, m in self._modules.items() if m is not None}
+
+    def state_dict(self) -> dict:
+        return {"nets": {k: m.state_dict() for k, m in self.named().items()},
+                "opt": {k: o.state_dict() for k, o in self.opt.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.named().items():
+            m.load_state_dict(state["nets"][k])
+        for k, o in self.opt.items():
+            o.load_state_dict(state["opt"][k])
+
+
+def pack_nets(per_config: list[dict[str, Optional[nn.Module]]], pack: Pack, device, critics=("D", "D_z"),
+              fixed=()) -> Nets:
+    """Join each configuration's networks (built with K = 1 under its own seed) into packed networks on
+    the device, with one PackOptimizer per network (critics take D's optimizer settings; `fixed`
+    networks get none)."""
+    from bench.nets.packed import stack
+
+    modules = {}
+    for name in per_config[0]:
+        parts = [m[name] for m in per_config]
+        modules[name] = None if parts[0] is None else stack(parts).to(device)
+    opt = {name: PackOptimizer(m.parameters(), [_settings(c.train, name in critics) for c in pack.cfgs])
+           for name, m in modules.items() if m is not None and name not in fixed}
+    return Nets(modules, opt)
+
+
+def finite_per_config(nets: Nets, K: int) -> Tensor:
+    """[K] bool: every weight of every network of each configuration finite."""
+    ok = torch.ones(K, dtype=torch.bool)
+    for m in nets.modules():
+        for p in m.parameters():
+            ok &= torch.isfinite(p.detach().reshape(K, -1)).all(1).cpu()
+    return ok
+
+
+@contextlib.contextmanager
+def frozen(*nets: nn.Module):
+    """No gradients for these networks' weights inside (a loss for one player through another's net)."""
+    for n in nets:
+        n.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for n in nets:
+            n.requires_grad_(True)
+
+
+@torch.no_grad()
+def evaluated(net: Callable, *xs: Tensor, device, batch: int = 1024) -> Tensor:
+    """net(*xs) without gradients, in chunks of `batch` samples along
+    dim 1 (xs: [K, N, ...]), returned on the CPU as float. Call it inside `eval_mode`."""
+    out = [net(*(x[:, i:i + batch].to(device) for x in xs)).float().cpu() for i in range(0, xs[0].shape[1], batch)]
+    return torch.cat(out, 1)
+
+
+@contextlib.contextmanager
+def eval_mode(*nets: nn.Module):
+    """Eval mode inside (batch norm on running statistics), each network's mode restored after."""
+    was = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    try:
+        yield
+    finally:
+        for n, w in zip(nets, was):
+            n.train(w)
+
+
+def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor,
+           forward: Optional[Callable] = None) -> Tensor:
+    """One discriminator update of every configuration: the objective's D loss (+ WGAN-GP's penalty
+    gp_weight * GP), a step, WGAN's weight clipping. `forward` calls D with extra inputs (e.g. a
+    conditional D); default D itself. Returns the losses [K], detached."""
+    from bench.objectives import gradient_penalty
+
+    f = forward or D
+    loss = obj.d(f(real), f(fake))
+    if obj.gradient_penalty:
+        gp_weight = pack.variant("gp_weight")
+        if bool((gp_weight > 0).any()):
+            loss = loss + gp_weight * gradient_penalty(f, real, fake, eps)
+    opt.zero_grad()
+    loss.sum().backward()
+    opt.step()
+    if obj.clip_weights:
+        clip = pack.variant("clip")
+        with torch.no_grad():
+            for p in D.parameters():
+                c = clip.reshape((-1,) + (1,) * (p.dim() - 1))
+                p.copy_(torch.clamp(p, -c, c))
+    return loss.detach()
+
+
+@dataclass
+class Result:
+    """One configuration's evaluation: metrics, or the reason it diverged (NaN/Inf samples), and the
+    artifacts to save (bench.artifacts: image grids, scatter samples, final outputs)."""
+    metrics: dict = field(default_factory=dict)
+    artifacts: dict = field(default_factory=dict)
+    diverged: Optional[str] = None

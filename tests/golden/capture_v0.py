@@ -3,7 +3,8 @@ import hashlib, json, math, sys
 from pathlib import Path
 sys.path.insert(0, "/work/main/tests")
 import torch
-from bench.study import TrialConfig, load_study, expand
+from bench.schema import TrialConfig
+from bench.study import load_study, expand
 from bench.trial import run_trial
 
 def cfg(**over):

@@ -1,0 +1,145 @@
+"""Packed layers: K independent copies of a layer in one module, so K configurations of the same
+network train in one process with batched kernels (issue: packed trials). A single configuration is
+simply K = 1, so every network in ganbench is built from these layers.
+
+Layouts:
+- vectors: [K, B, F]. `Linear` is one batched matrix product (baddbmm); `BatchNorm1d` normalises each
+  configuration's features separately.
+- images: the *grouped* layout [B, K*C, H, W] inside convolution stacks: a convolution with groups=K is
+  K independent convolutions, and batch norm over K*C channels is K independent batch norms. Networks
+  convert at their edges with `to_grouped` / `from_grouped`; at their interfaces images are
+  [K, B, C, H, W].
+
+Every parameter and buffer has shape [K, *shape of the torch layer's], and a K = 1 layer is built by
+constructing the torch layer itself and adding the pack dimension, so it draws exactly the same
+initial weights from the RNG as before packing existed. Measured on the CPU, the K = 1 forward and
+backward passes are bit-identical to torch's layers, and so is each configuration of a K > 1 pack
+for Linear and Conv2d (tests/test_packed.py). `stack(nets)` joins K = 1 networks (each built under
+its own configuration's seed) into one K-network of the same class.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _from(make, K: int) -> dict[str, Tensor]:
+    """The parameters of K torch layers made one after the other, stacked (K = 1: that layer's own
+    initial draws from the RNG)."""
+    layers = [make() for _ in range(K)]
+    return {n: torch.stack([dict(l.named_parameters())[n].detach() for l in layers])
+            for n, _ in layers[0].named_parameters()}
+
+
+class Linear(nn.Module):
+    """x [K, B, d_in] -> [K, B, d_out]; weight [K, d_out, d_in], bias [K, d_out]."""
+
+    def __init__(self, K: int, d_in: int, d_out: int):
+        super().__init__()
+        self.K = K
+        p = _from(lambda: nn.Linear(d_in, d_out), K)
+        self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class Conv2d(nn.Module):
+    """Grouped layout [B, K*c_in, H, W] -> [B, K*c_out, H', W']; weight [K, c_out, c_in, k, k]."""
+
+    def __init__(self, K: int, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.K, self.stride, self.padding = K, stride, padding
+        p = _from(lambda: nn.Conv2d(c_in, c_out, kernel, stride, padding), K)
+        self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding, groups=self.K)
+
+
+class ConvTranspose2d(nn.Module):
+    """Grouped layout [B, K*c_in, H, W] -> [B, K*c_out, H', W']; weight [K, c_in, c_out, k, k]."""
+
+    def __init__(self, K: int, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.K, self.stride, self.padding = K, stride, padding
+        p = _from(lambda: nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding), K)
+        self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding,
+                                  groups=self.K)
+
+
+class _BatchNorm(nn.Module):
+    def __init__(self, K: int, c: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.K, self.momentum, self.eps = K, momentum, eps
+        self.weight, self.bias = nn.Parameter(torch.ones(K, c)), nn.Parameter(torch.zeros(K, c))
+        self.register_buffer("running_mean", torch.zeros(K, c))
+        self.register_buffer("running_var", torch.ones(K, c))
+
+    def _norm(self, x: Tensor) -> Tensor:  # x: [B, K*c, ...]; the running statistics update in place
+        return F.batch_norm(x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.flatten(),
+                            self.bias.flatten(), self.training, self.momentum, self.eps)
+
+
+class BatchNorm1d(_BatchNorm):
+    """x [K, B, c]: each configuration's features normalised over its own batch."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        K, B, c = x.shape
+        return self._norm(x.transpose(0, 1).reshape(B, K * c)).reshape(B, K, c).transpose(0, 1)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Grouped layout [B, K*c, H, W]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._norm(x)
+
+
+def to_grouped(x: Tensor) -> Tensor:
+    """[K, B, C, H, W] -> [B, K*C, H, W] (a copy when K > 1)."""
+    K, B = x.shape[:2]
+    return x.transpose(0, 1).reshape(B, K * x.shape[2], *x.shape[3:])
+
+
+def from_grouped(x: Tensor, K: int) -> Tensor:
+    """[B, K*C, H, W] -> [K, B, C, H, W] (a view)."""
+    return x.reshape(x.shape[0], K, x.shape[1] // K, *x.shape[2:]).transpose(0, 1)
+
+
+def flatten_grouped(x: Tensor, K: int) -> Tensor:
+    """[B, K*C, H, W] -> [K, B, C*H*W] (each configuration's feature maps flattened as nn.Flatten would)."""
+    return x.reshape(x.shape[0], K, -1).transpose(0, 1)
+
+
+def stack(nets: list[nn.Module]) -> nn.Module:
+    """One K-network from K networks of the same class built with K = 1 (parameters and buffers joined
+    along the pack dimension, in the given order)."""
+    if len(nets) == 1:
+        return nets[0]
+    out = copy.deepcopy(nets[0])
+    K = len(nets)
+    for m in out.modules():
+        if hasattr(m, "K"):
+            m.K = K
+    states = [dict(n.named_parameters()) | dict(n.named_buffers()) for n in nets]
+    for name, mod in out.named_modules():
+        prefix = f"{name}." if name else ""
+        for pname, p in list(mod.named_parameters(recurse=False)):
+            mod._parameters[pname] = nn.Parameter(torch.cat([s[prefix + pname].detach() for s in states]),
+                                                  requires_grad=p.requires_grad)
+        for bname, b in list(mod.named_buffers(recurse=False)):
+            mod._buffers[bname] = torch.cat([s[prefix + bname] for s in states])
+    return out
+
+
+def per_config(x: Tensor, K: int) -> Tensor:
+    """A packed parameter or buffer [K, ...] (or [K*...] for grouped tensors) as [K, -1]."""
+    return x.reshape(K, -1)

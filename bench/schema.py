@@ -1,0 +1,323 @@
+"""The schema: pydantic models of a trial configuration and of a study file, and what is derived from
+one configuration alone (its id, its label, its flat columns). Names that pick an implementation
+(dataset, network, structure, objective, schedule, optimizer, task, init) are checked against
+bench.registry, so the schema never lists them itself; what a structure supports is its own `check`.
+
+A study file is a base trial config (dataset, model, train, variant, seed) plus a sweep that says
+which fields vary; bench.study loads it and expands it into plain trial configs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from typing import Any, Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bench import registry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+def _registered(kind: str, v: Optional[str]) -> Optional[str]:
+    return v if v is None else registry.check(kind, v)
+
+
+# ----------------------------------------------------------------------------- trial config
+class DatasetCfg(_Strict):
+    name: str = "ring8"
+    std: float = Field(0.02, gt=0)
+    scale: float = Field(2.0, gt=0, description="ring radius / grid spacing of the toy mixtures")
+    image_size: int = Field(32, gt=0, description="image sets: height = width after resizing")
+    data_root: Optional[str] = Field(None, description="image sets: folder holding the files")
+    download: bool = Field(False, description="image sets: let torchvision download missing files")
+    base: str = Field("fashion_mnist", description="stacked: the single-channel image set of each channel")
+    stack_seed: int = Field(0, ge=0, description="stacked: seed of the channel draws")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return registry.check("dataset", v)
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        registry.check("dataset", v)
+        if v in registry.TOY_DATASETS or v == "stacked":
+            raise ValueError(f"'{v}' cannot be stacked: the base must be a single-channel image set")
+        return v
+
+
+class ModelCfg(_Strict):
+    name: str = "mlp"
+    width: int = Field(128, gt=0)
+    depth: int = Field(2, gt=0)
+    z_dim: int = Field(2, gt=0)
+    batch_norm: bool = Field(True, description="batch norm in G (DCGAN)")
+    d_batch_norm: Optional[bool] = Field(None, description="batch norm in D; default: on, except a WGAN-GP critic")
+    init: str = Field("default", description="weight init of the convolutional networks")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return registry.check("network", v)
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v: str) -> str:
+        return registry.check("init", v)
+
+
+class TrainCfg(_Strict):
+    steps: int = Field(2000, gt=0)
+    batch_size: int = Field(256, gt=0)
+    eval_every: int = Field(250, gt=0)
+    eval_samples: int = Field(2500, gt=0, description="generated samples per evaluation")
+    optimizer: str = "adam"
+    lr: float = Field(1e-3, gt=0)
+    d_lr: Optional[float] = Field(None, gt=0, description="discriminator lr; defaults to lr")
+    d_optimizer: Optional[str] = Field(None, description="discriminator optimizer; defaults to optimizer")
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    n_critic: int = Field(1, ge=1)
+    nrds_samples: int = Field(500, gt=0, description="ED structures: test outputs saved at the end for NRDS")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v):
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError("betas must lie in [0, 1)")
+        return v
+
+    @field_validator("optimizer", "d_optimizer")
+    @classmethod
+    def _optimizer(cls, v):
+        return _registered("optimizer", v)
+
+
+class LensCfg(_Strict):
+    schedule: str = "sine"
+    K: int = Field(1000, gt=0, description="steps until lambda reaches 0 (sine, linear)")
+    lam: float = Field(1.0, ge=0, description="lambda at t=0 (the constant value for 'constant')")
+    width: Optional[int] = Field(None, gt=0, description="lens MLP width; defaults to model.width")
+    depth: Optional[int] = Field(None, gt=0, description="MLP lens layers (default 2) / conv lens residual blocks (default 8)")
+    recon: Literal["sum", "mean"] = Field(
+        "sum", description="reconstruction term: sum = ||x - L(x)||^2 per sample as in the paper (summed over "
+                           "pixels), mean = its mean over pixels (the adversarial term weighs more)")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v):
+        return registry.check("schedule", v)
+
+
+class VariantCfg(_Strict):
+    structure: str = Field("gan", description="the training structure (bench.structures): gan (G from noise, "
+                                              "optionally with the lens) or an encoder-decoder + GAN structure")
+    objective: str = "ns"
+    lens: Optional[LensCfg] = None
+    clip: float = Field(0.01, gt=0, description="WGAN weight clip")
+    gp_weight: float = Field(10.0, ge=0, description="WGAN-GP gradient penalty weight")
+    # encoder-decoder structures (Zhang, Song, Qi 2018; bench.structures.edgan)
+    w: float = Field(1.0, ge=0, description="ED structures: weight of the adversarial loss")
+    task: Optional[str] = Field(None, description="ED structures: the conditional task (bench.data.tasks)")
+    g_res_steps: int = Field(2, ge=1, description="ed//gan: G_res updates per iteration")
+    d_cond: bool = Field(True, description="ED structures: D also sees the conditioning (input image / labels)")
+    code_prior: float = Field(0.0, ge=0, description=(
+        "ED structures: weight of an adversarial loss that pushes E's code towards U(-1, 1) through a code "
+        "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
+        "the label); 0 = off"))
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: str) -> str:
+        return registry.check("objective", v)
+
+    @field_validator("structure")
+    @classmethod
+    def _structure(cls, v: str) -> str:
+        return registry.check("structure", v)
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v):
+        return _registered("task", v)
+
+
+class TrialConfig(_Strict):
+    dataset: DatasetCfg = DatasetCfg()
+    model: ModelCfg = ModelCfg()
+    train: TrainCfg = TrainCfg()
+    variant: VariantCfg = VariantCfg()
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        # the structure says what it supports (its message starts with the field: "section.field: ...")
+        registry.get("structure", self.variant.structure).check(self)
+        if self.model.d_batch_norm is None:  # WGAN-GP's per-sample gradient penalty and batch norm don't mix
+            self.model.d_batch_norm = self.model.batch_norm and self.variant.objective != "wgan-gp"
+        return self
+
+
+TRIAL_FIELDS = tuple(TrialConfig.model_fields)
+
+
+def trial_config(cfg: dict) -> TrialConfig:
+    return TrialConfig.model_validate({k: cfg[k] for k in TRIAL_FIELDS if k in cfg})
+
+
+# ----------------------------------------------------------------------------- study file
+class Dist(_Strict):
+    dist: Literal["loguniform", "uniform", "randint", "choice"]
+    low: Optional[float] = None
+    high: Optional[float] = None
+    values: Optional[list[Any]] = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.dist == "choice":
+            if not self.values:
+                raise ValueError("choice needs a non-empty 'values' list")
+        else:
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"{self.dist} needs low < high")
+            if self.dist == "loguniform" and self.low <= 0:
+                raise ValueError("loguniform needs low > 0")
+        return self
+
+    def sample(self, rng: np.random.Generator):
+        if self.dist == "choice":
+            return copy.deepcopy(self.values[rng.integers(len(self.values))])
+        if self.dist == "loguniform":
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        if self.dist == "uniform":
+            return float(rng.uniform(self.low, self.high))
+        return int(rng.integers(int(self.low), int(self.high) + 1))
+
+
+AxisValues = list[Any] | Dist
+
+
+class Sweep(_Strict):
+    method: Literal["grid", "random", "optuna"] = "grid"
+    axes: dict[str, AxisValues] = {}
+    zip: list[dict[str, list[Any]]] = []
+    cases: list[dict[str, Any]] = []
+    seeds: Optional[list[int]] = None
+    num_samples: int = Field(1, gt=0, description="random/optuna: points to sample")
+    sample_seed: int = Field(0, description="random: RNG seed of the expansion itself")
+    include_default: bool = Field(True, description="random: the base config is one of the points")
+    metric: Optional[str] = Field(None, description="optuna: metric to optimize (final value)")
+    mode: Optional[Literal["min", "max"]] = None
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class NrdsCfg(_Strict):
+    """Settings of the study-level NRDS (bench.nrds_step); not part of any trial config or trial id."""
+    epochs: int = Field(20, ge=2, description="NRDS classifier epochs (curve points)")
+    batch_size: int = Field(64, gt=0, description="NRDS classifier batch (real and fake each)")
+    width: float = Field(0.25, gt=0, description="NRDS conv classifier width multiplier")
+
+
+class Study(TrialConfig):
+    name: str
+    description: str = ""
+    sweep: Sweep = Sweep()
+    resources: Resources = Resources()
+    nrds: NrdsCfg = NrdsCfg()
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("name must be a slug (letters, digits, _ . -), it names the results folder")
+        return v
+
+    def base_config(self) -> dict:
+        return self.model_dump(include=set(TRIAL_FIELDS), mode="json")
+
+
+# ----------------------------------------------------------------------------- derived from a config
+HASH_EXCLUDED = ("data_root", "download")
+# Fields added after studies had been run (paths into the config): left out of the hash while at their
+# default, so the trial ids of existing results (and of resumed studies) stay what they were.
+HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
+                           ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
+                           ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
+                           ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum"}
+
+
+def config_hash(cfg: dict) -> str:
+    canon = trial_config(cfg).model_dump(mode="json")
+    for k in HASH_EXCLUDED:  # where the data lives is not what the trial is
+        canon["dataset"].pop(k)
+    for path, default in HASH_DROPPED_AT_DEFAULT.items():
+        parent = canon
+        for k in path[:-1]:  # a missing or null section (e.g. no lens) has nothing to drop
+            parent = parent.get(k) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] == default:
+            parent.pop(path[-1])
+    canon = json.dumps(canon, sort_keys=True)
+    return hashlib.sha1(canon.encode()).hexdigest()[:12]
+
+
+def variant_label(cfg: dict) -> str:
+    """A short human name for what distinguishes a variant (objective and lens; for the encoder-decoder
+    structures the structure, e.g. "ed//gan", plus the objective when not ns), used in reports. The
+    adversarial weight w is not in the name: it is the axis whose sensitivity the ED studies measure,
+    so the report treats it as a swept axis of each structure."""
+    v = cfg["variant"]
+    structure = v.get("structure", "gan")
+    if structure != "gan":
+        return structure + ("" if v["objective"] == "ns" else f" {v['objective']}")
+    label = v["objective"]
+    lens = v.get("lens")
+    if lens:
+        s = lens["schedule"]
+        if s == "constant":
+            label += f"+lens(const {lens['lam']:g})"
+        elif s == "none":
+            label += "+lens(lambda=0)"
+        else:
+            label += f"+lens({s} K={lens['K']})"
+        if lens.get("recon", "sum") != "sum":
+            label = label[:-1] + f", recon {lens['recon']})"
+    return label
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dict -> {'train.lr': ..., 'variant.lens.K': ...}. A null sub-model stays one null column."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = json.dumps(list(v))
+        else:
+            out[key] = v
+    return out
+
+
+# every column a trial row can have (built without validation: no structure module, no torch, is imported)
+_TEMPLATE = flatten(TrialConfig.model_construct(variant=VariantCfg.model_construct(lens=LensCfg())).model_dump(mode="json"))
+
+
+def flat_config(cfg: dict) -> dict:
+    """Every config field as its own column, the same columns for every trial (a trial without a
+    lens has null variant.lens.* columns)."""
+    flat = flatten({k: cfg[k] for k in TRIAL_FIELDS})
+    flat.pop("variant.lens", None)
+    return {k: flat.get(k) for k in _TEMPLATE}
