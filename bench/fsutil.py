@@ -1,4 +1,4 @@
-"""Two file-system helpers every writer shares: atomic writes and a cross-process lock. Torch-free."""
+"""The file-system helper every writer shares: atomic writes. Torch-free."""
 
 from __future__ import annotations
 
@@ -24,21 +24,3 @@ def atomic_write(target: Path, write: Callable[[str], None], mode: int = 0o644) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive lock across processes on one machine (e.g. Ray trials building one cache entry)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic writes alone keep caches consistent
-        yield
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -10,7 +10,7 @@ score and a note; `failed` trials are left out (a rerun retries them). Only grou
 of status ok that saved outputs are scored.
 
 The real set of a group is the same dataset's TEST images at the npz `index` (every trial of a group
-saves the same test subset: EDEvaluation's fixed permutation and the shared `train.nrds_samples`);
+saves the same test subset: bench.structures.edgan.Evaluate's fixed permutation and the shared `train.nrds_samples`);
 outputs and real images are both used in [-1, 1]. The classifier's seed is the group's `seed`.
 
 results/<study>/nrds.parquet: one row per (group, trial_id): study, group, trial_id, status, score,

@@ -8,7 +8,7 @@ Entries are "module" or "module:attribute" strings, imported only when a trial b
 from importlib import import_module
 
 REGISTRY: dict[str, dict[str, str]] = {
-    # a training structure: a module with check / build / batch / step / Evaluation (bench.structures)
+    # a training structure: a module with check / build / batch / step / Evaluate (bench.structures)
     "structure": {
         "gan": "bench.structures.gan",          # G from noise; the tempered lens is part of it
         "ed+gan": "bench.structures.edgan",     # encoder-decoder structures (Zhang, Song, Qi 2018)
@@ -69,6 +69,7 @@ REGISTRY: dict[str, dict[str, str]] = {
 }
 
 TOY_DATASETS = ("ring8", "grid25")  # 2-D point sets; every other dataset is images
+GREY_DATASETS = ("fashion_mnist", "mnist", "digits")  # single-channel image sets: what `stacked` can stack
 
 
 def names(kind: str) -> list[str]:

@@ -6,9 +6,9 @@ results/<study>/
                     metric values, steps done, wall seconds, versions, git commit
   curves.parquet    one row per trial and evaluation step
   samples.parquet   a few final samples per trial (kind: real / generated / lensed) for scatter plots
-  grids/<trial_id>/ image sample grids (PNG) of every evaluation
-  outputs/<trial_id>.npz  ED structures: the final test outputs for NRDS (`outputs` uint8 [N, C, H, W],
-                    `index` test indices, `labels`[, `swapped_labels`]); trials column `outputs_path`
+  grids/, samples/, outputs/  the trials' artifacts (bench.artifacts): image grids of every evaluation
+                    (curves columns `grid_<kind>`), the toys' last samples, the ED structures' final
+                    test outputs for NRDS (trials column `outputs_path`)
   nrds.parquet      ED structures: the study-level NRDS per comparison group and trial (bench.nrds_step)
   progress.json     the running study's expected / running trial ids (for `ganbench status`)
 
@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench import artifacts
 from bench.fsutil import atomic_write
 from bench.metrics import INFO
 
@@ -105,48 +106,24 @@ def write_progress(path: str | Path, progress: dict) -> None:
 CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator", "evaluator_id", "evaluator_accuracy")
 
 
-def save_grids(results_dir: Path, trial_id: str, step: int, grids: dict[str, str]) -> dict[str, str]:
-    """Write a trial's base64 PNG sample grids to grids/<trial_id>/<step>_<kind>.png; return the
-    curve columns that point to them (grid_<kind>: path relative to the results folder)."""
-    import base64
-
-    out = {}
-    for kind, b64 in grids.items():
-        rel = f"grids/{trial_id}/{step:08d}_{kind}.png"
-        data = base64.b64decode(b64)
-        atomic_write(Path(results_dir) / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
-        out[f"grid_{kind}"] = rel
-    return out
-
-
-def save_outputs(results_dir: Path, trial_id: str, b64: str) -> str:
-    """Write a trial's base64 npz of final outputs to outputs/<trial_id>.npz; return that path relative
-    to the results folder (the trials row's `outputs_path`)."""
-    import base64
-
-    rel = f"outputs/{trial_id}.npz"
-    data = base64.b64decode(b64)
-    atomic_write(Path(results_dir) / rel, lambda tmp: Path(tmp).write_bytes(data))
-    return rel
-
-
 def rows_from_reports(config: dict, reports: list[dict], status: str | None = None, error: str | None = None,
-                      provenance: dict | None = None) -> tuple[dict, list[dict], list[dict]]:
-    """Turn what a trial reported (one dict per evaluation, the last with done=True) into its
-    trials row, curve rows and sample rows. `status` overrides the reported one (e.g. `failed`
-    when the trial raised). Keys Ray adds to reports are ignored."""
+                      provenance: dict | None = None, root: str | Path | None = None) -> tuple[dict, list[dict], list[dict]]:
+    """Turn what a trial reported (one dict per evaluation, the last with final=True) into its
+    trials row, curve rows and sample rows (read from its samples file under `root`, the artifact
+    root). `status` overrides the reported one (e.g. `failed` when the trial raised). Keys Ray adds to
+    reports are ignored."""
     from bench.schema import flat_config  # pure data: pydantic models, no torch
 
     ids = {"study": config["study"], "trial_id": config["trial_id"]}
     curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith(("loss_", "grid_")) or k in INFO}}
               for r in reports if "step" in r and r.get("status") != "diverged"]
     last = reports[-1] if reports else {}
-    status = status or (last.get("status") if last.get("done") else "failed")
+    status = status or (last.get("status") if last.get("final") else "failed")
     if status == "failed" and error is None:
         error = "trial ended without a final report"
     samples = []
-    for kind, pts in (last.get("samples") or {}).items():
-        samples += [{**ids, "step": last.get("samples_step", last["step"]), "kind": kind, "x": p[0], "y": p[1]} for p in pts]
+    if last.get("samples_path") and root is not None and (Path(root) / last["samples_path"]).exists():
+        samples = artifacts.sample_rows(root, last["samples_path"], ids, last.get("samples_step", last.get("step")))
     trial = {
         **ids,
         "config_hash": config["trial_id"],

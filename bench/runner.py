@@ -21,33 +21,32 @@ import yaml
 # Ray reads these at import: no per-trial JSON/CSV/TensorBoard loggers (our rows go to Parquet).
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
 
 from ray import tune  # noqa: E402
 
 from bench import __version__, nrds_step, results
 from bench.schema import Study, TrialConfig, config_hash, variant_label
+from bench.study import expand, set_path
 
 
 # ----------------------------------------------------------------------------- trial configs
-from bench.study import expand, set_path
-def materialize(config: dict) -> dict:
-    """Ray's config -> our trial config. Grid/random studies pass the expanded trial as-is;
-    optuna passes the base trial plus the sampled axis values, which are applied here."""
-    if "trial" in config:
-        return config["trial"]
+def materialize(config: dict) -> list[dict]:
+    """Ray's config -> the trial configs it trains. Grid/random studies pass their pack of expanded
+    trials as-is; optuna passes the base trial plus the sampled axis values, applied here."""
+    if "pack" in config:
+        return config["pack"]
     cfg = copy.deepcopy(config["base"])
     for path, value in config["axes"].items():
         set_path(cfg, path, value)
     meta = {k: cfg.pop(k) for k in ("study", "resources", "trial_id", "variant_label") if k in cfg}
     cfg = TrialConfig.model_validate(cfg).model_dump(mode="json")
-    return {**cfg, **meta, "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
+    return [{**cfg, **meta, "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}]
 
 
 def ray_trainable(config: dict) -> None:
     from bench.trial import train_trial
 
-    train_trial(materialize(config))
+    train_trial({**config, "pack": materialize(config)})
 
 
 def _optuna_space(study: Study, base: dict) -> tuple[dict, object]:
@@ -93,12 +92,13 @@ def save_study_copy(study: Study, results_dir: Path) -> None:
 
 # ----------------------------------------------------------------------------- the callback
 class ResultWriter(tune.Callback):
-    """Collects each trial's reports and writes its rows when it ends; drives the progress line."""
+    """Collects each configuration's reports and writes its rows when it ends; drives the progress line.
+    A Ray trial trains a pack of configurations; each report names its configuration (`trial_id`)."""
 
     def __init__(self, results_dir: Path, meta: dict, total: int, provenance: dict, progress=None):
         self.results_dir, self.provenance, self.progress = results_dir, provenance, progress
         self.reports: dict[str, list[dict]] = {}
-        self.configs: dict[str, dict] = {}
+        self.packs: dict[str, list[dict]] = {}
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.running: set[str] = set()
         self.meta = {**meta, "pid": os.getpid(), "host": socket.gethostname(),
@@ -118,44 +118,47 @@ class ResultWriter(tune.Callback):
             self.progress.update(self.task, completed=sum(self.counts.values()), running=len(self.running), **self.counts)
         self.write_progress()
 
-    def _cfg(self, trial) -> dict:
-        if trial.trial_id not in self.configs:
-            self.configs[trial.trial_id] = materialize(trial.config)
-        return self.configs[trial.trial_id]
+    def _pack(self, trial) -> list[dict]:
+        if trial.trial_id not in self.packs:
+            self.packs[trial.trial_id] = materialize(trial.config)
+        return self.packs[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running.add(self._cfg(trial)["trial_id"])
-        self.reports[trial.trial_id] = []
+        for cfg in self._pack(trial):
+            self.running.add(cfg["trial_id"])
+            self.reports[cfg["trial_id"]] = []
         self._refresh()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "outputs" in result:  # ED structures' final outputs (for NRDS): to disk, the row keeps the path
-            b64 = result["outputs"]
-            result = {k: v for k, v in result.items() if k != "outputs"}
-            result["outputs_path"] = results.save_outputs(self.results_dir, self._cfg(trial)["trial_id"], b64)
-        if "grids" in result:  # image sample grids: to disk now, the row keeps their paths
-            grids = result["grids"]
-            result = {k: v for k, v in result.items() if k != "grids"}
-            result.update(results.save_grids(self.results_dir, self._cfg(trial)["trial_id"], result["step"], grids))
-        self.reports.setdefault(trial.trial_id, []).append(result)
+        tid = result.get("config_id")  # ("trial_id" is Ray Tune's own id of the pack)
+        if tid is None or tid not in self.running:
+            return
+        self.reports[tid].append(result)
+        if result.get("final"):
+            self._finish(next(c for c in self._pack(trial) if c["trial_id"] == tid))
 
-    def _finish(self, trial, status=None, error=None):
-        cfg = self._cfg(trial)
-        reports = self.reports.pop(trial.trial_id, [])
+    def _finish(self, cfg: dict, status=None, error=None):
+        reports = self.reports.pop(cfg["trial_id"], [])
         host = {"hostname": reports[-1].get("hostname")} if reports else {}
-        row, curves, samples = results.rows_from_reports(cfg, reports, status, error, {**self.provenance, **host})
+        row, curves, samples = results.rows_from_reports(cfg, reports, status, error, {**self.provenance, **host},
+                                                         root=self.results_dir)
         results.upsert(self.results_dir, row, curves, samples)
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self.running.discard(cfg["trial_id"])
         self._refresh()
 
+    def _finish_pack(self, trial, status=None, error=None):
+        for cfg in self._pack(trial):
+            if cfg["trial_id"] in self.running:
+                self._finish(cfg, status, error)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trial)
+        self._finish_pack(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         err = trial.get_error()
         msg = str(err).strip().splitlines()[-1] if err else "trial raised (see Ray logs)"
-        self._finish(trial, status="failed", error=msg[:2000])
+        self._finish_pack(trial, status="failed", error=msg[:2000])
 
 
 # ----------------------------------------------------------------------------- NRDS
@@ -245,13 +248,14 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         if optuna:
             base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
             param_space, search_alg = _optuna_space(study, base)
+            param_space["artifacts"] = str(results_dir)
             tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=len(todo), metric=study.sweep.metric,
                                           mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
         else:
-            param_space = {"trial": tune.grid_search(todo)}
+            param_space = {"pack": tune.grid_search([[t] for t in todo]), "artifacts": str(results_dir)}
             tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                          trial_dirname_creator=lambda t: t.config["trial"]["trial_id"],
-                                          trial_name_creator=lambda t: t.config["trial"]["trial_id"])
+                                          trial_dirname_creator=lambda t: t.config["pack"][0]["trial_id"],
+                                          trial_name_creator=lambda t: t.config["pack"][0]["trial_id"])
         progress = None
         if show_progress and not verbose:
             progress = Progress(TextColumn(f"[bold]{study.name}"), BarColumn(), MofNCompleteColumn(),

@@ -21,8 +21,8 @@ def none(t: int, K: int, lam: float = 1.0) -> float:
     return 0.0
 
 
-SCHEDULES = {"sine": sine, "linear": linear, "constant": constant, "none": none}
-
-
 def lam(schedule: str, t: int, K: int, lam: float = 1.0) -> float:
-    return SCHEDULES[schedule](t, K, lam)
+    """lambda(t) of the schedule registered under that name (bench.registry)."""
+    from bench import registry
+
+    return registry.get("schedule", schedule)(t, K, lam)

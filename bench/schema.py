@@ -49,9 +49,9 @@ class DatasetCfg(_Strict):
     @field_validator("base")
     @classmethod
     def _base(cls, v: str) -> str:
-        registry.check("dataset", v)
-        if v in registry.TOY_DATASETS or v == "stacked":
-            raise ValueError(f"'{v}' cannot be stacked: the base must be a single-channel image set")
+        if registry.check("dataset", v) not in registry.GREY_DATASETS:
+            raise ValueError(f"'{v}' cannot be stacked: the base must be a single-channel image set "
+                             f"({', '.join(registry.GREY_DATASETS)})")
         return v
 
 

@@ -1,10 +1,10 @@
 """The training loop every structure shares, and the Ray Tune trainable that runs it.
 
 `run_trial(configs, report, artifacts)` trains a pack of K configurations (K = 1: one trial) of one
-structure (bench.structures: build / batch / step / Evaluation). At every evaluation it reports one flat
+structure (bench.structures: build / batch / step / Evaluate). At every evaluation it reports one flat
 row per configuration (a row of curves.parquet); artifacts (image grids, samples, outputs) are written
 as files under `artifacts` by bench.artifacts and the rows carry their paths. The last row of each
-configuration has `done=True` and its status: `ok`, or `diverged` at the step where a loss, a weight or
+configuration has `final=True` and its status: `ok`, or `diverged` at the step where a loss, a weight or
 a sample became NaN/Inf: a result, not a crash. A diverged configuration stops reporting; the others
 of its pack go on.
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import torch
@@ -30,21 +32,42 @@ def device_for(config: dict, device: str | None = None) -> torch.device:
     return torch.device(device or ("cuda" if gpu and torch.cuda.is_available() else "cpu"))
 
 
+@dataclass
+class Setup:
+    """A pack ready to train: its structure module, configurations, data, networks and random streams."""
+    S: ModuleType
+    pack: Pack
+    data: object
+    nets: object
+    gens: list[dict]
+    device: torch.device
+
+    def step(self, t: int) -> dict:
+        """One training iteration of every configuration: {loss name: [K] tensor}."""
+        return self.S.step(self.nets, self.S.batch(self.pack, self.data, self.gens, self.device), self.pack, t)
+
+
+def setup(configs: list[dict] | dict, device: str | torch.device | None = None) -> Setup:
+    configs = [configs] if isinstance(configs, dict) else list(configs)
+    dev = device_for(configs[0], device)
+    pack = Pack([trial_config(c) for c in configs], dev)
+    S = registry.get("structure", pack.cfg.variant.structure)
+    data = registry.get("dataset", pack.cfg.dataset.name)(pack.cfg.dataset)
+    streams = [Streams.of(c.seed) for c in pack.cfgs]
+    nets = S.build(pack, data, streams, dev)
+    return Setup(S, pack, data, nets, [s.generators() for s in streams], dev)
+
+
 def run_trial(configs: list[dict] | dict, report: Callable[[dict], None], artifacts: str | Path,
               device: str | None = None, **final_extra) -> list[dict]:
     """Train the configurations, calling `report(row)` for each configuration at every evaluation.
     Returns each configuration's last row."""
     configs = [configs] if isinstance(configs, dict) else list(configs)
-    dev = device_for(configs[0], device)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    pack = Pack([trial_config(c) for c in configs], dev)
+    run = setup(configs, device)
+    S, pack, nets, dev = run.S, run.pack, run.nets, run.device
     cfg, K = pack.cfg, pack.K
-    S = registry.get("structure", cfg.variant.structure)
-    data = registry.get("dataset", cfg.dataset.name)(cfg.dataset)
-    streams = [Streams.of(c.seed) for c in pack.cfgs]
-    nets = S.build(pack, data, streams, dev)
-    gens = [s.generators() for s in streams]
-    evaluate = S.Evaluation(pack, data, gens, dev)
+    evaluate = S.Evaluate(pack, run.data, run.gens, dev)
     scalars = getattr(S, "scalars", lambda c, t: {})
 
     start = time.perf_counter()
@@ -60,10 +83,10 @@ def run_trial(configs: list[dict] | dict, report: Callable[[dict], None], artifa
 
     def finish(k: int, t: int, metrics: dict, status: str, why: str | None = None) -> None:
         keep = {key: v for key, v in saved[k].items() if status == "ok" or key.startswith("samples")}
-        last[k] = row(k, t, metrics, done=True, status=status, diverged_step=t if status == "diverged" else None,
+        last[k] = row(k, t, metrics, final=True, status=status, diverged_step=t if status == "diverged" else None,
                       error=why, torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(),
                       inception_skipped=getattr(evaluate, "inception_skipped", None), **final_extra, **keep)
-        report({"trial_id": ids[k], **last[k]})
+        report({"config_id": ids[k], **last[k]})
 
     def diverge(k: int, t: int, why: str) -> None:
         finish(k, t, {m: math.nan for m in INFO}, "diverged", why)
@@ -88,10 +111,10 @@ def run_trial(configs: list[dict] | dict, report: Callable[[dict], None], artifa
                     finish(k, t, r.metrics, "ok")
                 else:
                     grids = {key: v for key, v in paths.items() if key.startswith("grid_")}
-                    report({"trial_id": ids[k], **row(k, t, r.metrics, done=False, status="running", **grids)})
+                    report({"config_id": ids[k], **row(k, t, r.metrics, final=False, status="running", **grids)})
             if t == T or not alive:
                 break
-        out = S.step(nets, S.batch(pack, data, gens, dev), pack, t)
+        out = run.step(t)
         values = {name: v.tolist() for name, v in out.items()}  # one synchronisation per step
         for k in list(alive):
             losses[k] = {name: v[k] for name, v in values.items()}
@@ -110,5 +133,6 @@ def train_trial(config: dict) -> None:
     import ray
     from ray import tune
 
-    torch.set_num_threads(max(1, int(config.get("resources", {}).get("cpu", 1))))
-    run_trial(config["pack"], tune.report, config["artifacts"], ray_node_id=ray.get_runtime_context().get_node_id())
+    pack = config["pack"]
+    torch.set_num_threads(max(1, int(pack[0].get("resources", {}).get("cpu", 1))))
+    run_trial(pack, tune.report, config["artifacts"], ray_node_id=ray.get_runtime_context().get_node_id())

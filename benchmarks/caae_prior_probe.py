@@ -9,5 +9,6 @@ s = load_study("studies/edgan_caae_fmnist.yaml")
 t = [t for t in expand(s) if t["variant"]["structure"] == "ed+gan" and t["variant"]["w"] == 0.01
      and t["train"]["optimizer"] == "adam" and t["seed"] == 0][0]
 t["variant"]["code_prior"] = float(sys.argv[1]); t["train"]["steps"] = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-last = run_trial(t, lambda r: None)
+import tempfile
+last = run_trial(t, lambda r: None, tempfile.mkdtemp())[0]
 print("code_prior", sys.argv[1:], {k: round(last[k], 3) for k in ("l1", "fid", "swap_accuracy")})

@@ -23,17 +23,18 @@ def main(argv=None):
     from bench import registry
     from bench.metrics import fid as F
     from bench.metrics.evaluator import get_evaluator
-    from bench.metrics.images import image_metrics, mode_stats, real_stats
+    from bench.metrics.images import image_metrics, class_modes, real_stats
     from bench.schema import DatasetCfg
 
     t = time.perf_counter()
-    data = registry.get("dataset", args.dataset)(DatasetCfg(name=args.dataset, image_size=32))
-    ev = get_evaluator(data)
+    cfg = DatasetCfg(name=args.dataset, image_size=32)
+    data = registry.get("dataset", args.dataset)(cfg)
+    ev = get_evaluator(data, cfg)
     print(f"data + evaluator (cached or trained): {time.perf_counter() - t:.2f} s; {ev.id}, "
           f"test accuracy {ev.test_accuracy:.4f}, trained in {ev.meta['train_seconds']:.0f} s")
     # "generated" images: training images with a little noise (not the real split the stats use)
     g = torch.Generator().manual_seed(0)
-    x, _ = data.split("train")
+    x = data.to_float(data.train)
     fake = (x[:args.n] + 0.1 * torch.randn(x[:args.n].shape, generator=g)).clamp(-1, 1)
     t = time.perf_counter()
     real = real_stats(ev, data, "test", args.n)
@@ -56,7 +57,7 @@ def main(argv=None):
         F.manifold_metrics(real["features"], feats, real_radii=real["radii"])
         tt["pr+dc"] = time.perf_counter() - t
         t = time.perf_counter()
-        mode_stats(ev.classes_from_logits(logits), ev.num_classes)
+        class_modes(ev.classes_from_logits(logits), ev.num_classes)
         tt["modes"] = time.perf_counter() - t
         tt["total"] = time.perf_counter() - t0
         t = time.perf_counter()

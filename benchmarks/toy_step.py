@@ -5,22 +5,20 @@ import time
 
 import torch
 
-from bench.schema import TrialConfig, trial_config
-from bench.structures.gan import step
-from bench.trial import build, sample_batch
+from bench.schema import TrialConfig
+from bench.trial import setup
 
 
 def iters_per_second(objective: str, lens: bool, n_critic: int = 1, iters: int = 300) -> float:
-    cfg = trial_config(TrialConfig(variant={"objective": objective, "lens": {"K": 1000} if lens else None},
-                                   train={"n_critic": n_critic}).model_dump(mode="json"))
-    dev = torch.device("cpu")
-    data, nets, gens = build(cfg, dev)
+    cfg = TrialConfig(variant={"objective": objective, "lens": {"K": 1000} if lens else None},
+                      train={"n_critic": n_critic}).model_dump(mode="json")
+    run = setup({**cfg, "trial_id": "bench"}, "cpu")
     for t in range(20):  # warm-up
-        step(nets, sample_batch(data, cfg, gens, dev), cfg, t)
+        run.step(t)
     t0 = time.perf_counter()
     for t in range(iters):
-        out = step(nets, sample_batch(data, cfg, gens, dev), cfg, t)
-        {k: v.item() for k, v in out.items()}  # the trial synchronises every step for divergence checks
+        out = run.step(t)
+        {k: v.tolist() for k, v in out.items()}  # the trial synchronises every step for divergence checks
     return iters / (time.perf_counter() - t0)
 
 

@@ -26,12 +26,15 @@ def tiny_config():
     return make
 
 
-def run_rows(cfg: dict) -> list[dict]:
-    """Every row a trial reports, trained in this process (no Ray)."""
+def run_rows(cfg: dict | list[dict], artifacts=None) -> list[dict]:
+    """Every row a trial (or a pack of configurations) reports, trained in this process (no Ray);
+    artifacts go to `artifacts` (default: a new temporary folder)."""
+    import tempfile
+
     from bench.trial import run_trial
 
     rows = []
-    run_trial(cfg, rows.append)
+    run_trial(cfg, rows.append, artifacts or tempfile.mkdtemp(prefix="ganbench-test-"))
     return rows
 
 

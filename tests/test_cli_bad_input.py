@@ -22,7 +22,7 @@ CASES = {
     "unknown-top-level": (OK + "stepz: 10\n", [], "stepz", "Extra inputs are not permitted"),
     "unknown-nested": ("name: bad\ntrain: {stepz: 10}\n", [], "train.stepz", "Extra inputs are not permitted"),
     "unknown-objective": ("name: bad\nvariant: {objective: foo}\n", [], "variant.objective",
-                          "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, wgan, wgan-gp)"),
+                          "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, ragan, ralsgan, wgan, wgan-gp)"),
     "wrong-type": ('name: bad\ntrain: {steps: "many"}\n', [], "train.steps", "Input should be a valid integer"),
     "negative-steps": ("name: bad\ntrain: {steps: -3}\n", [], "train.steps", "Input should be greater than 0"),
     "zero-steps": ("name: bad\ntrain: {steps: 0}\n", [], "train.steps", "Input should be greater than 0"),

@@ -1,19 +1,18 @@
 """ED+GAN / ED+GAN2 / ED//GAN (bench.structures.edgan): gradient routing, tasks, trials on `digits`."""
 
-import base64
 import copy
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from bench import artifacts
 from bench.data import tasks
-from bench.structures import edgan
-from bench.schema import TrialConfig, trial_config, variant_label
+from bench.nets.packed import BatchNorm2d
+from bench.schema import TrialConfig, variant_label
 from bench.study import StudyError, load_study
-from bench.trial import build_ed, sample_ed_batch
+from bench.trial import setup
 from conftest import run_rows, without_wall
 
 CPU = torch.device("cpu")
@@ -47,12 +46,16 @@ def _same(a, b):
 
 
 def _one_step(config):
-    cfg = trial_config(config)
-    data, nets, gens = build_ed(cfg, CPU)
-    before = {k: _params(getattr(nets, k)) for k in ("E", "Dec", "D", "G_res") if getattr(nets, k) is not None}
-    edgan.step(nets, sample_ed_batch(data, cfg, gens, CPU), cfg, 0)
-    after = {k: _params(getattr(nets, k)) for k in before}
+    run = setup(config, CPU)
+    before = {k: _params(getattr(run.nets, k)) for k in ("E", "Dec", "D", "G_res") if run.nets.has(k)}
+    run.step(0)
+    after = {k: _params(getattr(run.nets, k)) for k in before}
     return before, after
+
+
+def _torch_opt(nets, name):
+    (opt,) = nets.opt[name].optimizers  # one configuration: one torch optimizer per network
+    return opt
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -96,32 +99,31 @@ def test_coupled_decoder_update_depends_on_w():
 
 
 def test_g_res_steps_and_optimizers():
-    cfg = trial_config(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9}, variant={"g_res_steps": 3}))
-    data, nets, gens = build_ed(cfg, CPU)
-    opts = (nets.opt_e, nets.opt_dec, nets.opt_d, nets.opt_res)
+    run = setup(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9}, variant={"g_res_steps": 3}), CPU)
+    nets = run.nets
+    opts = [_torch_opt(nets, k) for k in ("E", "Dec", "D", "G_res")]
     assert all(isinstance(o, torch.optim.SGD) and o.defaults["momentum"] == 0.9 for o in opts)
     assert len({id(o) for o in opts}) == 4  # one optimizer per network
-    edgan.step(nets, sample_ed_batch(data, cfg, gens, CPU), cfg, 0)
-    assert nets.opt_res.state[next(nets.G_res.parameters())]["momentum_buffer"] is not None
+    run.step(0)
+    assert _torch_opt(nets, "G_res").state[next(nets.G_res.parameters())]["momentum_buffer"] is not None
     # the same seed gives the same initial E, Dec and D for ed+gan and ed//gan (G_res has its own stream)
-    _, coupled, _ = build_ed(trial_config(ed_config("ed+gan")), CPU)
-    _, decoupled, _ = build_ed(trial_config(ed_config("ed//gan")), CPU)
+    coupled = setup(ed_config("ed+gan"), CPU).nets
+    decoupled = setup(ed_config("ed//gan"), CPU).nets
     for k in ("E", "Dec", "D"):
         assert _same(_params(getattr(coupled, k)), _params(getattr(decoupled, k)))
-    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in build_ed(trial_config(ed_config("ed+gan2")), CPU)[1].Dec.modules())
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in decoupled.Dec.modules())
+    assert any(isinstance(m, BatchNorm2d) for m in setup(ed_config("ed+gan2"), CPU).nets.Dec.modules())
+    assert not any(isinstance(m, BatchNorm2d) for m in decoupled.Dec.modules())
 
 
 def test_discriminator_optimizer_is_its_own_setting():
     """train.d_optimizer / d_lr: D on Adam while E, Dec and G_res (what w scales) use SGD."""
     from bench.schema import config_hash
 
-    cfg = trial_config(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
-                                                   "d_optimizer": "adam", "d_lr": 2e-4}))
-    nets = build_ed(cfg, CPU)[1]
-    assert isinstance(nets.opt_d, torch.optim.Adam) and nets.opt_d.defaults["lr"] == 2e-4
-    assert all(isinstance(o, torch.optim.SGD) and o.defaults["lr"] == 0.1
-               for o in (nets.opt_e, nets.opt_dec, nets.opt_res))
+    nets = setup(ed_config("ed//gan", train={"optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
+                                             "d_optimizer": "adam", "d_lr": 2e-4}), CPU).nets
+    assert isinstance(_torch_opt(nets, "D"), torch.optim.Adam) and _torch_opt(nets, "D").defaults["lr"] == 2e-4
+    assert all(isinstance(_torch_opt(nets, k), torch.optim.SGD) and _torch_opt(nets, k).defaults["lr"] == 0.1
+               for k in ("E", "Dec", "G_res"))
     # unset, it is left out of the hash (tests/test_study.py pins an id from before it existed)
     assert config_hash(ed_config("ed//gan", train={"d_optimizer": "adam"})) != config_hash(ed_config("ed//gan"))
 
@@ -129,37 +131,42 @@ def test_discriminator_optimizer_is_its_own_setting():
 # ----------------------------------------------------------------------------- trials
 
 
-def test_decoupled_trial_reports_metrics_outputs_and_is_deterministic():
+def _grids(row):
+    return {k[5:] for k in row if k.startswith("grid_")}
+
+
+def test_decoupled_trial_reports_metrics_outputs_and_is_deterministic(tmp_path):
     cfg = ed_config("ed//gan", "inpaint", 0.01)
-    a, b = run_rows(cfg), run_rows(cfg)
+    a, b = run_rows(cfg, tmp_path / "a"), run_rows(cfg, tmp_path / "b")
     assert without_wall(a) == without_wall(b)
     last = a[-1]
     assert last["status"] == "ok" and [r["step"] for r in a] == [0, 10, 20]
     for m in ("l1", "psnr", "fid", "loss_rec", "loss_adv", "loss_d"):
         assert math.isfinite(last[m]), m
     assert 0 < last["l1"] < 1 and last["psnr"] > 0
-    assert set(a[0]["grids"]) == {"input", "output", "target"}
-    assert "outputs" not in a[0] and "outputs" not in a[1]
-    npz = np.load(io.BytesIO(base64.b64decode(last["outputs"])))
+    assert _grids(a[0]) == {"input", "output", "target"}
+    assert (tmp_path / "a" / a[0]["grid_output"]).read_bytes() == (tmp_path / "b" / b[0]["grid_output"]).read_bytes()
+    assert "outputs_path" not in a[0] and "outputs_path" not in a[1]
+    npz = artifacts.read_npz(tmp_path / "a", last["outputs_path"])
     assert npz["outputs"].shape == (50, 1, 32, 32) and npz["outputs"].dtype == np.uint8
     assert npz["index"].shape == (50,) and len(set(npz["index"].tolist())) == 50
     assert "swapped_labels" not in npz
 
 
-def test_coupled_caae_trial_reports_swap_accuracy():
-    rows = run_rows(ed_config("ed+gan", "caae", 1.0, train={"steps": 10, "eval_every": 10}))
+def test_coupled_caae_trial_reports_swap_accuracy(tmp_path):
+    rows = run_rows(ed_config("ed+gan", "caae", 1.0, train={"steps": 10, "eval_every": 10}), tmp_path)
     last = rows[-1]
     assert last["status"] == "ok", last.get("error")
     assert 0 <= last["swap_accuracy"] <= 1 and math.isfinite(last["fid"]) and math.isfinite(last["psnr"])
-    assert set(last["grids"]) == {"input", "output", "target", "swapped"}
-    npz = np.load(io.BytesIO(base64.b64decode(last["outputs"])))
+    assert _grids(last) == {"input", "output", "target", "swapped"}
+    npz = artifacts.read_npz(tmp_path, last["outputs_path"])
     assert npz["swapped_labels"].shape == (50,) and (npz["swapped_labels"] != npz["labels"]).all()
 
 
 def test_absurd_lr_diverges():
     rows = run_rows(ed_config("ed+gan", "downsample", 1.0, train={"optimizer": "sgd", "lr": 1e12}))
     last = rows[-1]
-    assert last["status"] == "diverged" and last["done"] is True and "outputs" not in last
+    assert last["status"] == "diverged" and last["final"] is True and "outputs_path" not in last
     assert math.isnan(last["l1"])
 
 
@@ -196,12 +203,12 @@ def test_study_files_validate():
 def test_outputs_are_saved_and_named_in_the_trials_row(tmp_path):
     from bench import results
 
-    b64 = base64.b64encode(b"npz bytes").decode()
-    rel = results.save_outputs(tmp_path, "abc", b64)
-    assert rel == "outputs/abc.npz" and (tmp_path / rel).read_bytes() == b"npz bytes"
+    cols = artifacts.save(tmp_path, "abc", 20, {"outputs": {"outputs": np.zeros((2, 1, 4, 4), np.uint8)}})
+    rel = cols["outputs_path"]
+    assert rel == "outputs/abc.npz" and artifacts.read_npz(tmp_path, rel)["outputs"].shape == (2, 1, 4, 4)
     cfg = ed_config()
     cfg["trial_id"] = "abc"
-    report = {"step": 20, "done": True, "status": "ok", "l1": 0.1, "psnr": 20.0, "outputs_path": rel}
+    report = {"step": 20, "final": True, "status": "ok", "l1": 0.1, "psnr": 20.0, "outputs_path": rel}
     row, _, _ = results.rows_from_reports(cfg, [copy.deepcopy(report)])
     assert row["outputs_path"] == rel and row["final.psnr"] == 20.0 and row["variant.structure"] == "ed//gan"
 
@@ -210,18 +217,17 @@ def test_outputs_are_saved_and_named_in_the_trials_row(tmp_path):
 def test_code_prior_trains_D_z_and_reaches_only_E(structure):
     """variant.code_prior: D_z learns U(-1, 1) codes vs E's codes; the weighted prior loss changes E's update
     and nothing of Dec's (it depends on E's code only); E, Dec and D start the same with or without it."""
-    plain_cfg = trial_config(ed_config(structure, task="caae"))
-    prior_cfg = trial_config(ed_config(structure, task="caae", variant={"code_prior": 0.5}))
-    data, plain, gens = build_ed(plain_cfg, CPU)
-    _, prior, _ = build_ed(prior_cfg, CPU)
+    run_plain = setup(ed_config(structure, task="caae"), CPU)
+    run_prior = setup(ed_config(structure, task="caae", variant={"code_prior": 0.5}), CPU)
+    plain, prior = run_plain.nets, run_prior.nets
     assert plain.D_z is None and prior.D_z is not None
     for k in ("E", "Dec", "D"):
         assert _same(_params(getattr(plain, k)), _params(getattr(prior, k)))
-    batch = sample_ed_batch(data, prior_cfg, gens, CPU)
-    assert batch["prior"].shape == (16, 16) and batch["prior"].abs().max() <= 1
+    batch = run_prior.S.batch(run_prior.pack, run_prior.data, run_prior.gens, CPU)
+    assert batch["prior"].shape == (1, 16, 16) and batch["prior"].abs().max() <= 1
     dz0 = _params(prior.D_z)
-    out_plain = edgan.step(plain, batch, plain_cfg, 0)
-    out_prior = edgan.step(prior, batch, prior_cfg, 0)
+    out_plain = run_plain.S.step(plain, batch, run_plain.pack, 0)
+    out_prior = run_prior.S.step(prior, batch, run_prior.pack, 0)
     assert "loss_dz" not in out_plain and {"loss_dz", "loss_prior"} <= set(out_prior)
     assert not _same(dz0, _params(prior.D_z))
     assert not _same(_params(plain.E), _params(prior.E))

@@ -20,7 +20,7 @@ from bench.trial import run_trial
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = json.loads((GOLDEN / "trials.json").read_text())
-SKIP = {"wall_seconds", "torch_threads", "trial_id", "samples_path", "outputs_path", "ray_node_id"}
+SKIP = {"wall_seconds", "torch_threads", "config_id", "samples_path", "outputs_path", "ray_node_id"}
 
 
 def _canon(row: dict, root: Path) -> dict:
@@ -30,10 +30,10 @@ def _canon(row: dict, root: Path) -> dict:
         if k.startswith("grid_"):
             grids[k[5:]] = hashlib.sha1(base64.b64encode((root / v).read_bytes())).hexdigest()
         elif k not in SKIP:
-            out[k] = "nan" if isinstance(v, float) and math.isnan(v) else v
+            out["done" if k == "final" else k] = "nan" if isinstance(v, float) and math.isnan(v) else v
     if grids:
         out["grids"] = grids
-    if row.get("done") and row.get("samples_path"):
+    if row.get("final") and row.get("samples_path"):
         pts = artifacts.read_npz(root, row["samples_path"])
         out["samples"] = hashlib.sha1(json.dumps({k: v.tolist() for k, v in pts.items()}).encode()).hexdigest()
     if row.get("outputs_path"):

@@ -18,7 +18,7 @@ import scipy.linalg
 import torch
 
 from bench.metrics import fid as F
-from bench.metrics.images import mode_stats
+from bench.metrics.images import class_modes
 from conftest import ROOT
 
 N = 2000  # generated images per evaluation in these tests
@@ -137,13 +137,13 @@ def test_knn_radii_exclude_the_point_itself_and_extremes():
 def test_mode_stats_rule():
     # 10 classes, n = 1000: a class is covered at >= 10 % of its uniform share (10 predictions)
     preds = torch.cat([torch.full((991,), 3), torch.full((9,), 4)])
-    assert mode_stats(preds, 10)["modes_covered"] == 1
-    assert mode_stats(torch.cat([preds[:990], torch.full((10,), 4)]), 10)["modes_covered"] == 2
+    assert class_modes(preds, 10)["modes_covered"] == 1
+    assert class_modes(torch.cat([preds[:990], torch.full((10,), 4)]), 10)["modes_covered"] == 2
     uniform = torch.arange(1000) % 10
-    assert mode_stats(uniform, 10) == {"modes_covered": 10, "mode_kl": pytest.approx(0, abs=1e-12)}
-    assert mode_stats(torch.zeros(500, dtype=torch.long), 10)["mode_kl"] == pytest.approx(math.log(10))
+    assert class_modes(uniform, 10) == {"modes_covered": 10, "mode_kl": pytest.approx(0, abs=1e-12)}
+    assert class_modes(torch.zeros(500, dtype=torch.long), 10)["mode_kl"] == pytest.approx(math.log(10))
     # 1000 modes, n = 5000: one prediction is 20 % of the uniform share: covered
-    assert mode_stats(torch.tensor([0] * 4999 + [999]), 1000)["modes_covered"] == 2
+    assert class_modes(torch.tensor([0] * 4999 + [999]), 1000)["modes_covered"] == 2
 
 
 # ============================================================================= the evaluator
@@ -163,7 +163,9 @@ def ev(fmnist):
     from bench.metrics.evaluator import get_evaluator
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    return get_evaluator(fmnist)  # trained once (about a minute), then cached on disk
+    from bench.schema import DatasetCfg
+
+    return get_evaluator(fmnist, DatasetCfg(name="fashion_mnist", image_size=32))  # trained once (about a minute), then cached on disk
 
 
 @pytest.fixture(scope="session")
@@ -175,8 +177,7 @@ def real(ev, fmnist):
 
 @pytest.fixture(scope="session")
 def train_images(fmnist):
-    x, y = fmnist.split("train")
-    return x, y
+    return fmnist.to_float(fmnist.train), fmnist.train_labels
 
 
 def _fid_kid(ev, real, x):
@@ -188,7 +189,7 @@ def _fid_kid(ev, real, x):
 def test_evaluator_accuracy_name_and_deterministic_features(ev, fmnist):
     assert ev.name == "fmnist-lenet" and ev.id.startswith("fmnist-lenet@")
     assert ev.test_accuracy >= 0.90
-    x = fmnist.split("test")[0][:300]
+    x = fmnist.to_float(fmnist.test)[:300]
     f1, f2 = ev.features(x), ev.features(x)
     assert f1.shape == (300, 128) and f1.dtype == torch.float32
     assert torch.equal(f1, f2)
@@ -230,7 +231,7 @@ def test_fid_and_kid_rise_monotonically_with_corruption(ev, real, train_images, 
 
 
 def test_kid_of_disjoint_halves_is_zero_and_real_subsets_overlap(ev, fmnist):
-    x = fmnist.split("test")[0]
+    x = fmnist.to_float(fmnist.test)
     fa, fb = ev.features(x[:5000]), ev.features(x[5000:])
     mean, std = F.kid(fa, fb)
     assert mean - 2 * std <= 0 <= mean + 2 * std
@@ -265,12 +266,12 @@ def test_modes_covered_of_each_class_is_bounded_by_the_evaluator_confusion(ev, f
     with in at least ~1 % of cases (the 10 %-of-uniform-share threshold is 1 % of n on 10 classes):
     the rule's resolution is the evaluator's. Fashion-MNIST shirts -> ~5 'modes'; trousers, sandals,
     bags -> exactly 1."""
-    xt, yt = fmnist.split("test")
+    xt, yt = fmnist.to_float(fmnist.test), fmnist.test_labels
     pt = ev.predict(xt)
     x, y = train_images
     for c in range(10):
         confused = int(((torch.bincount(pt[yt == c], minlength=10) / (yt == c).sum()) >= 0.01).sum())
-        got = mode_stats(ev.predict(x[y == c][:1000]), 10)["modes_covered"]
+        got = class_modes(ev.predict(x[y == c][:1000]), 10)["modes_covered"]
         assert abs(got - confused) <= 1, (c, got, confused)
         if c in (1, 5, 8):
             assert got == 1
@@ -293,7 +294,7 @@ def test_stacked_evaluator_is_the_base_classifier_per_channel(ev, stacked, fmnis
     ev3 = get_evaluator(data, cfg)
     assert ev3.name == "fmnist-lenet-3ch" and ev3.weights_hash == ev.weights_hash
     assert ev3.num_classes == 1000 and ev3.feature_dim == 384
-    xs, ys = data.split("test")
+    xs, ys = data.to_float(data.test), data.test_labels
     f = ev3.features(xs[:50])
     for c in range(3):
         assert torch.equal(f[:, 128 * c:128 * (c + 1)], ev.features(xs[:50, c:c + 1]))
@@ -301,9 +302,9 @@ def test_stacked_evaluator_is_the_base_classifier_per_channel(ev, stacked, fmnis
     per = [ev.predict(xs[:50, c:c + 1]) for c in range(3)]
     assert torch.equal(p, 100 * per[0] + 10 * per[1] + per[2])
     # real stacked data covers (nearly) all 1000 modes; one mode covers a few (classifier confusion)
-    real_modes = mode_stats(ev3.predict(xs[:5000]), 1000)
+    real_modes = class_modes(ev3.predict(xs[:5000]), 1000)
     assert real_modes["modes_covered"] >= 950, real_modes
-    bx, by = fmnist.split("test")
+    bx, by = fmnist.to_float(fmnist.test), fmnist.test_labels
     g = torch.Generator().manual_seed(0)
     one = torch.cat([bx[by == c][torch.randint(int((by == c).sum()), (N,), generator=g)] for c in (1, 8, 9)], 1)
     m = image_metrics(ev3, data, one)
@@ -339,7 +340,8 @@ def test_two_processes_train_once_and_share_the_cache(tmp_path):
         from bench.metrics.evaluator import TrainSettings, get_evaluator
         from bench.schema import DatasetCfg
         d = digits(DatasetCfg(name="digits", image_size=16))
-        ev = get_evaluator(d, settings=TrainSettings(epochs=1, min_steps=40, batch_size=64))
+        ev = get_evaluator(d, DatasetCfg(name="digits", image_size=16),
+                           settings=TrainSettings(epochs=1, min_steps=40, batch_size=64))
         print(ev.id, ev.test_accuracy)
     """)
     env = {**os.environ, "GANBENCH_CACHE": str(tmp_path)}
@@ -362,7 +364,7 @@ def test_unlabelled_data_has_no_evaluator():
     data = SimpleNamespace(name="celeba", num_classes=0, base_name=None, key="",
                            train=torch.zeros(4, 3, 8, 8, dtype=torch.uint8), train_labels=torch.zeros(4))
     with pytest.raises(ValueError, match="unlabelled"):
-        get_evaluator(data)
+        get_evaluator(data, None)
 
 
 # ============================================================================= Inception (optional)
@@ -371,7 +373,7 @@ def test_inception_is_skipped_with_a_reason_when_unavailable(monkeypatch, caplog
 
     monkeypatch.delenv(images.INCEPTION_ENV, raising=False)
     monkeypatch.setattr(images, "_LOGGED", set())
-    x = fmnist.split("test")[0][:4]
+    x = fmnist.to_float(fmnist.test)[:4]
     with caplog.at_level("WARNING"):
         m, why = images.inception_metrics(fmnist, x)
         m2, why2 = images.inception_metrics(fmnist, x)

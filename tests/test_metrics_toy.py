@@ -3,7 +3,7 @@ import math
 import torch
 
 from bench.data.toy import grid25, ring8
-from bench.metrics.toy import energy_distance, mode_stats, toy_metrics
+from bench.metrics.toy import energy_distance, mixture_modes, toy_metrics
 from bench.schema import DatasetCfg
 
 
@@ -24,7 +24,7 @@ def test_collapse_to_one_mode():
     data = ring8(DatasetCfg(name="ring8", std=0.02))
     g = torch.Generator().manual_seed(0)
     fake = data.modes[3] + 0.02 * torch.randn(2000, 2, generator=g)
-    m = mode_stats(fake, data.modes, data.std)
+    m = mixture_modes(fake, data.modes, data.std)
     assert m["modes_covered"] == 1
     assert math.isclose(m["mode_kl"], math.log(8), rel_tol=1e-9)
     assert energy_distance(fake, data.sample(2000, g)) > 0.5
@@ -32,7 +32,7 @@ def test_collapse_to_one_mode():
 
 def test_no_high_quality_samples_gives_nan_kl():
     data = ring8(DatasetCfg(name="ring8", std=0.02))
-    m = mode_stats(torch.zeros(100, 2), data.modes, data.std)
+    m = mixture_modes(torch.zeros(100, 2), data.modes, data.std)
     assert m["modes_covered"] == 0 and m["hq_fraction"] == 0 and math.isnan(m["mode_kl"])
 
 

@@ -1,4 +1,5 @@
-"""Each objective's losses against values worked out by hand on two-element batches."""
+"""Each objective's losses against values worked out by hand on two-element batches. D's outputs are
+[K, B] (K packed configurations); every loss is one value per configuration [K]."""
 
 import math
 
@@ -13,7 +14,8 @@ F_ = [2.0, 0.0]  # D's outputs on fake data
 
 
 def t(xs):
-    return torch.tensor(xs, dtype=torch.float64)
+    """One configuration's D outputs: [1, B]."""
+    return torch.tensor([xs], dtype=torch.float64)
 
 
 def sig(x):
@@ -25,10 +27,11 @@ def mean(xs):
 
 
 def check(obj, d, g, lens):
-    assert obj.d_loss(t(R), t(F_)).item() == pytest.approx(d, rel=1e-12, abs=1e-12)
-    assert obj.g_loss(t(F_)).item() == pytest.approx(g, rel=1e-12, abs=1e-12)
+    assert obj.d(t(R), t(F_)).item() == pytest.approx(d, rel=1e-12, abs=1e-12)
+    # G's loss needs D(real) only for a relativistic objective
+    assert obj.g(t(R) if obj.relativistic else None, t(F_)).item() == pytest.approx(g, rel=1e-12, abs=1e-12)
     # the lens acts on D's outputs for lensed *real* data
-    assert obj.lens_adv(t(R)).item() == pytest.approx(lens, rel=1e-12, abs=1e-12)
+    assert obj.lens(t(R), t(F_)).item() == pytest.approx(lens, rel=1e-12, abs=1e-12)
 
 
 def test_minimax():
@@ -47,7 +50,7 @@ def test_non_saturating():
     lens = mean([-math.log(1 - sig(r)) for r in R])
     check(objectives.ns, d, g, lens)
     # ns and minimax share D and the lens but not G
-    assert objectives.ns.g_loss(t(F_)).item() != pytest.approx(objectives.minimax.g_loss(t(F_)).item())
+    assert objectives.ns.g(None, t(F_)).item() != pytest.approx(objectives.minimax.g(None, t(F_)).item())
 
 
 def test_lsgan():
@@ -73,17 +76,47 @@ def test_hinge():
 
 def test_hinge_margin_is_flat_beyond_it():
     # confident D outputs (r > 1, f < -1) cost D nothing under hinge
-    assert objectives.hinge.d_loss(t([3.0, 1.5]), t([-2.0, -4.0])).item() == 0.0
+    assert objectives.hinge.d(t([3.0, 1.5]), t([-2.0, -4.0])).item() == 0.0
 
 
 def test_gan_losses_are_stable_for_large_logits():
     big = t([80.0, -80.0])
     for obj in (objectives.minimax, objectives.ns):
-        assert torch.isfinite(obj.d_loss(big, big))
-        assert torch.isfinite(obj.g_loss(big))
-        assert torch.isfinite(obj.lens_adv(big))
+        assert torch.isfinite(obj.d(big, big))
+        assert torch.isfinite(obj.g(None, big))
+        assert torch.isfinite(obj.lens(big, big))
     # -log sigmoid(-80) = 80 (to double precision): softplus, not log(sigmoid)
-    assert objectives.ns.g_loss(t([-80.0])).item() == pytest.approx(80.0)
+    assert objectives.ns.g(None, t([-80.0])).item() == pytest.approx(80.0)
+
+
+def test_relativistic_average_gan():
+    """RaGAN (Jolicoeur-Martineau 2018): each side judged against the other side's mean logit."""
+    cr = [r - mean(F_) for r in R]  # C(x_r) - E C(x_f), mean(F_) = 1
+    cf = [f - mean(R) for f in F_]  # C(x_f) - E C(x_r), mean(R) = -0.25
+    d = mean([-math.log(sig(c)) for c in cr]) + mean([-math.log(1 - sig(c)) for c in cf])
+    g = mean([-math.log(sig(c)) for c in cf]) + mean([-math.log(1 - sig(c)) for c in cr])
+    check(objectives.ragan, d, g, g)  # the lens minimises G's relativistic loss through the real side
+    assert objectives.ragan.relativistic
+
+
+def test_relativistic_average_lsgan():
+    cr = [r - mean(F_) for r in R]
+    cf = [f - mean(R) for f in F_]
+    d = mean([(c - 1) ** 2 for c in cr]) + mean([(c + 1) ** 2 for c in cf])
+    g = mean([(c - 1) ** 2 for c in cf]) + mean([(c + 1) ** 2 for c in cr])
+    assert d == pytest.approx(mean([2.25, 9.0]) + mean([(2.25 + 1) ** 2, 1.25**2]))
+    check(objectives.ralsgan, d, g, g)
+
+
+def test_losses_are_per_configuration():
+    """Two configurations in one pack: each gets the loss of its own outputs alone."""
+    r2, f2 = [1.0, 3.0], [-0.5, 0.5]
+    both_r, both_f = torch.tensor([R, r2], dtype=torch.float64), torch.tensor([F_, f2], dtype=torch.float64)
+    for name in registry.names("objective"):
+        obj = registry.get("objective", name)
+        d = obj.d(both_r, both_f)
+        assert d.shape == (2,)
+        assert d[0].item() == pytest.approx(obj.d(t(R), t(F_)).item()) and d[1].item() == pytest.approx(obj.d(t(r2), t(f2)).item())
 
 
 def test_flags():
@@ -103,9 +136,9 @@ def test_gradient_penalty_of_a_linear_critic(eps):
     # D(x) = w . x with ||w|| = 3 has gradient w everywhere, so the penalty is (3 - 1)^2 = 4
     D = torch.nn.Linear(3, 1, bias=False).double()
     with torch.no_grad():
-        D.weight.copy_(t([[2.0, 2.0, 1.0]]))
-    real, fake = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    e = torch.rand(5, dtype=torch.float64) if eps == "random" else torch.full((5,), eps, dtype=torch.float64)
+        D.weight.copy_(torch.tensor([[2.0, 2.0, 1.0]], dtype=torch.float64))
+    real, fake = torch.randn(1, 5, 3, dtype=torch.float64), torch.randn(1, 5, 3, dtype=torch.float64)
+    e = torch.rand(1, 5, dtype=torch.float64) if eps == "random" else torch.full((1, 5), eps, dtype=torch.float64)
     gp = gradient_penalty(D, real, fake, e)
     assert gp.item() == pytest.approx(4.0, rel=1e-12)
     # and it is differentiable w.r.t. D's weights (create_graph): d/dw (||w|| - 1)^2 = 2(||w|| - 1) w/||w||
@@ -116,6 +149,6 @@ def test_gradient_penalty_of_a_linear_critic(eps):
 def test_gradient_penalty_is_zero_for_a_unit_norm_critic():
     D = torch.nn.Linear(2, 1, bias=False).double()
     with torch.no_grad():
-        D.weight.copy_(t([[0.6, 0.8]]))
-    real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
-    assert gradient_penalty(D, real, fake, torch.rand(4, dtype=torch.float64)).item() == pytest.approx(0.0, abs=1e-12)
+        D.weight.copy_(torch.tensor([[0.6, 0.8]], dtype=torch.float64))
+    real, fake = torch.randn(1, 4, 2, dtype=torch.float64), torch.randn(1, 4, 2, dtype=torch.float64)
+    assert gradient_penalty(D, real, fake, torch.rand(1, 4, dtype=torch.float64)).item() == pytest.approx(0.0, abs=1e-12)

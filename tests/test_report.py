@@ -28,8 +28,8 @@ def results_dir(tmp_path_factory):
         cfg = TrialConfig.model_validate(raw).model_dump(mode="json")
         cfg = {**cfg, "study": "test", "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
         reps = []
-        run_trial(cfg, reps.append)
-        results.upsert(out, *results.rows_from_reports(cfg, reps, provenance={"git_commit": "abc"}))
+        run_trial(cfg, reps.append, out)
+        results.upsert(out, *results.rows_from_reports(cfg, reps, provenance={"git_commit": "abc"}, root=out))
     failed = {**cfg, "seed": 3}
     failed["trial_id"] = config_hash(failed)
     results.upsert(out, *results.rows_from_reports(failed, [], status="failed", error="boom"))

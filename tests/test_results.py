@@ -8,18 +8,19 @@ from bench import results
 from bench.trial import run_trial
 
 
-def _trial(tiny_config, **over):
+def _trial(tiny_config, root, **over):
+    """A trial trained in this process, its artifacts under `root` (the results folder)."""
     cfg = tiny_config(**over)
     from bench.schema import config_hash
 
     cfg["trial_id"] = config_hash(cfg)
     reps = []
-    run_trial(cfg, reps.append)
-    return cfg, results.rows_from_reports(cfg, reps, provenance={"git_commit": "abc", "ray_version": "x"})
+    run_trial(cfg, reps.append, root)
+    return cfg, results.rows_from_reports(cfg, reps, provenance={"git_commit": "abc", "ray_version": "x"}, root=root)
 
 
 def test_parquet_round_trip_and_no_duplicates(tmp_path, tiny_config):
-    cfg, (row, curves, samples) = _trial(tiny_config)
+    cfg, (row, curves, samples) = _trial(tiny_config, tmp_path)
     results.upsert(tmp_path, row, curves, samples)
     results.upsert(tmp_path, row, curves, samples)  # writing the same trial again replaces it
     trials, crv = results.load(tmp_path)
@@ -33,7 +34,7 @@ def test_parquet_round_trip_and_no_duplicates(tmp_path, tiny_config):
     assert t["steps_done"] == 100 and t["evaluations"] == 3 and t["git_commit"] == "abc"
     assert set(results.load_samples(tmp_path)["kind"]) == {"real", "generated"}
 
-    cfg2, rows2 = _trial(tiny_config, seed=1, variant={"lens": {"K": 50}})
+    cfg2, rows2 = _trial(tiny_config, tmp_path, seed=1, variant={"lens": {"K": 50}})
     results.upsert(tmp_path, *rows2)
     trials, crv = results.load(tmp_path)
     assert len(trials) == 2 and len(crv) == 6 and trials["trial_id"].is_unique
@@ -43,7 +44,7 @@ def test_parquet_round_trip_and_no_duplicates(tmp_path, tiny_config):
 
 
 def test_diverged_trial_row(tmp_path, tiny_config):
-    cfg, (row, curves, samples) = _trial(tiny_config, train={"optimizer": "sgd", "lr": 1e12},
+    cfg, (row, curves, samples) = _trial(tiny_config, tmp_path, train={"optimizer": "sgd", "lr": 1e12},
                                          variant={"objective": "lsgan"})
     assert row["status"] == "diverged" and row["diverged_step"] is not None
     assert math.isnan(row["final.energy_distance"])  # a diverged run has no final model
@@ -61,7 +62,7 @@ def test_failed_trial_is_a_row_and_is_retried(tmp_path, tiny_config):
 
 
 def test_interrupted_write_keeps_the_previous_file(tmp_path, tiny_config, monkeypatch):
-    _, rows = _trial(tiny_config)
+    _, rows = _trial(tiny_config, tmp_path)
     results.upsert(tmp_path, *rows)
     before = (tmp_path / results.TRIALS).read_bytes()
 
@@ -70,7 +71,7 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, tiny_config, monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", broken)
-    _, rows2 = _trial(tiny_config, seed=3)
+    _, rows2 = _trial(tiny_config, tmp_path, seed=3)
     with pytest.raises(OSError):
         results.upsert(tmp_path, *rows2)
     assert (tmp_path / results.TRIALS).read_bytes() == before

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bench import schedules
-from bench.schedules import SCHEDULES, constant, linear, lam, none, sine
+from bench.schedules import constant, linear, lam, none, sine
 
 K = 40
 
@@ -60,11 +60,14 @@ def test_lam_scales(name):
 
 
 def test_lookup_by_name():
-    assert set(SCHEDULES) == {"sine", "linear", "constant", "none"}
+    from bench import registry
+    from bench.schema import LensCfg
+
+    assert registry.names("schedule") == ["constant", "linear", "none", "sine"]
     assert lam("sine", K // 2, K) == sine(K // 2, K)
     assert lam("none", 0, K, 5.0) == 0.0
-    # every schedule a study may name has an implementation
-    from bench.schema import LensCfg
-    from typing import get_args
-
-    assert set(get_args(LensCfg.model_fields["schedule"].annotation)) == set(schedules.SCHEDULES)
+    # every schedule a study may name has an implementation, and the study accepts exactly those
+    for name in registry.names("schedule"):
+        assert callable(registry.get("schedule", name)) and LensCfg(schedule=name).schedule == name
+    with pytest.raises(ValueError, match="unknown schedule"):
+        LensCfg(schedule="cosine")

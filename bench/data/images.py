@@ -34,20 +34,13 @@ from typing import Callable, Optional
 
 import torch
 
-from bench.fsutil import atomic_write, file_lock
+from bench.cache import cache_dir, cached
+from bench.fsutil import atomic_write
 
 CACHE_VERSION = 1
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-STACK_BASES = ("fashion_mnist", "mnist", "digits")
-
-
-def cache_dir() -> Path:
-    """The ganbench cache folder: $GANBENCH_CACHE, else ~/.cache/ganbench (created on demand)."""
-    d = Path(os.environ.get("GANBENCH_CACHE") or Path.home() / ".cache" / "ganbench").expanduser()
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 # ----------------------------------------------------------------------------- the data object
@@ -77,12 +70,6 @@ class ImageData:
         """n random training images (with replacement), float32 in [-1, 1]."""
         idx = torch.randint(len(self.train), (n,), generator=generator)
         return self.to_float(self.train[idx])
-
-    def split(self, which: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        if which not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', not {which!r}")
-        x, y = (self.train, self.train_labels) if which == "train" else (self.test, self.test_labels)
-        return self.to_float(x), y
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -116,27 +103,9 @@ def _stamp(paths) -> str:
     return hashlib.sha1(json.dumps(items).encode()).hexdigest()[:12]
 
 
-def _load_pt(path: Path) -> Optional[dict]:
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # a damaged cache file (never a half-written one: writes are atomic)
-        return None
-
-
 def _cached(key: str, build: Callable[[], dict]) -> ImageData:
-    """The dataset for `key` from the cache, building and writing it atomically when absent."""
-    path = cache_dir() / "prepared" / f"{key}.pt"
-    d = _load_pt(path)
-    if d is None:
-        with file_lock(cache_dir() / "locks" / f"{key}.lock"):
-            d = _load_pt(path)
-            if d is None:
-                built = build()
-                atomic_write(path, lambda tmp: torch.save(built, tmp))
-                d = _load_pt(path)
-    return ImageData(**d, key=key)
+    """The dataset for `key` from the cache (memory-mapped), building it when absent."""
+    return ImageData(**cached(cache_dir() / "prepared" / f"{key}.pt", build, mmap=True), key=key)
 
 
 def _pack(name, train, train_labels, test, test_labels, num_classes, size, **extra) -> dict:
@@ -359,9 +328,6 @@ def digits(cfg) -> ImageData:
 
 
 # ----------------------------------------------------------------------------- stacked ("Color MNIST")
-_BASES = {"fashion_mnist": fashion_mnist, "mnist": mnist, "digits": digits}
-
-
 def _stack(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
     idx = torch.randint(len(x), (len(x), 3), generator=gen)
     images = x[idx, 0]                                     # [N, 3, H, W]: channel c from base image idx[:, c]
@@ -373,9 +339,9 @@ def stacked(cfg) -> ImageData:
     """The tempered-lens paper's "Color MNIST": three random images of the base set (cfg.base) as the
     R, G, B channels; label 100*l_R + 10*l_G + l_B (1000 modes). Train is drawn from the base's train
     split and test from its test split, each as large as the base split; fixed by cfg.stack_seed."""
-    if cfg.base not in _BASES:
-        raise ValueError(f"stacked: base must be one of {', '.join(STACK_BASES)}, not {cfg.base!r}")
-    base = _BASES[cfg.base](cfg)
+    from bench import registry
+
+    base = registry.get("dataset", cfg.base)(cfg)
     if base.train.shape[1] != 1:
         raise ValueError(f"stacked: base {cfg.base} is not single-channel")
 

@@ -20,8 +20,8 @@ concatenated (384).
 
 Caching: `cache_dir()/evaluators/<key>.pt`, key = hash of (dataset name, image size, a fingerprint
 of the training images and labels, the architecture's source and version, the training settings,
-the seed). Written atomically (temporary file + os.replace) under an exclusive `fcntl.flock` on
-`<key>.lock`: when several Ray trials start at once, one trains and the others wait, then load.
+the seed), through bench.cache: written atomically under a lock (the `filelock` package), so when
+several Ray trials start at once, one trains and the others wait, then load.
 Across machines without a shared cache each machine trains its own copy; same torch build and CPU
 type give the same weights, and `Evaluator.id` carries a hash of the weights so rows can tell.
 """
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.fsutil import atomic_write, file_lock
+from bench.cache import cache_dir, cached
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +108,6 @@ def _deterministic(threads: Optional[int] = None):
         torch.set_num_threads(nthreads)
 
 
-def atomic_save(obj, target: Path) -> None:
-    atomic_write(target, lambda tmp: torch.save(obj, tmp))
-
-
-def _load(path: Path) -> Optional[dict]:
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # damaged (never half-written: writes are atomic): rebuild
-        log.warning("ignoring unreadable cache file %s (%s)", path, e)
-        return None
-
-
 _FP_MEMO: dict = {}
 
 
@@ -140,12 +126,6 @@ def data_fingerprint(data) -> str:
     if memo is not None:
         _FP_MEMO[memo] = out
     return out
-
-
-def cache_root() -> Path:
-    from bench.data.images import cache_dir
-
-    return cache_dir()
 
 
 # ----------------------------------------------------------------------------- the evaluator
@@ -284,28 +264,11 @@ def accuracy(net: nn.Module, x: Tensor, y: Tensor, to_float, batch: int = 1000) 
     return correct / max(len(x), 1)
 
 
-def _base_data(data, cfg=None):
-    """Stacked data -> its base ImageData: built from the stacked set's config when given; else the
-    base the data module prepared and cached (a stacked key is "stacked-s<seed>-<base key>"); else
-    built with the default data roots."""
+def _base_data(cfg):
+    """A stacked set's base ImageData, built from the stacked set's own DatasetCfg with the base's name."""
     from bench import registry
-    from bench.data.images import ImageData
-    from bench.schema import DatasetCfg
 
-    base = data.base_name
-    if cfg is not None:
-        bcfg = (cfg.model_copy(update={"name": base}) if hasattr(cfg, "model_copy")
-                else DatasetCfg(**{**cfg, "name": base}))
-        return registry.get("dataset", base)(bcfg)
-    key = getattr(data, "key", "") or ""
-    if key.startswith("stacked-") and key.count("-") >= 2:
-        base_key = key.split("-", 2)[2]
-        path = cache_root() / "prepared" / f"{base_key}.pt"
-        with contextlib.suppress(Exception):
-            d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            if d.get("name") == base:
-                return ImageData(**d, key=base_key)
-    return registry.get("dataset", base)(DatasetCfg(name=base, image_size=int(data.train.shape[-1])))
+    return registry.get("dataset", cfg.base)(cfg.model_copy(update={"name": cfg.base}))
 
 
 def _weights_hash(state: dict) -> str:
@@ -320,19 +283,15 @@ def _classifier(data, settings: TrainSettings) -> tuple[LeNet, dict, str]:
     """The trained classifier for `data` from the cache, training (once, under a lock) when absent."""
     r = recipe(data, settings)
     key = recipe_key(r)
-    folder = cache_root() / "evaluators"
-    path = folder / f"{key}.pt"
-    saved = _load(path)
-    if saved is None:
-        with file_lock(folder / f"{key}.lock"):
-            saved = _load(path)  # another process may have trained it while we waited
-            if saved is None:
-                log.info("training the %s evaluator (one-time, cached in %s)", data.name, path)
-                net, meta = train_classifier(data, settings)
-                state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                meta = {**meta, "recipe": json.dumps(r, sort_keys=True), "weights_hash": _weights_hash(state)}
-                saved = {"state_dict": state, "meta": meta}
-                atomic_save(saved, path)
+
+    def train() -> dict:
+        log.info("training the %s evaluator (one-time, cached in %s)", data.name, cache_dir() / "evaluators")
+        net, meta = train_classifier(data, settings)
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        return {"state_dict": state,
+                "meta": {**meta, "recipe": json.dumps(r, sort_keys=True), "weights_hash": _weights_hash(state)}}
+
+    saved = cached(cache_dir() / "evaluators" / f"{key}.pt", train)
     meta = saved["meta"]
     net = LeNet(int(data.train.shape[1]), int(data.num_classes))
     net.load_state_dict(saved["state_dict"])
@@ -345,11 +304,11 @@ def _classifier(data, settings: TrainSettings) -> tuple[LeNet, dict, str]:
 _MEMO: dict = {}
 
 
-def get_evaluator(data, cfg=None, settings: TrainSettings = DEFAULT_SETTINGS) -> Evaluator:
-    """The evaluator for an ImageData (cfg: its DatasetCfg, used to find a stacked set's base data).
-    Memoised per process; trained and cached on disk on first use."""
+def get_evaluator(data, cfg, settings: TrainSettings = DEFAULT_SETTINGS) -> Evaluator:
+    """The evaluator for an ImageData built from the DatasetCfg `cfg` (a stacked set's evaluator is its
+    base set's classifier). Memoised per process; trained and cached on disk on first use."""
     stacked = getattr(data, "base_name", None) is not None
-    base = _base_data(data, cfg) if stacked else data
+    base = _base_data(cfg) if stacked else data
     if not base.num_classes:
         raise ValueError(f"{data.name}: unlabelled data has no classifier evaluator (no labels to train on)")
     memo = (data_fingerprint(base), stacked, int(data.train.shape[1]), settings)

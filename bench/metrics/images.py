@@ -41,8 +41,8 @@ import torch
 from torch import Tensor
 
 from bench.metrics import fid as F
-from bench.fsutil import file_lock
-from bench.metrics.evaluator import Evaluator, _load, atomic_save, cache_root
+from bench.cache import cache_dir, cached
+from bench.metrics.evaluator import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 
 
 # ----------------------------------------------------------------------------- pure helpers
-def mode_stats(classes: Tensor, num_classes: int, min_fraction: float = MIN_FRACTION) -> dict:
+def class_modes(classes: Tensor, num_classes: int, min_fraction: float = MIN_FRACTION) -> dict:
     """modes_covered (classes with >= min_fraction * n / K predictions) and mode_kl = KL(p || uniform)."""
     classes = torch.as_tensor(classes).long().reshape(-1)
     n, K = len(classes), int(num_classes)
@@ -100,16 +100,8 @@ def _cached_stats(spec: dict, compute) -> dict:
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
     if key in _STATS_MEMO:
         return _STATS_MEMO[key]
-    folder = cache_root() / "stats"
     name = f"{spec['kind']}-{spec.get('evaluator', '').replace('@', '-')}-{spec['split']}-n{spec['n']}-{key}"
-    path = folder / f"{name}.pt"
-    st = _load(path)
-    if st is None:
-        with file_lock(folder / f"{name}.lock"):
-            st = _load(path)
-            if st is None:
-                st = compute()
-                atomic_save(st, path)
+    st = cached(cache_dir() / "stats" / f"{name}.pt", compute)
     _STATS_MEMO[key] = st
     return st
 
@@ -163,7 +155,7 @@ def image_metrics(evaluator: Evaluator, data, fake: Tensor, split: str = "test",
                                             real_xx=kid_xx)
     out.update(F.manifold_metrics(real["features"], features, k_pr, k_dc, real_radii=real["radii"]))
     if data.num_classes:
-        out.update(mode_stats(evaluator.classes_from_logits(logits), evaluator.num_classes))
+        out.update(class_modes(evaluator.classes_from_logits(logits), evaluator.num_classes))
     return out
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 
-def mode_stats(fake: Tensor, modes: Tensor, std: float, min_fraction: float = 0.1) -> dict:
+def mixture_modes(fake: Tensor, modes: Tensor, std: float, min_fraction: float = 0.1) -> dict:
     dist = torch.cdist(fake.double(), modes.double())
     dmin, nearest = dist.min(dim=1)
     hq = dmin <= 3 * std
@@ -39,4 +39,4 @@ def toy_metrics(fake: Tensor, real: Tensor, modes: Tensor, std: float) -> dict:
     finite = torch.isfinite(fake).all(dim=1)
     if not bool(finite.all()):
         raise FloatingPointError("generated samples contain NaN/Inf")
-    return {**mode_stats(fake, modes, std), "energy_distance": energy_distance(fake, real)}
+    return {**mixture_modes(fake, modes, std), "energy_distance": energy_distance(fake, real)}

@@ -8,7 +8,7 @@ line in bench/registry.py) that supplies
     batch(pack, data, gens, device)    -> dict of tensors [.., K, B, ..]: one training iteration's
                                        randomness (data, noise), drawn from each configuration's streams
     step(nets, batch, pack, t)         -> {loss name: [K] tensor}: one training iteration
-    Evaluation(pack, data, gens, device)(nets, final) -> one `Result` per configuration
+    Evaluate(pack, data, gens, device)(nets, final) -> one `Result` per configuration
     scalars(cfg, t)                    (optional) values logged with every row, e.g. the lens weight
 
 and bench/trial.py runs the one loop they all share. A pack is K configurations trained together
@@ -114,6 +114,10 @@ class PackOptimizer:
             for a, b, s in runs:
                 views = [p.data[a:b] for p in self.params]
                 self.runs.append(((a, b), views, torch_optimizer(views, *s)))
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [opt for _, _, opt in self.runs]
 
     def zero_grad(self) -> None:
         for p in self.params:

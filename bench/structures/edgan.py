@@ -21,7 +21,7 @@ one-hot label planes for caae).
 Networks: bench.nets.encdec (E, Dec, D from the `init` stream; G_res from the `extra` stream, so the
 same seed gives the same initial E, Dec and D for every structure). Every network has its own optimizer.
 
-Evaluation on a fixed subset of the TEST split (the same images for every trial: the first
+Evaluate on a fixed subset of the TEST split (the same images for every trial: the first
 max(eval_samples, nrds_samples) of a permutation seeded with EVAL_SUBSET_SEED): `l1` and `psnr` of the
 outputs (clamped to [-1, 1]) against the targets in [0, 1] scale, the evaluator metrics of the outputs,
 and for caae `swap_accuracy`; grids of input / output / target (caae: also `swapped`); and at the end
@@ -193,7 +193,7 @@ def step_decoupled(nets, batch: dict, pack: Pack, t: int) -> dict:
     return {"loss_d": loss_d, "loss_rec": loss_rec.detach(), "loss_adv": loss_adv.detach(), **extra}
 
 
-class Evaluation:
+class Evaluate:
     """The ED structures' evaluation on a fixed test subset (see the module docstring)."""
 
     def __init__(self, pack: Pack, data, gens: list[dict], device):

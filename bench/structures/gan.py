@@ -116,7 +116,7 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
     return out
 
 
-class Evaluation:
+class Evaluate:
     """Metrics of G's samples from each configuration's fixed noise batch (its `eval` stream): toy
     metrics on 2-D mixtures, evaluator metrics on images. Artifacts: points for toys, image grids."""
 
