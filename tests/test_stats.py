@@ -32,24 +32,7 @@ def grid(point_values: dict, axis="train.lr", metric="final.fid", **common):
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- 1. point_summary
-
-
-def test_point_summary_known_values_and_single_seed():
-    t = grid({1e-4: [1.0, 2.0, 3.0, 10.0], 1e-3: [5.0]})
-    t.loc[len(t)] = trial(99, **{"train.lr": 1e-4, "seed": 7, "status": "diverged"})  # NaN metric, left out
-    ps = S.point_summary(t, "fid", "train.lr").set_index("train.lr")
-    a = ps.loc[1e-4]
-    assert (a["n_trials"], a["n"], a["n_seeds"]) == (5, 4, 4)
-    assert a["mean"] == 4.0 and a["median"] == 2.5 and a["min"] == 1.0 and a["max"] == 10.0
-    assert a["std"] == pytest.approx(np.std([1, 2, 3, 10], ddof=1))
-    assert "1 of 5 trials left out" in a["reason"]
-    b = ps.loc[1e-3]
-    assert b["n"] == 1 and b["mean"] == 5.0 and math.isnan(b["std"]) and "fewer than 2 seeds" in b["reason"]
-    assert list(ps.index) == [1e-4, 1e-3] and set(S.point_summary(t, "fid", "train.lr")["variant"]) == {"ns"}
-
-
-# ----------------------------------------------------------------------------- 2. axis_spread
+# ----------------------------------------------------------------------------- 1. axis_spread
 
 MEANS = {1e-5: 1.0, 1e-4: 2.0, 1e-3: 3.0, 1e-2: 4.0}
 
@@ -109,7 +92,7 @@ def test_axis_spread_empty_point_left_out():
     assert sp["n_points"] == 4 and sp["n_points_empty"] == 1 and "without a finite value" in sp["reason"]
 
 
-# ----------------------------------------------------------------------------- 3. success rate
+# ----------------------------------------------------------------------------- 2. success rate
 
 
 def test_wilson_against_hand_computed_value_and_scipy():
@@ -152,7 +135,7 @@ def test_success_rate_dict_rule_statuses_and_failed():
     assert single["n"] == 1 and math.isnan(single["lo"]) and "fewer than 2" in single["reason"]
 
 
-# ----------------------------------------------------------------------------- 4. budget curve
+# ----------------------------------------------------------------------------- 3. budget curve
 
 
 def brute_force(values, k, best, replace=False):
@@ -198,7 +181,7 @@ def test_budget_weights_large_n_are_finite():
     assert np.isfinite(e).all() and e[0] == pytest.approx(749.5) and e[-1] == pytest.approx(1499.0)
 
 
-# ----------------------------------------------------------------------------- 5. paired difference
+# ----------------------------------------------------------------------------- 4. paired difference
 
 
 def lens_pairs(control_values, shift, lrs=(1e-3,), K=1000.0, start_id=0):
@@ -273,7 +256,7 @@ def test_paired_two_arms_and_explicit_treatment():
     assert two["n"] == 3 and two["mean_diff"] == pytest.approx(1.0)
 
 
-# ----------------------------------------------------------------------------- 6. spread comparison
+# ----------------------------------------------------------------------------- 5. spread comparison
 
 
 def test_spread_ratio_known_values_and_tests():
@@ -309,7 +292,7 @@ def test_spread_comparison_dataframe_level():
     assert out["ratio_lo"] <= out["ratio"] <= out["ratio_hi"]
 
 
-# ----------------------------------------------------------------------------- 7. Holm
+# ----------------------------------------------------------------------------- 6. Holm
 
 
 def test_holm_hand_computed_example():

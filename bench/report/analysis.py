@@ -22,6 +22,7 @@ import pandas as pd
 
 from bench import stats
 from bench.metrics import INFO
+from bench.stats.common import _canon, _is_null, _join
 
 DATASET = "dataset.name"
 N_BOOT = 2000
@@ -146,7 +147,7 @@ class Axis:
 
 
 def _key(v) -> str:
-    return stats._canon(v)  # a text form stable across types; nulls are one value
+    return _canon(v)  # a text form stable across types; nulls are one value
 
 
 def group_columns(trials: pd.DataFrame) -> list[str]:
@@ -168,7 +169,7 @@ def swept_axes(trials: pd.DataFrame) -> list[Axis]:
                 a.columns.append(c)
                 break
         else:
-            vals = list(dict.fromkeys(v for v in trials[c] if not stats._is_null(v)))
+            vals = list(dict.fromkeys(v for v in trials[c] if not _is_null(v)))
             try:
                 vals = sorted(vals)
             except TypeError:
@@ -258,7 +259,7 @@ def paired(trials: pd.DataFrame, metrics: list[str]) -> tuple[pd.DataFrame, pd.D
     # interval over seeds cannot be had from one seed, and a zero-width band would claim one)
     one = summary["n_seeds"] < 2
     summary.loc[one, ["lo", "hi", "p_value", "wilcoxon_stat"]] = np.nan
-    summary.loc[one, "reason"] = [stats._join("fewer than 2 seeds: no interval, no test", note(r))
+    summary.loc[one, "reason"] = [_join("fewer than 2 seeds: no interval, no test", note(r))
                                   for _, r in summary[one].iterrows()]
     summary["holm_p"] = stats.holm(summary["p_value"].to_numpy(dtype=float))
     return summary, pairs, notes
