@@ -95,14 +95,19 @@ def test_axis_spread_empty_point_left_out():
 # ----------------------------------------------------------------------------- 2. success rate
 
 
-def test_wilson_against_hand_computed_value_and_scipy():
+def test_wilson_against_hand_computed_values():
     # 8 of 10: z = 1.959964; centre = (0.8 + z^2/20) / (1 + z^2/10) = 0.716742;
     # half = z / (1 + z^2/10) * sqrt(0.016 + z^2/400) = 0.226577
     lo, hi = S.wilson_interval(8, 10)
     assert lo == pytest.approx(0.4901625, abs=1e-6) and hi == pytest.approx(0.9433178, abs=1e-6)
-    for k, n in [(0, 5), (5, 5), (3, 17), (40, 50)]:
-        ci = sps.binomtest(k, n).proportion_ci(method="wilson", confidence_level=0.9)
-        assert S.wilson_interval(k, n, level=0.9) == pytest.approx((ci.low, ci.high))
+    for k, n in [(0, 5), (5, 5), (3, 17), (40, 50)]:  # the closed form at another level
+        z, p = sps.norm.ppf(0.95), k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        assert S.wilson_interval(k, n, level=0.9) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    # no successes / all successes: the bound at the edge is exactly 0 / 1, the other one is not
+    assert S.wilson_interval(0, 5)[0] == 0.0 and 0 < S.wilson_interval(0, 5)[1] < 1
+    assert S.wilson_interval(5, 5)[1] == 1.0 and 0 < S.wilson_interval(5, 5)[0] < 1
     assert all(math.isnan(x) for x in S.wilson_interval(1, 1))
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.stats.common import (DEGENERATE, LEVEL, _as_tuple, _canon, _check_columns, _degenerate, _is_null, _join,
-                                _percentile_ci, _rng, _values, config_columns, is_higher_better, metric_column)
+                                _rng, _values, config_columns, is_higher_better, metric_column)
 
 
 @dataclass
@@ -203,10 +203,10 @@ def _paired_stats(d: np.ndarray, hib: bool, n_boot: int, rng: np.random.Generato
     if n < 2:
         out["reason"] = "no usable pairs" if n == 0 else "fewer than 2 pairs: no interval, no test"
         return out
-    boot = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    lo, hi = _percentile_ci(boot, level)
-    out["lo"], out["hi"] = float(lo), float(hi)
-    reasons = [DEGENERATE if _degenerate(lo, hi, out["mean_diff"]) else None]
+    ci = stats.bootstrap((d,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+                         rng=rng).confidence_interval
+    out["lo"], out["hi"] = float(ci.low), float(ci.high)
+    reasons = [DEGENERATE if _degenerate(out["lo"], out["hi"], out["mean_diff"]) else None]
     sd = out["sd_diff"]
     if sd > 0:
         out["d_z"] = out["mean_diff"] / sd

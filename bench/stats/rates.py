@@ -18,16 +18,15 @@ _OPS: dict[str, Callable] = {">=": operator.ge, ">": operator.gt, "<=": operator
 
 
 def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927):
-    (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n). NaN bounds when n < 2 (see the package doc)."""
+    """Wilson score interval for a binomial proportion (Wilson 1927), from scipy's
+    `binomtest(...).proportion_ci(method="wilson")`: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n).
+    Unlike the normal approximation it stays inside [0, 1] and is not zero-width at 0 or n successes
+    (0 successes give a lower bound of exactly 0, n an upper bound of exactly 1).
+    NaN bounds when n < 2 (see the package doc)."""
     if n < 2:
         return math.nan, math.nan
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def _rule_mask(trials: pd.DataFrame, rule, dataset_col: str) -> pd.Series:
