@@ -73,7 +73,9 @@ def pooled_columns(trials: pd.DataFrame) -> list[str]:
     return sorted(varying)
 
 
-def status_line(trials: pd.DataFrame) -> str:
+def status_sentence(trials: pd.DataFrame) -> str:
+    """'7 trials: 5 ok, 1 diverged, 1 failed.' — the report's count of what finished (`bench.status.status_line`
+    is the live progress of a running study)."""
     st = trials["status"].value_counts()
     known = ["ok", "diverged", "failed"]
     parts = [f"{st.get(s, 0)} {s}" for s in known] + [f"{n} {s}" for s, n in st.items() if s not in known]
@@ -200,7 +202,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
     if data.description:
         out.append(("p", data.description))
-    out.append(("p", status_line(trials)))
+    out.append(("p", status_sentence(trials)))
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))
