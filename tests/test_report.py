@@ -163,7 +163,7 @@ def test_lens_headline_numbers_match_bench_stats(tmp_path):
 
     from bench import stats
     from bench.report import build_report
-    from bench.report.analysis import fmt, p_is
+    from bench.report.fmt import fmt, p_is
 
     d = _synthetic(tmp_path / "lens")
     html = build_report(d)["html"].read_text()
@@ -192,7 +192,7 @@ def test_lens_headline_numbers_match_bench_stats(tmp_path):
 def test_success_rates_with_wilson_intervals(tmp_path):
     from bench import stats
     from bench.report import build_report
-    from bench.report.analysis import interval
+    from bench.report.fmt import interval
 
     d = _synthetic(tmp_path / "succ", objectives=("ns",), diverge={("ns", None, 2)})
     md = build_report(d)["md"].read_text()
@@ -206,7 +206,7 @@ def test_success_rates_with_wilson_intervals(tmp_path):
 def test_swept_axes_sentences_tables_and_plots(tmp_path):
     from bench import stats
     from bench.report import build_report
-    from bench.report.analysis import fmt
+    from bench.report.fmt import fmt
 
     d = _synthetic(tmp_path / "lr", objectives=("lsgan",), lens=False, lrs=(1e-4, 1e-3, 1e-2), batches=(64, 256),
                    seeds=(0, 1))
@@ -320,3 +320,32 @@ def test_paired_digest_and_wilcoxon_floor():
     note = analysis.wilcoxon_floor_note(prim.assign(n=6))
     assert "4 x 2 / 2^6 = 0.125" in note and "at least 8 pairs" in note
     assert analysis.wilcoxon_floor_note(prim.assign(n=8)) is None  # 4 x 2/256 = 0.03125
+
+
+def test_formatting():
+    """bench.report.fmt: NaN is 'n/a', never 'nan'; an interval is never made up; mean_ci's bootstrap interval
+    contains the mean, is reproducible, and says when it cannot be had."""
+    import re
+
+    import numpy as np
+
+    from bench.report.fmt import fmt, fmt_p, hms, interval, mean_ci, p_is, show_value
+
+    assert (fmt(0.123456), fmt(np.nan), fmt(-np.inf), fmt("ns")) == ("0.123", "n/a", "-inf", "ns")
+    assert (fmt_p(0.0004), fmt_p(0.0123), p_is(0.0004), p_is(0.25), p_is(np.nan)) == \
+        ("< 0.001", "0.012", "p < 0.001", "p = 0.25", "p = n/a")
+    assert interval(1.0, 0.5, 2.0) == "1 [0.5, 2]"
+    assert interval(1.0, np.nan, np.nan) == "1 (no interval)"
+    assert interval(1.0, np.nan, np.nan, "fewer than 2 seeds") == "1 (no interval: fewer than 2 seeds)"
+    assert [show_value(v) for v in (1000.0, 1e-4, None, np.nan, (0.5, "adam"), 3)] == \
+        ["1000", "0.0001", "null", "null", "(0.5, adam)", "3"]
+    assert hms(3725.4) == "1:02:05"
+
+    v = np.random.default_rng(0).normal(10, 2, size=8)
+    text = mean_ci(np.r_[v, np.nan])  # a missing value is left out
+    m, lo, hi = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", text).groups())
+    # an interval of the mean, so narrower than the values' range
+    assert m == float(fmt(v.mean())) and lo < m < hi and hi - lo < np.ptp(v)
+    assert mean_ci(v) == text and mean_ci(v, seed=1) != text  # seeded: the same table on every build
+    assert (mean_ci([]), mean_ci([2.0, np.nan]), mean_ci([3.0] * 4)) == ("no value", "2, no CI (n=1)",
+                                                                          "3 (all 4 equal)")

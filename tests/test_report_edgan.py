@@ -5,6 +5,7 @@ import pandas as pd
 
 from bench import results, stats
 from bench.report import build_report
+from bench.report.fmt import p_is
 
 WS = [1e-3, 1e-2, 1e-1, 1.0]
 
@@ -45,7 +46,10 @@ def test_table2_and_spread_sentence(tmp_path):
     assert lines[0].startswith("- On fashion_mnist / inpaint / adam")
     ratio = expected.loc["ed//gan", "std"] / expected.loc["ed+gan", "std"]
     e = expected.loc["ed+gan"]
-    assert f"ratio {ratio:.3g}" in lines[0] and "Brown-Forsythe p = " in lines[0]
+    cmp = stats.spread_comparison(df.rename(columns={"score": "final.nrds"}), "final.nrds", axis="variant.w",
+                                  compare="variant.structure", a="ed//gan", b="ed+gan").iloc[0]
+    assert f"ratio {ratio:.3g} [{cmp['ratio_lo']:.3g}, {cmp['ratio_hi']:.3g}]" in lines[0]
+    assert f"Brown-Forsythe {p_is(cmp['p_value'])};" in lines[0]
     assert f"against {e['std']:.3g} [{e['std_lo']:.3g}, {e['std_hi']:.3g}] for ED+GAN" in lines[0]
     assert (tmp_path / "figures" / "nrds_curves.png").exists()
 

@@ -21,33 +21,13 @@ import yaml
 from bench import results, stats
 from bench.metrics import INFO
 from bench.report import analysis, edgan, html, plots
+from bench.report.fmt import N_BOOT, hms, mean_ci
 from bench.schema import variant_label  # pydantic only: no model code
 
 ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "hostname", "device", "torch_threads",
                "evaluator_id")
 GPU_COLUMNS = ("resources.gpu", "resources_gpu", "gpu")
 CONFIG_PREFIXES = ("dataset.", "model.", "train.", "variant.")
-N_BOOT = 2000
-
-
-def fmt(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def mean_ci(values, n_boot: int = N_BOOT, seed: int = 0) -> str:
-    """Mean over seeds with a 95 % percentile bootstrap interval (seeds resampled with replacement)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return "no value"
-    if len(v) == 1:
-        return f"{fmt(v[0])}, no CI (n=1)"
-    if np.all(v == v[0]):
-        return f"{fmt(v[0])} (all {len(v)} equal)"
-    rng = np.random.default_rng(seed)  # seeded per cell: the same table on every build
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return f"{fmt(v.mean())} [{fmt(lo)}, {fmt(hi)}]"
 
 
 def _order(trials: pd.DataFrame) -> list[str]:
@@ -93,16 +73,13 @@ def pooled_columns(trials: pd.DataFrame) -> list[str]:
     return sorted(varying)
 
 
-def status_line(trials: pd.DataFrame) -> str:
+def status_sentence(trials: pd.DataFrame) -> str:
+    """'7 trials: 5 ok, 1 diverged, 1 failed.' — the report's count of what finished (`bench.status.status_line`
+    is the live progress of a running study)."""
     st = trials["status"].value_counts()
     known = ["ok", "diverged", "failed"]
     parts = [f"{st.get(s, 0)} {s}" for s in known] + [f"{n} {s}" for s, n in st.items() if s not in known]
     return f"{len(trials)} trials: " + ", ".join(parts) + "."
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def environment(trials: pd.DataFrame) -> list[list[str]]:
@@ -117,7 +94,7 @@ def environment(trials: pd.DataFrame) -> list[list[str]]:
                 rows.append([c, ", ".join(sorted(vals))])
     wall = trials["wall_seconds"].astype(float) if "wall_seconds" in trials else pd.Series(dtype=float)
     if wall.notna().any():
-        rows.append(["total wall time (sum over trials)", f"{_hms(wall.sum())} ({wall.sum():.1f} s)"])
+        rows.append(["total wall time (sum over trials)", f"{hms(wall.sum())} ({wall.sum():.1f} s)"])
         rows.append(["median wall seconds per trial", f"{wall.median():.1f}"])
     gpu = next((c for c in GPU_COLUMNS if c in trials), None)
     if gpu is not None:
@@ -220,12 +197,12 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         return f"{n} ({r['study']})" if multi else n
 
     found = analysis.findings(trials, metrics, label=label)
-    ed_headlines, ed_blocks = edgan.blocks(results_dirs, mean_ci, fmt)
+    ed_headlines, ed_blocks = edgan.blocks(results_dirs)
 
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
     if data.description:
         out.append(("p", data.description))
-    out.append(("p", status_line(trials)))
+    out.append(("p", status_sentence(trials)))
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))

@@ -22,9 +22,10 @@ import pandas as pd
 
 from bench import stats
 from bench.metrics import INFO
+from bench.report.fmt import N_BOOT, fmt, fmt_p, interval, p_is, show_value
+from bench.stats.common import _canon, _is_null, _join
 
 DATASET = "dataset.name"
-N_BOOT = 2000
 SEED = 0
 LENS = "variant.lens.schedule"
 # the metric a headline talks about, by preference (toys first, then images)
@@ -50,53 +51,6 @@ PAIRING_TEXT = ("Lens vs no lens is compared pair by pair: a trial with the lens
                 "signed-rank test; rank-biserial r > 0 means the lens gives larger values. p-values are "
                 "Holm-adjusted over every test in the paired-difference table. Pairs where either trial diverged "
                 "are dropped and counted.")
-
-
-def fmt(x) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.3g}"
-
-
-def fmt_p(p) -> str:
-    p = float(p)
-    if math.isnan(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.2g}"
-
-
-def p_is(p) -> str:
-    """'p = 0.25' / 'p < 0.001' / 'p n/a'."""
-    t = fmt_p(p)
-    return f"p {t}" if t.startswith("<") else f"p = {t}"
-
-
-def _clean(x):
-    """Wilson bounds computed as 2.8e-17 read as 0."""
-    return 0.0 if isinstance(x, (float, np.floating)) and abs(x) < 1e-12 else x
-
-
-def interval(est, lo, hi) -> str:
-    """'est [lo, hi]', or 'est (no interval)' when the bounds are NaN — never a zero-width band made up."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{fmt(est)} (no interval)"
-    return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
-
-
-def show_value(v) -> str:
-    if isinstance(v, tuple):
-        return "(" + ", ".join(show_value(x) for x in v) + ")"
-    if isinstance(v, (float, np.floating)):
-        return f"{float(v):g}"
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "null"
-    return str(v)
 
 
 def note(r) -> str:
@@ -146,7 +100,7 @@ class Axis:
 
 
 def _key(v) -> str:
-    return stats._canon(v)  # a text form stable across types; nulls are one value
+    return _canon(v)  # a text form stable across types; nulls are one value
 
 
 def group_columns(trials: pd.DataFrame) -> list[str]:
@@ -168,7 +122,7 @@ def swept_axes(trials: pd.DataFrame) -> list[Axis]:
                 a.columns.append(c)
                 break
         else:
-            vals = list(dict.fromkeys(v for v in trials[c] if not stats._is_null(v)))
+            vals = list(dict.fromkeys(v for v in trials[c] if not _is_null(v)))
             try:
                 vals = sorted(vals)
             except TypeError:
@@ -258,7 +212,7 @@ def paired(trials: pd.DataFrame, metrics: list[str]) -> tuple[pd.DataFrame, pd.D
     # interval over seeds cannot be had from one seed, and a zero-width band would claim one)
     one = summary["n_seeds"] < 2
     summary.loc[one, ["lo", "hi", "p_value", "wilcoxon_stat"]] = np.nan
-    summary.loc[one, "reason"] = [stats._join("fewer than 2 seeds: no interval, no test", note(r))
+    summary.loc[one, "reason"] = [_join("fewer than 2 seeds: no interval, no test", note(r))
                                   for _, r in summary[one].iterrows()]
     summary["holm_p"] = stats.holm(summary["p_value"].to_numpy(dtype=float))
     return summary, pairs, notes
@@ -381,7 +335,6 @@ def spread_sentence(row: pd.Series, axis: Axis, metric: str, others: list[str], 
     largest spread (of `of_n` settings) and the sentence says so."""
     where = (f" (the largest of its {of_n} settings of {', '.join(others)}, at " +
              ", ".join(f"{c} = {show_value(row[c])}" for c in others) + ")") if others else ""
-    prefix = ""
     head = f"Across {axis.name} {axis.span()}, the spread (std of per-point means) of {row['variant']}'s final " \
            f"{metric_name(metric)}"
     if show_dataset:
@@ -390,11 +343,8 @@ def spread_sentence(row: pd.Series, axis: Axis, metric: str, others: list[str], 
     if row["n_points"] < 2:
         return head + f" cannot be computed: only {int(row['n_points'])} axis point(s) with a finite value" + \
             (f" ({int(row['n_points_empty'])} without)" if row["n_points_empty"] else "") + "."
-    if np.isfinite(row["std_lo"]):
-        text = head + f" is {prefix}{interval(row['std'], row['std_lo'], row['std_hi'])}"
-    else:
-        why = note(row).replace(": no interval", "") or "no interval"
-        text = head + f" is {prefix}{fmt(row['std'])} (no interval: {why})"
+    why = note(row).replace(": no interval", "")
+    text = head + " is " + interval(row["std"], row["std_lo"], row["std_hi"], why)
     text += (f"; best {fmt(row['best'])} at {show_value(row['best_at'])}, worst {fmt(row['worst'])} at "
              f"{show_value(row['worst_at'])} ({direction(metric)})")
     if row["n_points_empty"]:
@@ -427,8 +377,8 @@ def success_table(table: pd.DataFrame, words: dict[str, str]) -> tuple[list[str]
     rows = []
     for _, r in table.iterrows():
         rows.append([*[str(r[c]) for c in by], words.get(r[DATASET], ""), f"{int(r['successes'])} / {int(r['n'])}",
-                     interval(r["rate"], _clean(r["lo"]), _clean(r["hi"])), int(r["diverged"]),
-                     interval(r["diverged_rate"], _clean(r["diverged_lo"]), _clean(r["diverged_hi"])), int(r["n_failed"]),
+                     interval(r["rate"], r["lo"], r["hi"]), int(r["diverged"]),
+                     interval(r["diverged_rate"], r["diverged_lo"], r["diverged_hi"]), int(r["n_failed"]),
                      note(r)])
     return header, rows
 
@@ -450,7 +400,7 @@ def success_sentences(table: pd.DataFrame, words: dict[str, str]) -> list[str]:
                        + f"{int(sub['n'].max())} each); the upper 95 % Wilson bounds reach at most "
                        f"{fmt(sub['hi'].astype(float).max())}.")
             continue
-        parts = [f"{r['variant']} {int(r['successes'])}/{int(r['n'])} = {interval(r['rate'], _clean(r['lo']), _clean(r['hi']))}"
+        parts = [f"{r['variant']} {int(r['successes'])}/{int(r['n'])} = {interval(r['rate'], r['lo'], r['hi'])}"
                  for _, r in sub.iterrows()]
         out.append(f"On {ds}, {s} of {n} trials succeeded (status ok and {rule}; {d} diverged); success rate per "
                    f"variant [95 % Wilson]: " + "; ".join(parts) + ".")
@@ -462,13 +412,11 @@ def success_sentences(table: pd.DataFrame, words: dict[str, str]) -> list[str]:
 
 @dataclass
 class Findings:
-    metric: str | None
     axes: list[Axis]
     headlines: list[str]
     tables: list[tuple]          # blocks: ("h3"-less) ("p", ...) / ("table", header, rows)
     paired_summary: pd.DataFrame
     paired_pairs: pd.DataFrame
-    success_table: pd.DataFrame
     by_metric: dict = field(default_factory=dict)  # headline metric -> the datasets it is used for
 
 
@@ -480,7 +428,6 @@ def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
     for ds, m in primary.items():
         if m is not None:
             by_metric.setdefault(m, []).append(ds)
-    metric = next(iter(by_metric), None)
     axes = swept_axes(trials)
     heads: list[str] = []
     tables: list[tuple] = []
@@ -550,4 +497,4 @@ def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
         tables.append(("table", *paired_table(psum)))
     if not heads:
         heads.append("No comparison to report: no lens pairs, no swept axis and no trials.")
-    return Findings(next(iter(by_metric), None), axes, heads, tables, psum, ppairs, st, by_metric)
+    return Findings(axes, heads, tables, psum, ppairs, by_metric)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench import results, stats
 from bench.report import plots
+from bench.report.fmt import fmt, interval, mean_ci, p_is, show_value
 
 STRUCTURES = ("ed+gan", "ed+gan2", "ed//gan")
 GROUP = ("dataset.name", "variant.task", "train.optimizer")
@@ -33,15 +34,14 @@ def nrds_trials(results_dirs) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-
-def _cell(g: pd.DataFrame, mean_ci) -> str:
+def _cell(g: pd.DataFrame) -> str:
     """Mean NRDS over the seeds that did not diverge [CI], and how many diverged (they have no score)."""
     text = mean_ci(g["final.nrds"].astype(float))
     n_div = int((g["status"] == "diverged").sum())
     return text + (f" ({n_div} of {len(g)} diverged)" if n_div else "")
 
 
-def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
+def blocks(results_dirs) -> tuple[list[str], list[tuple]]:
     """(headline sentences, report blocks) for the studies' NRDS results; ([], []) when there are none."""
     df = nrds_trials(results_dirs)
     if df.empty:
@@ -57,21 +57,19 @@ def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
                      "seeds that did not."))
     for key, sub in df.groupby(list(GROUP), dropna=False):
         ws = sorted(sub["variant.w"].dropna().unique())
-        header = ["structure", *[f"w={w:g}" for w in ws], "std across w"]
+        header = ["structure", *[f"w={show_value(w)}" for w in ws], "std across w"]
         spread = stats.axis_spread(sub.assign(status="ok").dropna(subset=["final.nrds"]), "final.nrds",
                                    axis="variant.w", by=("variant.structure",), higher_is_better=True)
-        rows = []
+        rows, std_cell = [], {}
         for s in [s for s in STRUCTURES if s in set(sub["variant.structure"])]:
             g = sub[sub["variant.structure"] == s]
-            row = [s] + [_cell(g[g["variant.w"] == w], mean_ci) for w in ws]
             sp = spread[spread["variant.structure"] == s]
             if sp.empty or not np.isfinite(sp["std"].iloc[0]):
-                row.append("n/a")
+                std_cell[s] = "n/a"
             else:
                 r = sp.iloc[0]
-                ci = f" [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]" if np.isfinite(r["std_lo"]) else " (no interval: < 2 seeds)"
-                row.append(fmt(r["std"]) + ci)
-            rows.append(row)
+                std_cell[s] = interval(r["std"], r["std_lo"], r["std_hi"], "< 2 seeds")
+            rows.append([s] + [_cell(g[g["variant.w"] == w]) for w in ws] + [std_cell[s]])
         out.append(("h3", " / ".join(map(str, key))))
         out.append(("table", header, rows))
         if {"ed//gan", "ed+gan"} <= set(sub["variant.structure"]):
@@ -80,18 +78,11 @@ def blocks(results_dirs, mean_ci, fmt) -> tuple[list[str], list[tuple]]:
                                           by=("dataset.name",))
             if not cmp.empty:
                 c = cmp.iloc[0]
-                ci = (f" [{fmt(c['ratio_lo'])}, {fmt(c['ratio_hi'])}]" if np.isfinite(c["ratio_lo"])
-                      else " (no interval)")
-                p = f", Brown-Forsythe p = {fmt(c['p_value'])}" if np.isfinite(c["p_value"]) else ""
-                def std_ci(structure):
-                    r = spread[spread["variant.structure"] == structure].iloc[0]
-                    return fmt(r["std"]) + (f" [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]"
-                                            if np.isfinite(r["std_lo"]) else " (no interval)")
-
+                p = f", Brown-Forsythe {p_is(c['p_value'])}" if np.isfinite(c["p_value"]) else ""
                 sentence = (f"On {' / '.join(map(str, key))}, across w in [{fmt(ws[0])}, {fmt(ws[-1])}], the spread "
-                            f"(std across w) of ED//GAN's NRDS is {std_ci('ed//gan')} against {std_ci('ed+gan')} "
-                            f"for ED+GAN (ratio {fmt(c['ratio'])}{ci}{p}; < 1 means ED//GAN is less sensitive "
-                            "to w)" + (f". Note: {c['reason']}" if c["reason"] else "") + ".")
+                            f"(std across w) of ED//GAN's NRDS is {std_cell['ed//gan']} against {std_cell['ed+gan']} "
+                            f"for ED+GAN (ratio {interval(c['ratio'], c['ratio_lo'], c['ratio_hi'])}{p}; < 1 means "
+                            "ED//GAN is less sensitive to w)" + (f". Note: {c['reason']}" if c["reason"] else "") + ".")
                 headlines.append(sentence)
                 out.append(("p", sentence))
     img = curves_plot(df)
@@ -120,7 +111,7 @@ def curves_plot(df: pd.DataFrame) -> bytes | None:
         for _, r in g.iterrows():
             alpha = 0.3 + 0.7 * (ws.index(r["variant.w"]) + 1) / len(ws)
             ax.plot(range(1, len(r["curve"]) + 1), list(r["curve"]), color=colors.get(r["variant.structure"]),
-                    alpha=alpha, label=f"{r['variant.structure']} w={r['variant.w']:g}")
+                    alpha=alpha, label=f"{r['variant.structure']} w={show_value(r['variant.w'])}")
         real = g["real_curve"].iloc[0]
         ax.plot(range(1, len(real) + 1), list(real), "k--", label="real")
         ax.set(xlabel="epoch", ylabel="mean classifier output", ylim=(-0.02, 1.02))

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from bench.metrics import INFO
+from bench.report.fmt import show_value
 
 DATASET = "dataset.name"
 REAL, GENERATED, LENSED = "#bbbbbb", sns.color_palette("colorblind")[0], sns.color_palette("colorblind")[1]
@@ -286,7 +287,7 @@ def metric_vs_axis(trials: pd.DataFrame, metric: str, axis: str, variants: list[
         return None
     numeric = pd.api.types.is_numeric_dtype(d[axis])
     if not numeric:
-        d[axis] = d[axis].map(lambda v: "null" if v is None or v != v else str(v))
+        d[axis] = d[axis].map(show_value)
     # another swept axis with a few values (e.g. the optimizer) gets its own panels instead of being
     # pooled: pooling two optimizers would hide that w matters under one and not the other
     split = next((c for c in others if c in d and 1 < d[c].map(str).nunique() <= MAX_SPLIT), None)
@@ -310,7 +311,7 @@ def heatmap(trials: pd.DataFrame, metric: str, x: str, y: str, variants: list[st
     if d.empty:
         return None
     for c in (x, y):
-        d[c] = d[c].map(lambda v: "null" if v is None or v != v else (f"{v:g}" if isinstance(v, float) else str(v)))
+        d[c] = d[c].map(show_value)
     panels = [(ds, v) for ds in sorted(d[DATASET].unique()) for v in variants
               if not d[(d[DATASET] == ds) & (d["variant"] == v)].empty]
     if not panels:

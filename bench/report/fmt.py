@@ -1,0 +1,77 @@
+"""How the report writes numbers, intervals, p-values, config values and durations: one place, so a
+table and a headline sentence print the same quantity the same way."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+N_BOOT = 2000  # resamples of the report's own bootstraps (`mean_ci`) and of the `bench.stats` calls it makes
+
+
+def fmt(x) -> str:
+    """3 significant digits; NaN reads 'n/a' (a missing value, not a number); a non-number is shown as it is."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.3g}"
+
+
+def fmt_p(p) -> str:
+    p = float(p)
+    if math.isnan(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def p_is(p) -> str:
+    """'p = 0.25' / 'p < 0.001' / 'p = n/a'."""
+    t = fmt_p(p)
+    return f"p {t}" if t.startswith("<") else f"p = {t}"
+
+
+def interval(est, lo, hi, why: str = "") -> str:
+    """'est [lo, hi]', or 'est (no interval: why)' when the bounds are NaN — never a zero-width band made up."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{fmt(est)} (no interval: {why})" if why else f"{fmt(est)} (no interval)"
+    return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def mean_ci(values, n_boot: int = N_BOOT, seed: int = 0) -> str:
+    """Mean over seeds with a 95 % percentile bootstrap interval (seeds resampled with replacement);
+    non-finite values are left out."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return "no value"
+    if len(v) == 1:
+        return f"{fmt(v[0])}, no CI (n=1)"
+    if np.all(v == v[0]):
+        return f"{fmt(v[0])} (all {len(v)} equal)"
+    # seeded per cell: the same table on every build
+    ci = stats.bootstrap((v,), np.mean, n_resamples=n_boot, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return interval(v.mean(), ci.low, ci.high)
+
+
+def show_value(v) -> str:
+    """A config value as a reader writes it: 1000.0 -> 1000, 0.001 -> 0.001, None / NaN -> null, tuples in ()."""
+    if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return "null"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(show_value(x) for x in v) + ")"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):g}"
+    return str(v)
+
+
+def hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

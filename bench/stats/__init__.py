@@ -1,0 +1,59 @@
+"""Sensitivity statistics: pure functions over the trials table (pandas, numpy, scipy only).
+
+Every function takes a trials DataFrame (one row per trial, as `bench.results.load` returns it) or
+plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all of them:
+
+- **Metric names.** `metric` is a column (`"final.fid"`, `"best.recall"`) or a bare metric name
+  (`"fid"`, which means `final.fid`). Its direction comes from `bench.metrics.INFO`
+  (`higher_is_better`); pass `higher_is_better=` for a column INFO does not know.
+- **Intervals.** Every interval is a two-sided 95 % interval unless `level` is given. Bootstrap
+  intervals are percentile intervals. Bounds are called `<stat>_lo` / `<stat>_hi` (or `lo` / `hi`).
+- **Reproducible bootstraps.** Every bootstrap takes `seed`. Within a grouped table each group
+  draws from its own generator, seeded from `seed` and a stable hash of the group's key, so a
+  group's interval does not change when other groups are added or removed.
+- **Honest intervals.** An interval is never computed from fewer data than it claims to describe:
+  when a quantity has fewer than 2 independent values to resample (a single seed, a single pair, a
+  single axis point, ...) its bounds are NaN and the `reason` column says why; it is never reported
+  as a zero-width band. A zero-width band that *is* supported by the data (e.g. a constant metric
+  over several seeds) is reported with bounds equal to the estimate and a `reason` beginning
+  `"degenerate:"`. `reason` is None when nothing needs saying.
+- **Which trials count.** Statistics of a metric use trials whose `status` is in `status`
+  (default `("ok",)`; `None` = every status) and whose metric value is finite. A diverged trial has
+  NaN `final.*` metrics; how often that happens is `success_rate`'s business, so the metric
+  statistics report how many trials they left out (`n_trials` vs `n`) instead of inventing values.
+- **Config columns.** The trials table stores every config field as a dotted column
+  (`train.lr`, `variant.lens.K`) plus `seed`. `config_columns()` returns exactly those: the dotted
+  columns other than the `final.*` / `best.*` metrics, and `seed`. The `variant` column (a label) is
+  not a config column.
+
+Modules: `common` (metric and config columns, the helpers every statistic shares), `spread`
+(`axis_spread`, `spread_ratio`, `spread_comparison`: sensitivity to an axis), `paired`
+(`paired_difference`, `holm`), `rates` (`success_rate`, `wilson_interval`), `budget`
+(`expected_best`, `budget_curve`). Import the functions from here (`from bench import stats`).
+
+This package never imports torch or model code.
+"""
+
+from bench.stats.budget import budget_curve, expected_best
+from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_column
+from bench.stats.paired import PairedResult, holm, paired_difference
+from bench.stats.rates import success_rate, wilson_interval
+from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio
+
+__all__ = [
+    "LEVEL",
+    "PairedResult",
+    "SpreadComparison",
+    "axis_spread",
+    "budget_curve",
+    "config_columns",
+    "expected_best",
+    "holm",
+    "is_higher_better",
+    "metric_column",
+    "paired_difference",
+    "spread_comparison",
+    "spread_ratio",
+    "success_rate",
+    "wilson_interval",
+]

@@ -1,0 +1,86 @@
+"""Lucic et al. (2018)'s budget curve: the expected best metric of k configurations drawn at random
+from a random search, exact over the order statistics (`expected_best`), with a bootstrap band
+(`budget_curve`).
+
+The band's bootstrap is written out: the statistic is the whole curve, and every resample's curve is
+one product with the weights computed once (`_budget_weights`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from bench.stats.common import DEGENERATE, LEVEL, _degenerate, _percentile_ci
+
+
+def _budget_weights(N: int, replace: bool) -> np.ndarray:
+    """W[k-1, i-1] = P(the best of k draws is the i-th smallest of N values) with the value order
+    broken by index, so E[max of k] = W @ sorted_ascending.
+    Without replacement: C(i-1, k-1) / C(N, k) (the max is x_(i) when x_(i) is drawn and the other
+    k-1 come from the i-1 below it). With replacement: (i/N)^k - ((i-1)/N)^k."""
+    i = np.arange(1, N + 1)[None, :]
+    k = np.arange(1, N + 1)[:, None]
+    if replace:
+        return (i / N) ** k - ((i - 1) / N) ** k
+    with np.errstate(invalid="ignore"):
+        logw = (special.gammaln(i) - special.gammaln(k) - special.gammaln(i - k + 1)
+                - (special.gammaln(N + 1) - special.gammaln(k + 1) - special.gammaln(N - k + 1)))
+    w = np.where(i >= k, np.exp(np.where(i >= k, logw, 0.0)), 0.0)
+    return w / w.sum(axis=1, keepdims=True)  # exact rows sum to 1; removes the log-gamma rounding
+
+
+def expected_best(values: Sequence[float], higher_is_better: bool, replace: bool = False) -> np.ndarray:
+    """Exact E[best of k configurations drawn at random from `values`], for k = 1..N (closed form
+    over order statistics, `_budget_weights`). best = max if higher_is_better else min."""
+    x = np.sort(np.asarray(values, dtype=float))
+    if not higher_is_better:
+        x = -x[::-1]  # min of x = -max of -x
+    e = _budget_weights(len(x), replace) @ x
+    return e if higher_is_better else -e
+
+
+def budget_curve(values: Sequence[float], higher_is_better: bool, n_boot: int = 1000, seed: int = 0,
+                 level: float = LEVEL, replace: bool = False, nan_policy: str = "drop") -> pd.DataFrame:
+    """Lucic et al. (2018): the expected best metric reachable with a budget of k random
+    configurations, k = 1..N, where the N `values` are the results of N random-search trials.
+
+    `expected_best` is exact: E[best of k drawn without replacement from the N values] (or with
+    replacement if `replace`), from the order statistics — no Monte Carlo. k = 1 gives the mean,
+    k = N (without replacement) the best value. The band (`lo`, `hi`) is a percentile bootstrap
+    over the N values (resampled with replacement, the curve recomputed exactly on each resample):
+    the uncertainty due to having observed only N configurations.
+    NaN values (diverged trials have NaN `final.*`) are dropped (`nan_policy="drop"`, counted in
+    `n_dropped`) — the curve is then conditional on not diverging, so report `success_rate` next to
+    it — or `nan_policy="raise"`. With N < 2 the band is NaN (`reason`).
+    Columns: `k`, `expected_best`, `lo`, `hi`, `n`, `n_dropped`, `reason`.
+    """
+    v = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        if nan_policy == "raise":
+            raise ValueError(f"budget_curve: {int(bad.sum())} non-finite value(s)")
+        if nan_policy != "drop":
+            raise ValueError(f"nan_policy: 'drop' or 'raise', not {nan_policy!r}")
+    v = v[~bad]
+    N = len(v)
+    cols = ["k", "expected_best", "lo", "hi", "n", "n_dropped", "reason"]
+    if N == 0:
+        return pd.DataFrame([], columns=cols)
+    e = expected_best(v, higher_is_better, replace)
+    reason = None
+    if N < 2:
+        lo = hi = np.full(N, np.nan)
+        reason = "fewer than 2 values: no band"
+    else:
+        rng = np.random.default_rng(seed)
+        boot = np.sort(v[rng.integers(0, N, size=(n_boot, N))], axis=1)
+        W = _budget_weights(N, replace)
+        curves = (boot @ W.T) if higher_is_better else -((-boot[:, ::-1]) @ W.T)
+        lo, hi = _percentile_ci(curves, level)
+        if all(_degenerate(a, b, c) for a, b, c in zip(lo, hi, e)):
+            reason = DEGENERATE
+    return pd.DataFrame({"k": np.arange(1, N + 1), "expected_best": e, "lo": lo, "hi": hi, "n": N,
+                         "n_dropped": int(bad.sum()), "reason": reason}, columns=cols)

@@ -1,0 +1,91 @@
+"""How often training succeeds: `success_rate` per group, with Wilson intervals (`wilson_interval`)."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.stats.common import DEFAULT_BY, LEVEL, _as_tuple, _check_columns, _groups, _join, _values
+
+
+_OPS: dict[str, Callable] = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+                             "==": operator.eq, "!=": operator.ne}
+
+
+def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson 1927), from scipy's
+    `binomtest(...).proportion_ci(method="wilson")`: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n).
+    Unlike the normal approximation it stays inside [0, 1] and is not zero-width at 0 or n successes
+    (0 successes give a lower bound of exactly 0, n an upper bound of exactly 1).
+    NaN bounds when n < 2 (see the package doc)."""
+    if n < 2:
+        return math.nan, math.nan
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _rule_mask(trials: pd.DataFrame, rule, dataset_col: str) -> pd.Series:
+    """Boolean 'not collapsed' mask from a callable or a {dataset: (column, op, threshold)} dict."""
+    if callable(rule):
+        mask = pd.Series(rule(trials), index=trials.index)
+        return mask.fillna(False).astype(bool)
+    if not isinstance(rule, Mapping):
+        raise TypeError("rule: a callable(trials) -> boolean mask, or {dataset: (column, op, threshold)}")
+    _check_columns(trials, [dataset_col], "success_rate rule")
+    mask = pd.Series(False, index=trials.index)
+    for ds, sub in trials.groupby(dataset_col, dropna=False):
+        spec = rule.get(ds, rule.get("*"))
+        if spec is None:
+            raise KeyError(f"success_rate: no rule for dataset {ds!r} (rules: {sorted(map(str, rule))}; "
+                           f"a '*' entry applies to every other dataset)")
+        column, op, threshold = spec
+        if op not in _OPS:
+            raise ValueError(f"success_rate: unknown operator {op!r} (one of {list(_OPS)})")
+        _check_columns(trials, [column], f"success_rate rule for {ds!r}")
+        v = _values(sub, column)
+        with np.errstate(invalid="ignore"):
+            ok = _OPS[op](v, float(threshold)) & np.isfinite(v)  # NaN never passes
+        mask.loc[sub.index] = ok
+    return mask
+
+
+def success_rate(trials: pd.DataFrame, rule, by: str | Sequence[str] = DEFAULT_BY, level: float = LEVEL,
+                 dataset_col: str = "dataset.name", count_failed: bool = False) -> pd.DataFrame:
+    """Fraction of trials that trained successfully, with Wilson intervals, per group.
+
+    success = `status == "ok"` AND not collapsed, where "not collapsed" is `rule`:
+    - a callable `rule(trials) -> boolean mask` (aligned with the rows), or
+    - a dict `{dataset: (column, op, threshold)}` keyed by the `dataset_col` value, op one of
+      `>= > <= < == !=`, e.g. `{"ring8": ("final.modes_covered", ">=", 4),
+      "grid25": ("final.modes_covered", ">=", 12.5), "*": ("final.recall", ">=", 0.1)}` — `"*"`
+      applies to datasets not named. A NaN value never passes.
+    The denominator `n` is the trials with status `ok` or `diverged` (and anything else except
+    `failed`): a `failed` trial raised an error — a bug or a crash, not a training outcome, and
+    the runner retries it — so it is left out and counted in `n_failed` unless `count_failed`.
+    Columns: by..., `successes`, `n`, `rate`, `lo`, `hi` (Wilson), `diverged`, `diverged_rate`,
+    `diverged_lo`, `diverged_hi` (Wilson), `n_failed`, `reason` (bounds are NaN when n < 2).
+    """
+    by = _as_tuple(by)
+    _check_columns(trials, by + ("status",), "success_rate")
+    ok_rule = _rule_mask(trials, rule, dataset_col)
+    rows = []
+    for key, sub in _groups(trials, by):
+        failed = int((sub["status"] == "failed").sum())
+        counted = sub if count_failed else sub[sub["status"] != "failed"]
+        n = len(counted)
+        succ = int(((counted["status"] == "ok") & ok_rule.loc[counted.index]).sum())
+        div = int((counted["status"] == "diverged").sum())
+        lo, hi = wilson_interval(succ, n, level)
+        dlo, dhi = wilson_interval(div, n, level)
+        rows.append({**dict(zip(by, key)), "successes": succ, "n": n, "rate": succ / n if n else np.nan,
+                     "lo": lo, "hi": hi, "diverged": div, "diverged_rate": div / n if n else np.nan,
+                     "diverged_lo": dlo, "diverged_hi": dhi, "n_failed": failed,
+                     "reason": _join("no trials" if n == 0 else ("fewer than 2 trials: no interval" if n < 2 else None),
+                                     f"{failed} failed trial(s) left out" if failed and not count_failed else None)})
+    return pd.DataFrame(rows, columns=[*by, "successes", "n", "rate", "lo", "hi", "diverged", "diverged_rate",
+                                       "diverged_lo", "diverged_hi", "n_failed", "reason"])
