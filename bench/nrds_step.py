@@ -262,6 +262,22 @@ def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = Fa
     return counts
 
 
+def stage(trials: list[dict], results_dir, settings, log, stale=None) -> dict | None:
+    """The study's NRDS stage, after its trials: one Ray task per stale comparison group, on the cluster
+    the study ran on (ray must be connected). Only for studies with ED trials; a failing NRDS never fails
+    the study (the trials' rows are already on disk). `stale`: stale_groups' answer when the caller has it."""
+    if not has_ed_trials(trials):
+        return None
+    try:
+        counts = run_nrds(results_dir, settings, use_ray=True, log=log, stale=stale)
+    except Exception as e:  # noqa: BLE001
+        log(f"NRDS failed: {e}  (recompute with: ganbench nrds {results_dir})")
+        return None
+    log(f"NRDS: {counts['scored']} group(s) scored, {counts['skipped']} unchanged, {counts['failed']} failed "
+        f"-> {Path(results_dir) / NRDS}")
+    return counts
+
+
 def has_ed_trials(trials: list[dict]) -> bool:
     return any(t["variant"].get("structure", "gan") != "gan" and t["train"].get("nrds_samples", 0) > 0
                for t in trials)
@@ -275,6 +291,7 @@ __all__ = [
     "run_nrds",
     "run_nrds_group",
     "score_group",
+    "stage",
     "stale_groups",
     "study_settings",
     "write_nrds",

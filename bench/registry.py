@@ -17,14 +17,14 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {
-        "minimax": "bench.objectives:minimax",
-        "ns": "bench.objectives:ns",
-        "lsgan": "bench.objectives:lsgan",
-        "wgan": "bench.objectives:wgan",
-        "wgan-gp": "bench.objectives:wgan_gp",
-        "hinge": "bench.objectives:hinge",
-        "ragan": "bench.objectives:ragan",
-        "ralsgan": "bench.objectives:ralsgan",
+        "minimax": "bench.objectives.classic:minimax",
+        "ns": "bench.objectives.classic:ns",
+        "lsgan": "bench.objectives.classic:lsgan",
+        "wgan": "bench.objectives.classic:wgan",
+        "wgan-gp": "bench.objectives.classic:wgan_gp",
+        "hinge": "bench.objectives.classic:hinge",
+        "ragan": "bench.objectives.relativistic:ragan",
+        "ralsgan": "bench.objectives.relativistic:ralsgan",
     },
     "dataset": {
         "ring8": "bench.data.toy:ring8",

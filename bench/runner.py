@@ -161,23 +161,6 @@ class ResultWriter(tune.Callback):
         self._finish_pack(trial, status="failed", error=msg[:2000])
 
 
-# ----------------------------------------------------------------------------- NRDS
-def run_study_nrds(study: Study, trials: list[dict], results_dir: Path, console, stale=None) -> dict | None:
-    """The study-level NRDS (bench.nrds_step), one Ray task per comparison group, on the cluster the
-    study ran on. Only for studies with ED trials; a failing NRDS never fails the study. `stale`: the
-    groups to score as nrds_step.stale_groups returned them, when the caller already has them."""
-    if not nrds_step.has_ed_trials(trials):
-        return None
-    try:
-        counts = nrds_step.run_nrds(results_dir, study.nrds, use_ray=True, log=console.print, stale=stale)
-    except Exception as e:  # noqa: BLE001 - the trials' rows are already safe on disk
-        console.print(f"NRDS failed: {e}  (recompute with: ganbench nrds {results_dir})")
-        return None
-    console.print(f"NRDS: {counts['scored']} group(s) scored, {counts['skipped']} unchanged, "
-                  f"{counts['failed']} failed -> {results_dir / nrds_step.NRDS}")
-    return counts
-
-
 # ----------------------------------------------------------------------------- run
 def start_ray(address: str | None, verbose: bool, num_cpus: int | None = None):
     import logging
@@ -229,7 +212,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
             stale = nrds_step.stale_groups(results_dir, study.nrds)
             if stale[0]:
                 with ray_session(address, verbose, num_cpus):
-                    run_study_nrds(study, trials, results_dir, console, stale)
+                    nrds_step.stage(trials, results_dir, study.nrds, console.print, stale)
         return {"ok": 0, "diverged": 0, "failed": 0, "skipped": len(trials)}
     if done and not optuna:
         console.print(f"{study.name}: {len(trials) - len(todo)} of {len(trials)} trials already finished, running {len(todo)}")
@@ -278,7 +261,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                 tuner.fit()
         else:
             tuner.fit()
-        run_study_nrds(study, trials, results_dir, console)
+        nrds_step.stage(trials, results_dir, study.nrds, console.print)  # the study's second stage
     counts = dict(writer.counts)
     writer.running.clear()
     writer.write_progress(wall_seconds=time.perf_counter() - t0)

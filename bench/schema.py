@@ -14,10 +14,10 @@ import hashlib
 import json
 import math
 import re
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bench import registry
 
@@ -26,13 +26,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-def _registered(kind: str, v: Optional[str]) -> Optional[str]:
-    return v if v is None else registry.check(kind, v)
+def Name(kind: str):
+    """A str field that must be a name registered under `kind` in bench.registry."""
+    return Annotated[str, AfterValidator(lambda v: registry.check(kind, v))]
 
 
 # ----------------------------------------------------------------------------- trial config
 class DatasetCfg(_Strict):
-    name: str = "ring8"
+    name: Name("dataset") = "ring8"
     std: float = Field(0.02, gt=0)
     scale: float = Field(2.0, gt=0, description="ring radius / grid spacing of the toy mixtures")
     image_size: int = Field(32, gt=0, description="image sets: height = width after resizing")
@@ -40,11 +41,6 @@ class DatasetCfg(_Strict):
     download: bool = Field(False, description="image sets: let torchvision download missing files")
     base: str = Field("fashion_mnist", description="stacked: the single-channel image set of each channel")
     stack_seed: int = Field(0, ge=0, description="stacked: seed of the channel draws")
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return registry.check("dataset", v)
 
     @field_validator("base")
     @classmethod
@@ -56,23 +52,13 @@ class DatasetCfg(_Strict):
 
 
 class ModelCfg(_Strict):
-    name: str = "mlp"
+    name: Name("network") = "mlp"
     width: int = Field(128, gt=0)
     depth: int = Field(2, gt=0)
     z_dim: int = Field(2, gt=0)
     batch_norm: bool = Field(True, description="batch norm in G (DCGAN)")
     d_batch_norm: Optional[bool] = Field(None, description="batch norm in D; default: on, except a WGAN-GP critic")
-    init: str = Field("default", description="weight init of the convolutional networks")
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return registry.check("network", v)
-
-    @field_validator("init")
-    @classmethod
-    def _init(cls, v: str) -> str:
-        return registry.check("init", v)
+    init: Name("init") = Field("default", description="weight init of the convolutional networks")
 
 
 class TrainCfg(_Strict):
@@ -80,10 +66,10 @@ class TrainCfg(_Strict):
     batch_size: int = Field(256, gt=0)
     eval_every: int = Field(250, gt=0)
     eval_samples: int = Field(2500, gt=0, description="generated samples per evaluation")
-    optimizer: str = "adam"
+    optimizer: Name("optimizer") = "adam"
     lr: float = Field(1e-3, gt=0)
     d_lr: Optional[float] = Field(None, gt=0, description="discriminator lr; defaults to lr")
-    d_optimizer: Optional[str] = Field(None, description="discriminator optimizer; defaults to optimizer")
+    d_optimizer: Optional[Name("optimizer")] = Field(None, description="discriminator optimizer; defaults to optimizer")
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = Field(0.0, ge=0, lt=1)
     n_critic: int = Field(1, ge=1)
@@ -96,14 +82,9 @@ class TrainCfg(_Strict):
             raise ValueError("betas must lie in [0, 1)")
         return v
 
-    @field_validator("optimizer", "d_optimizer")
-    @classmethod
-    def _optimizer(cls, v):
-        return _registered("optimizer", v)
-
 
 class LensCfg(_Strict):
-    schedule: str = "sine"
+    schedule: Name("schedule") = "sine"
     K: int = Field(1000, gt=0, description="steps until lambda reaches 0 (sine, linear)")
     lam: float = Field(1.0, ge=0, description="lambda at t=0 (the constant value for 'constant')")
     width: Optional[int] = Field(None, gt=0, description="lens MLP width; defaults to model.width")
@@ -112,43 +93,23 @@ class LensCfg(_Strict):
         "sum", description="reconstruction term: sum = ||x - L(x)||^2 per sample as in the paper (summed over "
                            "pixels), mean = its mean over pixels (the adversarial term weighs more)")
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, v):
-        return registry.check("schedule", v)
-
 
 class VariantCfg(_Strict):
-    structure: str = Field("gan", description="the training structure (bench.structures): gan (G from noise, "
+    structure: Name("structure") = Field("gan", description="the training structure (bench.structures): gan (G from noise, "
                                               "optionally with the lens) or an encoder-decoder + GAN structure")
-    objective: str = "ns"
+    objective: Name("objective") = "ns"
     lens: Optional[LensCfg] = None
     clip: float = Field(0.01, gt=0, description="WGAN weight clip")
     gp_weight: float = Field(10.0, ge=0, description="WGAN-GP gradient penalty weight")
     # encoder-decoder structures (Zhang, Song, Qi 2018; bench.structures.edgan)
     w: float = Field(1.0, ge=0, description="ED structures: weight of the adversarial loss")
-    task: Optional[str] = Field(None, description="ED structures: the conditional task (bench.data.tasks)")
+    task: Optional[Name("task")] = Field(None, description="ED structures: the conditional task (bench.data.tasks)")
     g_res_steps: int = Field(2, ge=1, description="ed//gan: G_res updates per iteration")
     d_cond: bool = Field(True, description="ED structures: D also sees the conditioning (input image / labels)")
     code_prior: float = Field(0.0, ge=0, description=(
         "ED structures: weight of an adversarial loss that pushes E's code towards U(-1, 1) through a code "
         "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
         "the label); 0 = off"))
-
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, v: str) -> str:
-        return registry.check("objective", v)
-
-    @field_validator("structure")
-    @classmethod
-    def _structure(cls, v: str) -> str:
-        return registry.check("structure", v)
-
-    @field_validator("task")
-    @classmethod
-    def _task(cls, v):
-        return _registered("task", v)
 
 
 class TrialConfig(_Strict):

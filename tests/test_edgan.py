@@ -237,3 +237,13 @@ def test_code_prior_trains_D_z_and_reaches_only_E(structure):
 def test_code_prior_trial_reports_its_losses():
     rows = run_rows(ed_config("ed+gan", task="caae", variant={"code_prior": 0.1}))
     assert rows[-1]["status"] == "ok" and math.isfinite(rows[-1]["loss_dz"]) and "swap_accuracy" in rows[-1]
+
+
+@pytest.mark.parametrize("structure", ["ed+gan", "ed//gan"])
+def test_relativistic_objective_trains_an_ed_structure(structure):
+    """A relativistic objective's G loss needs D on the real target: the ED structures give it (before
+    the objective interface saw both sides, `--set variant.objective=ragan` validated and then failed)."""
+    rows = run_rows(ed_config(structure, variant={"objective": "ragan", "code_prior": 0.1},
+                              train={"steps": 10, "eval_every": 10}))
+    assert rows[-1]["status"] == "ok", rows[-1].get("error")
+    assert math.isfinite(rows[-1]["loss_adv"]) and math.isfinite(rows[-1]["loss_prior"])

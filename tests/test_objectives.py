@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from bench import objectives, registry
+from bench import registry
+from bench.objectives import classic, relativistic
 from bench.objectives import gradient_penalty
 
 R = [0.5, -1.0]  # D's outputs on real data
@@ -38,7 +39,7 @@ def test_minimax():
     d = mean([-math.log(sig(r)) for r in R]) + mean([-math.log(1 - sig(f)) for f in F_])
     g = mean([math.log(1 - sig(f)) for f in F_])  # G minimizes log(1 - D(G(z)))
     lens = mean([-math.log(1 - sig(r)) for r in R])
-    check(objectives.minimax, d, g, lens)
+    check(classic.minimax, d, g, lens)
     # the numbers, spelled out: log(1 - sigmoid(2)) = -log(1 + e^2), log(1 - sigmoid(0)) = -log 2
     assert g == pytest.approx(-(math.log(1 + math.exp(2)) + math.log(2)) / 2)
     assert g < 0
@@ -48,9 +49,9 @@ def test_non_saturating():
     d = mean([-math.log(sig(r)) for r in R]) + mean([-math.log(1 - sig(f)) for f in F_])
     g = mean([-math.log(sig(f)) for f in F_])
     lens = mean([-math.log(1 - sig(r)) for r in R])
-    check(objectives.ns, d, g, lens)
+    check(classic.ns, d, g, lens)
     # ns and minimax share D and the lens but not G
-    assert objectives.ns.g(None, t(F_)).item() != pytest.approx(objectives.minimax.g(None, t(F_)).item())
+    assert classic.ns.g(None, t(F_)).item() != pytest.approx(classic.minimax.g(None, t(F_)).item())
 
 
 def test_lsgan():
@@ -58,10 +59,10 @@ def test_lsgan():
     g = mean([(2.0 - 1) ** 2, (0.0 - 1) ** 2])
     lens = mean([0.5**2, (-1.0) ** 2])
     assert (d, g, lens) == (pytest.approx(4.125), pytest.approx(1.0), pytest.approx(0.625))
-    check(objectives.lsgan, d, g, lens)
+    check(classic.lsgan, d, g, lens)
 
 
-@pytest.mark.parametrize("obj", [objectives.wgan, objectives.wgan_gp], ids=["wgan", "wgan-gp"])
+@pytest.mark.parametrize("obj", [classic.wgan, classic.wgan_gp], ids=["wgan", "wgan-gp"])
 def test_wasserstein(obj):
     d = mean(F_) - mean(R)  # 1.0 - (-0.25)
     assert d == pytest.approx(1.25)
@@ -71,22 +72,22 @@ def test_wasserstein(obj):
 def test_hinge():
     d = mean([max(0.0, 1 - 0.5), max(0.0, 1 - (-1.0))]) + mean([max(0.0, 1 + 2.0), max(0.0, 1 + 0.0)])
     assert d == pytest.approx(1.25 + 2.0)
-    check(objectives.hinge, d, -mean(F_), mean(R))
+    check(classic.hinge, d, -mean(F_), mean(R))
 
 
 def test_hinge_margin_is_flat_beyond_it():
     # confident D outputs (r > 1, f < -1) cost D nothing under hinge
-    assert objectives.hinge.d(t([3.0, 1.5]), t([-2.0, -4.0])).item() == 0.0
+    assert classic.hinge.d(t([3.0, 1.5]), t([-2.0, -4.0])).item() == 0.0
 
 
 def test_gan_losses_are_stable_for_large_logits():
     big = t([80.0, -80.0])
-    for obj in (objectives.minimax, objectives.ns):
+    for obj in (classic.minimax, classic.ns):
         assert torch.isfinite(obj.d(big, big))
         assert torch.isfinite(obj.g(None, big))
         assert torch.isfinite(obj.lens(big, big))
     # -log sigmoid(-80) = 80 (to double precision): softplus, not log(sigmoid)
-    assert objectives.ns.g(None, t([-80.0])).item() == pytest.approx(80.0)
+    assert classic.ns.g(None, t([-80.0])).item() == pytest.approx(80.0)
 
 
 def test_relativistic_average_gan():
@@ -95,8 +96,8 @@ def test_relativistic_average_gan():
     cf = [f - mean(R) for f in F_]  # C(x_f) - E C(x_r), mean(R) = -0.25
     d = mean([-math.log(sig(c)) for c in cr]) + mean([-math.log(1 - sig(c)) for c in cf])
     g = mean([-math.log(sig(c)) for c in cf]) + mean([-math.log(1 - sig(c)) for c in cr])
-    check(objectives.ragan, d, g, g)  # the lens minimises G's relativistic loss through the real side
-    assert objectives.ragan.relativistic
+    check(relativistic.ragan, d, g, g)  # the lens minimises G's relativistic loss through the real side
+    assert relativistic.ragan.relativistic
 
 
 def test_relativistic_average_lsgan():
@@ -105,7 +106,7 @@ def test_relativistic_average_lsgan():
     d = mean([(c - 1) ** 2 for c in cr]) + mean([(c + 1) ** 2 for c in cf])
     g = mean([(c - 1) ** 2 for c in cf]) + mean([(c + 1) ** 2 for c in cr])
     assert d == pytest.approx(mean([2.25, 9.0]) + mean([(2.25 + 1) ** 2, 1.25**2]))
-    check(objectives.ralsgan, d, g, g)
+    check(relativistic.ralsgan, d, g, g)
 
 
 def test_losses_are_per_configuration():
@@ -120,9 +121,9 @@ def test_losses_are_per_configuration():
 
 
 def test_flags():
-    assert objectives.wgan.clip_weights and not objectives.wgan.gradient_penalty
-    assert objectives.wgan_gp.gradient_penalty and not objectives.wgan_gp.clip_weights
-    for obj in (objectives.minimax, objectives.ns, objectives.lsgan, objectives.hinge):
+    assert classic.wgan.clip_weights and not classic.wgan.gradient_penalty
+    assert classic.wgan_gp.gradient_penalty and not classic.wgan_gp.clip_weights
+    for obj in (classic.minimax, classic.ns, classic.lsgan, classic.hinge):
         assert not obj.clip_weights and not obj.gradient_penalty, obj.name
 
 

@@ -12,10 +12,12 @@ Layouts:
 
 Every parameter and buffer has shape [K, *shape of the torch layer's], and a K = 1 layer is built by
 constructing the torch layer itself and adding the pack dimension, so it draws exactly the same
-initial weights from the RNG as before packing existed. Measured on the CPU, the K = 1 forward and
-backward passes are bit-identical to torch's layers, and so is each configuration of a K > 1 pack
-for Linear and Conv2d (tests/test_packed.py). `stack(nets)` joins K = 1 networks (each built under
-its own configuration's seed) into one K-network of the same class.
+initial weights from the RNG as before packing existed. On the CPU, K = 1 forward passes equal torch's
+layers bit for bit and gradients agree to float32 rounding; every configuration pinned by
+tests/test_golden.py trains bit-identically to the implementation before packing. Each configuration
+of a K > 1 pack computes what its own K = 1 network would, within float32 rounding
+(tests/test_packed.py). `stack(nets)` joins K = 1 networks (each built under its own configuration's
+seed) into one K-network of the same class.
 """
 
 from __future__ import annotations
@@ -50,29 +52,21 @@ class Linear(nn.Module):
 
 class Conv2d(nn.Module):
     """Grouped layout [B, K*c_in, H, W] -> [B, K*c_out, H', W']; weight [K, c_out, c_in, k, k]."""
+    torch_layer, op = nn.Conv2d, staticmethod(F.conv2d)
 
     def __init__(self, K: int, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0):
         super().__init__()
         self.K, self.stride, self.padding = K, stride, padding
-        p = _from(lambda: nn.Conv2d(c_in, c_out, kernel, stride, padding), K)
+        p = _from(lambda: self.torch_layer(c_in, c_out, kernel, stride, padding), K)
         self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding, groups=self.K)
+        return self.op(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding, groups=self.K)
 
 
-class ConvTranspose2d(nn.Module):
+class ConvTranspose2d(Conv2d):
     """Grouped layout [B, K*c_in, H, W] -> [B, K*c_out, H', W']; weight [K, c_in, c_out, k, k]."""
-
-    def __init__(self, K: int, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0):
-        super().__init__()
-        self.K, self.stride, self.padding = K, stride, padding
-        p = _from(lambda: nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding), K)
-        self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv_transpose2d(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding,
-                                  groups=self.K)
+    torch_layer, op = nn.ConvTranspose2d, staticmethod(F.conv_transpose2d)
 
 
 class _BatchNorm(nn.Module):

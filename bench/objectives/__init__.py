@@ -15,7 +15,8 @@ is a mean over the batch, one value per configuration: [K].
 The sigmoid of the GAN losses is folded into softplus for numerical stability:
 -log D(x) = softplus(-d), -log(1 - D(x)) = softplus(d).
 
-Adding an objective: a new file (or a few lines here) with an `Objective`, and one line in
+Objectives live in this package by family: classic.py (minimax, ns, lsgan, wgan, wgan-gp, hinge) and
+relativistic.py (ragan, ralsgan). Adding an objective: a new file with an `Objective`, and one line in
 bench/registry.py.
 """
 
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 Loss = Callable[[Optional[Tensor], Tensor], Tensor]
@@ -43,66 +43,6 @@ class Objective:
 def mean(x: Tensor) -> Tensor:
     """The batch mean of each configuration: [K, B] -> [K]."""
     return x.mean(1)
-
-
-def _gan_d(r, f):
-    return mean(F.softplus(-r)) + mean(F.softplus(f))
-
-
-def _gan_lens(r, f):
-    return mean(F.softplus(r))
-
-
-def _critic_d(r, f):
-    return mean(f) - mean(r)
-
-
-def _critic_g(r, f):
-    return -mean(f)
-
-
-def _critic_lens(r, f):
-    return mean(r)
-
-
-minimax = Objective("minimax", _gan_d, g=lambda r, f: -mean(F.softplus(f)), lens=_gan_lens)
-ns = Objective("ns", _gan_d, g=lambda r, f: mean(F.softplus(-f)), lens=_gan_lens)
-lsgan = Objective("lsgan", d=lambda r, f: mean((r - 1) ** 2) + mean(f**2), g=lambda r, f: mean((f - 1) ** 2),
-                  lens=lambda r, f: mean(r**2))
-wgan = Objective("wgan", _critic_d, _critic_g, _critic_lens, clip_weights=True)
-wgan_gp = Objective("wgan-gp", _critic_d, _critic_g, _critic_lens, gradient_penalty=True)
-hinge = Objective("hinge", d=lambda r, f: mean(F.relu(1 - r)) + mean(F.relu(1 + f)), g=_critic_g, lens=_critic_lens)
-
-
-# Relativistic average GANs (Jolicoeur-Martineau 2018): each side is judged against the other side's
-# mean logit. G's loss is D's with real and fake swapped; the lens, which moves the real side, minimises
-# the same swapped loss through r.
-def _rel(r, f):
-    return r - f.mean(1, keepdim=True), f - r.mean(1, keepdim=True)
-
-
-def _ragan_d(r, f):
-    cr, cf = _rel(r, f)
-    return mean(F.softplus(-cr)) + mean(F.softplus(cf))
-
-
-def _ragan_g(r, f):
-    cr, cf = _rel(r, f)
-    return mean(F.softplus(cr)) + mean(F.softplus(-cf))
-
-
-def _ralsgan_d(r, f):
-    cr, cf = _rel(r, f)
-    return mean((cr - 1) ** 2) + mean((cf + 1) ** 2)
-
-
-def _ralsgan_g(r, f):
-    cr, cf = _rel(r, f)
-    return mean((cr + 1) ** 2) + mean((cf - 1) ** 2)
-
-
-ragan = Objective("ragan", _ragan_d, _ragan_g, lens=_ragan_g, relativistic=True)
-ralsgan = Objective("ralsgan", _ralsgan_d, _ralsgan_g, lens=_ralsgan_g, relativistic=True)
 
 
 def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:

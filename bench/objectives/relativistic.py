@@ -1,0 +1,36 @@
+"""Relativistic average GANs (Jolicoeur-Martineau 2018): each side is judged against the other side's
+mean logit, C(x_r) - E C(x_f) and C(x_f) - E C(x_r). G's loss is D's with real and fake swapped, so it
+needs D(real) (`relativistic=True`); the lens, which moves the real side, minimises the same swapped
+loss through r."""
+
+import torch.nn.functional as F
+
+from bench.objectives import Objective, mean
+
+
+def _rel(r, f):
+    return r - f.mean(1, keepdim=True), f - r.mean(1, keepdim=True)
+
+
+def _ragan_d(r, f):
+    cr, cf = _rel(r, f)
+    return mean(F.softplus(-cr)) + mean(F.softplus(cf))
+
+
+def _ragan_g(r, f):
+    cr, cf = _rel(r, f)
+    return mean(F.softplus(cr)) + mean(F.softplus(-cf))
+
+
+def _ralsgan_d(r, f):
+    cr, cf = _rel(r, f)
+    return mean((cr - 1) ** 2) + mean((cf + 1) ** 2)
+
+
+def _ralsgan_g(r, f):
+    cr, cf = _rel(r, f)
+    return mean((cr + 1) ** 2) + mean((cf - 1) ** 2)
+
+
+ragan = Objective("ragan", _ragan_d, _ragan_g, lens=_ragan_g, relativistic=True)
+ralsgan = Objective("ralsgan", _ralsgan_d, _ralsgan_g, lens=_ralsgan_g, relativistic=True)
