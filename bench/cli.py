@@ -46,6 +46,9 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
         address: Optional[str] = typer.Option(None, "--address", help="join a Ray cluster: 'auto' or host:port "
                                               "(default: start an embedded local Ray)"),
         max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
+        storage: Optional[str] = typer.Option(None, "--storage", help="where checkpoints go: a path every node "
+                                              "can reach or a pyarrow URI such as s3://bucket/prefix (default: "
+                                              "RESULTS/ray, enough on one machine)"),
         set_: List[str] = typer.Option([], "--set", help="override a field: key=value (dot path), repeatable"),
         report: bool = typer.Option(True, "--report/--no-report", help="build the report when done"),
         verbose: bool = typer.Option(False, "--verbose", help="show Ray's own output instead of the progress line")):
@@ -57,10 +60,19 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
         expand(s, file=study)
     except StudyError as e:
         _bad_input(e)
-    from bench.runner import run_study
+    from bench.runner import RayFailure, run_study
 
     out = results or Path("results") / s.name
-    counts = run_study(s, out, address=address, max_concurrent=max_concurrent, verbose=verbose)
+    hint = " ".join(["ganbench run", str(study), "--results", str(out), *(f"--set {o}" for o in set_),
+                     *(["--address", address] if address else []), *(["--storage", storage] if storage else [])])
+    try:
+        counts = run_study(s, out, address=address, max_concurrent=max_concurrent, verbose=verbose,
+                           storage=f"{storage.rstrip('/')}/{s.name}" if storage else None, resume_hint=hint)
+    except RayFailure as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    if counts.get("stopped") is not None:
+        raise typer.Exit(130)
     if report:
         _build_report([out], out)
     if counts.get("failed"):

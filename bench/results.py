@@ -139,6 +139,8 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         **metric_summary(curves, status),
         **{k: next((r[k] for r in reversed(curves) if r.get(k) is not None), None)
            for k in ("evaluator", "evaluator_id", "evaluator_accuracy")},
+        "attempts": last.get("attempts", last.get("attempt", 1 if reports else 0)),
+        "resumed_from_step": last.get("resumed_from_step", 0),
         "torch_version": last.get("torch_version"),
         "device": last.get("device"),
         "torch_threads": last.get("torch_threads"),

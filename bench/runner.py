@@ -1,17 +1,29 @@
-"""Ray Tune wiring: start or join Ray, run the study's trials, stream their rows into Parquet.
+"""Ray Tune wiring: start or join Ray, run the study's trials, stream their rows into Parquet, survive
+faults.
 
-Rows reach Parquet through a driver-side Tune callback, so results flow back over Ray and the
-workers need no shared filesystem with the driver. Each finished trial is written at once (an
+Rows reach Parquet through a driver-side Tune callback, so results flow back over Ray and the workers
+need no shared filesystem with the driver for them. Each finished configuration is written at once (an
 interrupted study keeps every trial that finished); a rerun skips trials already ok or diverged.
+
+Faults (README "Faults and resuming"): every trial checkpoints its pack into the study's storage
+(bench.checkpoints); a killed worker or a lost node is retried `resources.retries` times from the
+latest checkpoint, on any node; a rerun after the driver died resumes unfinished packs from their
+checkpoints; Ctrl-C / SIGTERM stops the trials and says how to resume (a second one exits at once); a
+watchdog ends the run with exit 1 within a minute when Ray itself fails, instead of hanging.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import logging
 import os
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,12 +36,25 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables
 
 from ray import tune  # noqa: E402
 
-from bench import __version__, nrds_step, results
+from bench import __version__, checkpoints, nrds_step, results
 from bench.schema import Study, TrialConfig, config_hash, variant_label
 from bench.study import expand, set_path
 
+LOG = "ganbench.log"  # in the results folder: Ray's and ganbench's messages, tracebacks included
+log = logging.getLogger("bench.runner")
+
+
+class RayFailure(RuntimeError):
+    """Ray itself failed (could not connect, its processes died, the cluster went away)."""
+
 
 # ----------------------------------------------------------------------------- trial configs
+def pack_id(pack: list[dict]) -> str:
+    """A pack's name in the storage: its trial id when it is one configuration."""
+    ids = [t["trial_id"] for t in pack]
+    return ids[0] if len(ids) == 1 else "pack-" + hashlib.sha1(",".join(ids).encode()).hexdigest()[:12]
+
+
 def materialize(config: dict) -> list[dict]:
     """Ray's config -> the trial configs it trains. Grid/random studies pass their pack of expanded
     trials as-is; optuna passes the base trial plus the sampled axis values, applied here."""
@@ -46,7 +71,8 @@ def materialize(config: dict) -> list[dict]:
 def ray_trainable(config: dict) -> None:
     from bench.trial import train_trial
 
-    train_trial({**config, "pack": materialize(config)})
+    pack = materialize(config)
+    train_trial({**config, "pack": pack, "pack_id": pack_id(pack)})
 
 
 def _optuna_space(study: Study, base: dict) -> tuple[dict, object]:
@@ -91,16 +117,38 @@ def save_study_copy(study: Study, results_dir: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- the callback
+def describe_error(err) -> str:
+    """One line for why a trial ran out of retries: killed, node lost, or its exception's last line."""
+    import ray.exceptions as rx
+
+    if err is None:
+        return "the trial ended without a final report"
+    text = " ".join(str(err).split())
+    if isinstance(err, rx.NodeDiedError) or (isinstance(err, rx.ActorDiedError) and "node" in text.lower()
+                                                and ("died" in text.lower() or "dead" in text.lower())):
+        return f"node lost: {text[:300]}"
+    if isinstance(err, (rx.ActorDiedError, rx.WorkerCrashedError, rx.ActorUnavailableError)):
+        return f"killed: the trial's worker process died ({text[:300]})"
+    cause = getattr(err, "cause", None)
+    if cause is not None and not isinstance(cause, rx.RayError):
+        return f"{type(cause).__name__}: {cause}".splitlines()[-1][:2000] if str(cause) else type(cause).__name__
+    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+    return lines[-1][:2000] if lines else type(err).__name__
+
+
 class ResultWriter(tune.Callback):
     """Collects each configuration's reports and writes its rows when it ends; drives the progress line.
-    A Ray trial trains a pack of configurations; each report names its configuration (`trial_id`)."""
+    A Ray trial trains a pack of configurations; each report names its configuration (`config_id`).
+    Reports are keyed by step, so a restored trial's replayed and recomputed rows never duplicate."""
 
     def __init__(self, results_dir: Path, meta: dict, total: int, provenance: dict, progress=None):
         self.results_dir, self.provenance, self.progress = results_dir, provenance, progress
-        self.reports: dict[str, list[dict]] = {}
+        self.reports: dict[str, dict[int, dict]] = {}
         self.packs: dict[str, list[dict]] = {}
+        self.starts: dict[str, int] = {}  # Tune trial id -> times this driver saw it started
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.running: set[str] = set()
+        self.finished_packs: set[str] = set()
         self.meta = {**meta, "pid": os.getpid(), "host": socket.gethostname(),
                      "started_at": datetime.now(timezone.utc).isoformat()}
         self.task = progress.add_task("trials", total=total, running=0, **self.counts) if progress else None
@@ -124,52 +172,92 @@ class ResultWriter(tune.Callback):
         return self.packs[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self.starts[trial.trial_id] = self.starts.get(trial.trial_id, 0) + 1
         for cfg in self._pack(trial):
-            self.running.add(cfg["trial_id"])
-            self.reports[cfg["trial_id"]] = []
+            if cfg["trial_id"] not in self.reports:
+                self.running.add(cfg["trial_id"])
+                self.reports[cfg["trial_id"]] = {}
         self._refresh()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        log.warning("trial %s failed (see above) and is retried from its latest checkpoint", pack_id(self._pack(trial)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid = result.get("config_id")  # ("trial_id" is Ray Tune's own id of the pack)
         if tid is None or tid not in self.running:
             return
-        self.reports[tid].append(result)
+        self.reports[tid][result["step"]] = result
         if result.get("final"):
-            self._finish(next(c for c in self._pack(trial) if c["trial_id"] == tid))
+            self._finish(trial, next(c for c in self._pack(trial) if c["trial_id"] == tid))
 
-    def _finish(self, cfg: dict, status=None, error=None):
-        reports = self.reports.pop(cfg["trial_id"], [])
+    def _finish(self, trial, cfg: dict, status=None, error=None):
+        reports = list(self.reports.pop(cfg["trial_id"], {}).values())
+        if reports:  # the trial counts its starts in its checkpoints; this driver counts the ones it saw
+            reports[-1] = {**reports[-1], "attempts": max(reports[-1].get("attempt", 1), self.starts.get(trial.trial_id, 1))}
         host = {"hostname": reports[-1].get("hostname")} if reports else {}
         row, curves, samples = results.rows_from_reports(cfg, reports, status, error, {**self.provenance, **host},
                                                          root=self.results_dir)
         results.upsert(self.results_dir, row, curves, samples)
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self.running.discard(cfg["trial_id"])
+        if not any(c["trial_id"] in self.running for c in self._pack(trial)):
+            self.finished_packs.add(pack_id(self._pack(trial)))
         self._refresh()
 
     def _finish_pack(self, trial, status=None, error=None):
         for cfg in self._pack(trial):
             if cfg["trial_id"] in self.running:
-                self._finish(cfg, status, error)
+                self._finish(trial, cfg, status, error)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish_pack(trial)
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        err = trial.get_error()
-        msg = str(err).strip().splitlines()[-1] if err else "trial raised (see Ray logs)"
-        self._finish_pack(trial, status="failed", error=msg[:2000])
+    def on_trial_error(self, iteration, trials, trial, **info):  # out of retries
+        self._finish_pack(trial, status="failed", error=describe_error(trial.get_error()))
 
 
-# ----------------------------------------------------------------------------- run
-def start_ray(address: str | None, verbose: bool, num_cpus: int | None = None):
-    import logging
+# ----------------------------------------------------------------------------- Ray
+def _reachable(address: str, timeout: float = 10) -> None:
+    """Raise RayFailure unless something listens at the cluster address ('auto' or host:port)."""
+    from ray._private.services import canonicalize_bootstrap_address
 
+    try:
+        resolved = canonicalize_bootstrap_address(address)
+    except Exception as e:  # noqa: BLE001 - e.g. 'auto' with no cluster started on this machine
+        raise RayFailure(f"no Ray cluster at --address {address}: {' '.join(str(e).split())[:200]}") from None
+    if resolved is None:
+        raise RayFailure(f"no Ray cluster at --address {address} (none is running on this machine)")
+    host, _, port = resolved.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RayFailure(f"cannot reach the Ray cluster at {resolved} (--address {address}): {e}") from None
+
+
+def start_ray(address: str | None, verbose: bool, num_cpus: int | None = None, timeout: float = 30) -> bool:
+    """Join `address` or start an embedded local Ray; True when embedded. A cluster that cannot be
+    reached or does not answer within `timeout` seconds is a RayFailure, not a hang."""
     import ray
 
+    level = logging.INFO if verbose else logging.WARNING
     if address:
-        ray.init(address=address, logging_level=logging.INFO if verbose else logging.WARNING,
-                 log_to_driver=verbose)
+        _reachable(address)
+        done = threading.Event()
+        errors: list = []
+
+        def connect():
+            try:
+                ray.init(address=address, logging_level=level, log_to_driver=verbose)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+            done.set()
+
+        threading.Thread(target=connect, daemon=True).start()
+        if not done.wait(timeout):
+            raise RayFailure(f"the Ray cluster at --address {address} did not answer within {timeout:.0f} s")
+        if errors:
+            raise RayFailure(f"could not join the Ray cluster at --address {address}: "
+                             f"{' '.join(str(errors[0]).split())[:300]}")
         return False
     # address="local": always a new embedded instance, never a cluster someone started with `ray start`
     ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
@@ -184,7 +272,7 @@ def ray_session(address: str | None, verbose: bool, num_cpus: int | None = None)
     shuts it down afterwards (a joined cluster is left running)."""
     started = start_ray(address, verbose, num_cpus)
     try:
-        yield
+        yield started
     finally:
         if started:
             import ray
@@ -192,9 +280,120 @@ def ray_session(address: str | None, verbose: bool, num_cpus: int | None = None)
             ray.shutdown()
 
 
+class Watchdog(threading.Thread):
+    """Checks every few seconds that Ray is alive: the embedded instance's processes (raylet, GCS, ...),
+    or a joined cluster's GCS answering with this driver's node alive. On failure it calls `fail(why)`
+    (which ends the process: tuner.fit would hang forever)."""
+
+    def __init__(self, embedded: bool, fail, every: float = 3.0, grace: int = 3):
+        super().__init__(daemon=True, name="ganbench-watchdog")
+        self.embedded, self.fail, self.every, self.grace = embedded, fail, every, grace
+        self.stopped = threading.Event()
+
+    def _problem(self) -> str | None:
+        import ray
+
+        if self.embedded:
+            node = ray._private.worker._global_node
+            dead = [str(kind) for kind, _ in (node.dead_processes() if node else [])]
+            return f"Ray's {', '.join(sorted(set(dead)))} died" if dead else None
+        answer: list = []
+        asker = threading.Thread(target=lambda: answer.append(ray.nodes()), daemon=True)
+        asker.start()
+        asker.join(10)
+        if not answer:
+            return "the Ray cluster stopped answering"
+        me = ray.get_runtime_context().get_node_id()
+        if not any(n["NodeID"] == me and n["Alive"] for n in answer[0]):
+            return "this driver's Ray node died"
+        return None
+
+    def run(self):
+        strikes = 0
+        while not self.stopped.wait(self.every):
+            try:
+                why = self._problem()
+            except Exception as e:  # noqa: BLE001
+                why = f"Ray failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+            strikes = strikes + 1 if why else 0
+            if why and (self.embedded or strikes >= self.grace):
+                self.fail(why)
+                return
+
+    def stop(self):
+        self.stopped.set()
+
+
+@contextlib.contextmanager
+def run_log(results_dir: Path, verbose: bool):
+    """Ray's and ganbench's log messages (tracebacks of failed trials included) go to
+    results/<study>/ganbench.log; the terminal keeps the progress line (with --verbose: both)."""
+    handler = logging.FileHandler(results_dir / LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    import ray._private.worker as ray_worker
+
+    loggers = [logging.getLogger(n) for n in ("ray", "bench")]
+    saved = [(lg, lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
+    printer = ray_worker.print_to_stdstream
+    if not verbose:  # the "(raylet) A worker died ..." messages Ray prints to the terminal whatever log_to_driver says
+        ray_worker.print_to_stdstream = lambda data, ignore_prefix: logging.getLogger("ray").warning(
+            "(%s) %s", data.get("pid"), "\n".join(data.get("lines", [])))
+    for lg in loggers:
+        lg.setLevel(logging.INFO)
+        lg.addHandler(handler)
+        if not verbose:
+            lg.propagate = False
+            for h in list(lg.handlers):
+                if h is not handler and isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                    lg.removeHandler(h)
+    try:
+        yield
+    finally:
+        ray_worker.print_to_stdstream = printer
+        for lg, level, propagate, handlers in saved:
+            lg.setLevel(level)
+            lg.propagate = propagate
+            lg.handlers[:] = handlers
+        handler.close()
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Ctrl-C (Tune's own handler: stop the trials, then fit() returns) and SIGTERM (the same) stop the
+    run gracefully; a second one exits at once. Yields a dict that says whether a stop was asked."""
+    asked = {"stop": False}
+
+    def at_once(signum, frame):
+        print("\nstopped at once; trials still running are lost back to their last checkpoint", file=sys.stderr)
+        os._exit(128 + signum)
+
+    def term(signum, frame):  # first SIGTERM: what Ctrl-C does (Tune replaced SIGINT's handler during fit)
+        asked["stop"] = True
+        handler = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGTERM, at_once)
+        if callable(handler) and handler is not at_once:
+            handler(signal.SIGINT, frame)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, at_once)  # restored here by Tune after its own handler's first Ctrl-C
+        signal.signal(signal.SIGTERM, term)
+    try:
+        yield asked
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+# ----------------------------------------------------------------------------- run
 def run_study(study: Study, results_dir: Path, address: str | None = None, max_concurrent: int | None = None,
-              verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None) -> dict:
-    """Run every trial of the study not yet finished in results_dir. Returns counts by status."""
+              verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None,
+              storage: str | None = None, resume_hint: str | None = None) -> dict:
+    """Run every trial of the study not yet finished in results_dir (resuming packs from their
+    checkpoints in `storage`, default results_dir/ray). Returns counts by status, plus `stopped` when
+    Ctrl-C / SIGTERM ended the run early. Raises RayFailure when Ray cannot be reached or fails."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -203,7 +402,8 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     optuna = study.sweep.method == "optuna"
     done = results.finished_ids(results_dir)
     todo = trials if optuna else [t for t in trials if t["trial_id"] not in done]
-    console = Console(stderr=True)
+    storage = storage or str(results_dir / "ray")
+    console = Console(stderr=True, soft_wrap=True)  # one line per message, however long
     results_dir.mkdir(parents=True, exist_ok=True)
     save_study_copy(study, results_dir)
     if not todo:
@@ -218,27 +418,26 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         console.print(f"{study.name}: {len(trials) - len(todo)} of {len(trials)} trials already finished, running {len(todo)}")
 
     t0 = time.perf_counter()
-    if not verbose:  # Tune's ResultGrid looks for the per-trial JSON logs we switch off; our rows are in Parquet
-        import logging
-
-        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-        logging.getLogger("optuna").setLevel(logging.WARNING)
-    with ray_session(address, verbose, num_cpus):
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    with run_log(results_dir, verbose), ray_session(address, verbose, num_cpus) as embedded:
         import ray
 
         provenance = {"ray_version": ray.__version__, "ganbench_version": __version__, "git_commit": git_commit()}
         res = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
+        common = {"artifacts": str(results_dir), "storage": storage}
         if optuna:
             base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
             param_space, search_alg = _optuna_space(study, base)
-            param_space["artifacts"] = str(results_dir)
+            param_space.update(common)
             tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=len(todo), metric=study.sweep.metric,
                                           mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
+            packs = []
         else:
-            param_space = {"pack": tune.grid_search([[t] for t in todo]), "artifacts": str(results_dir)}
+            packs = [[t] for t in todo]
+            param_space = {"pack": tune.grid_search(packs), **common}
             tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                          trial_dirname_creator=lambda t: t.config["pack"][0]["trial_id"],
-                                          trial_name_creator=lambda t: t.config["pack"][0]["trial_id"])
+                                          trial_dirname_creator=lambda t: pack_id(t.config["pack"]),
+                                          trial_name_creator=lambda t: pack_id(t.config["pack"]))
         progress = None
         if show_progress and not verbose:
             progress = Progress(TextColumn(f"[bold]{study.name}"), BarColumn(), MofNCompleteColumn(),
@@ -249,22 +448,49 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         writer = ResultWriter(results_dir, meta, len(todo), provenance, progress)
         run_config = tune.RunConfig(
             name=f"{study.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str(results_dir / "ray"),
+            storage_path=storage,
             verbose=None if verbose else 0,
             callbacks=[writer],
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=study.resources.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         )
         tuner = tune.Tuner(tune.with_resources(ray_trainable, res), param_space=param_space,
                            tune_config=tune_config, run_config=run_config)
-        if progress:
-            with progress:
-                tuner.fit()
-        else:
+
+        def fail(why: str):
+            if progress:
+                progress.stop()
+            writer.running.clear()
+            writer.write_progress(wall_seconds=time.perf_counter() - t0, ray_failure=why)
+            log.error("Ray failed: %s", why)
+            print(f"error: Ray failed: {why}. Finished trials are in {results_dir}; run the same command again "
+                  "to resume the others from their checkpoints.", file=sys.stderr, flush=True)
+            if embedded:  # take the rest of the embedded instance down with us
+                with contextlib.suppress(Exception):
+                    ray._private.worker._global_node.kill_all_processes(check_alive=False, allow_graceful=False)
+            os._exit(1)
+
+        watchdog = Watchdog(embedded, fail)
+        watchdog.start()
+        with stop_signals() as asked, (progress or contextlib.nullcontext()):
             tuner.fit()
-        nrds_step.stage(trials, results_dir, study.nrds, console.print)  # the study's second stage
+        watchdog.stop()
+        stopped = asked["stop"] or bool(writer.running)
+        if not stopped:
+            nrds_step.stage(trials, results_dir, study.nrds, console.print)  # the study's second stage
     counts = dict(writer.counts)
+    unfinished = len(writer.running)
     writer.running.clear()
     writer.write_progress(wall_seconds=time.perf_counter() - t0)
+    for pid in writer.finished_packs:  # checkpoints are only for resuming
+        with contextlib.suppress(Exception):
+            checkpoints.remove(storage, pid)
+    if stopped:
+        counts["stopped"] = unfinished
+        console.print(f"{study.name}: stopped with {sum(counts.values()) - unfinished} trial(s) finished in this run, "
+                      f"{unfinished} unfinished (checkpointed); resume with: {resume_hint or 'the same command'}",
+                      soft_wrap=True)
+        return counts
     console.print(f"{study.name}: {counts['ok']} ok, {counts['diverged']} diverged, {counts['failed']} failed "
                   f"in {time.perf_counter() - t0:.0f} s -> {results_dir}")
     return counts

@@ -74,6 +74,9 @@ class TrainCfg(_Strict):
     momentum: float = Field(0.0, ge=0, lt=1)
     n_critic: int = Field(1, ge=1)
     nrds_samples: int = Field(500, gt=0, description="ED structures: test outputs saved at the end for NRDS")
+    checkpoint_every: int = Field(1000, gt=0, description=(
+        "steps between checkpoints (taken at the next evaluation); how a trial is run, not what it is: "
+        "not part of the trial id"))
 
     @field_validator("betas")
     @classmethod
@@ -183,6 +186,8 @@ class Sweep(_Strict):
 class Resources(_Strict):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
+    retries: int = Field(2, ge=0, description="restarts of a failed trial (killed worker, lost node) from its "
+                                              "latest checkpoint")
 
 
 class NrdsCfg(_Strict):
@@ -211,7 +216,7 @@ class Study(TrialConfig):
 
 
 # ----------------------------------------------------------------------------- derived from a config
-HASH_EXCLUDED = ("data_root", "download")
+HASH_EXCLUDED = (("dataset", "data_root"), ("dataset", "download"), ("train", "checkpoint_every"))
 # Fields added after studies had been run (paths into the config): left out of the hash while at their
 # default, so the trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
@@ -222,8 +227,8 @@ HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.
 
 def config_hash(cfg: dict) -> str:
     canon = trial_config(cfg).model_dump(mode="json")
-    for k in HASH_EXCLUDED:  # where the data lives is not what the trial is
-        canon["dataset"].pop(k)
+    for section, k in HASH_EXCLUDED:  # where the data lives, how often to checkpoint: not what the trial is
+        canon[section].pop(k)
     for path, default in HASH_DROPPED_AT_DEFAULT.items():
         parent = canon
         for k in path[:-1]:  # a missing or null section (e.g. no lens) has nothing to drop

@@ -58,9 +58,14 @@ def setup(configs: list[dict] | dict, device: str | torch.device | None = None) 
     return Setup(S, pack, data, nets, [s.generators() for s in streams], dev)
 
 
-def run_trial(configs: list[dict] | dict, report: Callable[[dict], None], artifacts: str | Path,
-              device: str | None = None, **final_extra) -> list[dict]:
-    """Train the configurations, calling `report(row)` for each configuration at every evaluation.
+CHECKPOINT_FORMAT = 1
+
+
+def run_trial(configs: list[dict] | dict, report: Callable[..., None], artifacts: str | Path,
+              device: str | None = None, resume: dict | None = None, **final_extra) -> list[dict]:
+    """Train the configurations, calling `report(row)` for each configuration at every evaluation, and
+    `report(row, state=...)` at a checkpoint (every `train.checkpoint_every` steps, at the next evaluation):
+    the whole pack's state, from which `resume=state` continues exactly as if never interrupted.
     Returns each configuration's last row."""
     configs = [configs] if isinstance(configs, dict) else list(configs)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -70,40 +75,80 @@ def run_trial(configs: list[dict] | dict, report: Callable[[dict], None], artifa
     evaluate = S.Evaluate(pack, run.data, run.gens, dev)
     scalars = getattr(S, "scalars", lambda c, t: {})
 
-    start = time.perf_counter()
-    T, every = cfg.train.steps, cfg.train.eval_every
+    T, every, ckpt_every = cfg.train.steps, cfg.train.eval_every, cfg.train.checkpoint_every
     ids = [c["trial_id"] for c in configs]
-    losses: list[dict] = [{} for _ in range(K)]
-    saved: list[dict] = [{} for _ in range(K)]  # each configuration's latest artifact paths
-    last: list[dict | None] = [None] * K
+    # what a checkpoint holds besides the networks, optimizers and random streams
+    st = {"t": 0, "elapsed": 0.0, "attempt": 1, "resumed_from_step": 0, "last_checkpoint": 0,
+          "alive": list(range(K)), "losses": [{} for _ in range(K)], "saved": [{} for _ in range(K)],
+          "rows": [[] for _ in range(K)], "last": [None] * K}
+    if resume is not None:
+        if resume["ids"] != ids or resume["format"] != CHECKPOINT_FORMAT:
+            raise ValueError("the checkpoint is of another pack of configurations")
+        nets.load_state_dict(resume["nets"])
+        for gk, saved in zip(run.gens, resume["gens"]):
+            for name, g in gk.items():
+                g.set_state(saved[name])
+        torch.set_rng_state(resume["torch_rng"])
+        st = {**resume["loop"], "attempt": resume["loop"]["attempt"] + 1, "resumed_from_step": resume["loop"]["t"]}
+        for k in st["alive"]:  # what this configuration reported before: its curve, for a driver that restarted too
+            for r in st["rows"][k]:
+                report({"config_id": ids[k], **r, "attempt": st["attempt"], "replayed": True})
+    start = time.perf_counter() - st["elapsed"]
+    losses, saved, alive, last = st["losses"], st["saved"], st["alive"], st["last"]
 
     def row(k: int, t: int, metrics: dict, **extra) -> dict:
         return {"step": t, **scalars(pack.cfgs[k], t), **losses[k], **metrics,
-                "wall_seconds": time.perf_counter() - start, **extra}
+                "wall_seconds": time.perf_counter() - start, "attempt": st["attempt"],
+                "resumed_from_step": st["resumed_from_step"], **extra}
 
     def finish(k: int, t: int, metrics: dict, status: str, why: str | None = None) -> None:
         keep = {key: v for key, v in saved[k].items() if status == "ok" or key.startswith("samples")}
         last[k] = row(k, t, metrics, final=True, status=status, diverged_step=t if status == "diverged" else None,
                       error=why, torch_version=torch.__version__, device=str(dev), torch_threads=torch.get_num_threads(),
                       inception_skipped=getattr(evaluate, "inception_skipped", None), **final_extra, **keep)
+        alive.remove(k)
         report({"config_id": ids[k], **last[k]})
 
     def diverge(k: int, t: int, why: str) -> None:
         finish(k, t, {m: math.nan for m in INFO}, "diverged", why)
 
-    alive = list(range(K))
-    for t in range(T + 1):
-        if t % every == 0 or t == T:
+    def state(t: int) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "ids": ids, "nets": nets.state_dict(),
+                "gens": [{name: g.get_state() for name, g in gk.items()} for gk in run.gens],
+                "torch_rng": torch.get_rng_state(), "loop": {**st, "t": t, "elapsed": time.perf_counter() - start}}
+
+    # Divergence is tracked on the device (no synchronisation per step on a GPU): the first step at which
+    # a configuration's losses were not all finite, and their values then; read every `sync` steps.
+    sync = 1 if dev.type == "cpu" else 25
+    div_step, div_vals, names, vals = torch.full((K,), -1, device=dev), None, [], None
+
+    def check_losses() -> None:
+        if vals is None:
+            return
+        steps = div_step.tolist()
+        current = vals.tolist()
+        for k in list(alive):
+            if steps[k] >= 0:
+                losses[k] = dict(zip(names, div_vals[:, k].tolist()))
+                bad = [n for n, v in losses[k].items() if not math.isfinite(v)]
+                diverge(k, steps[k], f"non-finite {', '.join(bad)} at step {steps[k]}")
+            else:
+                losses[k] = {n: current[i][k] for i, n in enumerate(names)}
+
+    t0 = st["t"]
+    for t in range(t0, T + 1):
+        if (t % every == 0 or t == T) and not (resume is not None and t == t0):  # (the checkpoint's was reported)
+            check_losses()
             finite = finite_per_config(nets, K)
             for k in [k for k in alive if not finite[k]]:
                 diverge(k, t, "non-finite weights")
-            alive = [k for k in alive if finite[k]]
-            results = evaluate(nets, final=t == T) if alive else []
+            results = evaluate(nets, final=t == T, alive=list(alive)) if alive else []
+            ckpt = t < T and t - st["last_checkpoint"] >= ckpt_every
+            reports = []
             for k in list(alive):
                 r = results[k]
                 if r.diverged:
                     diverge(k, t, r.diverged)
-                    alive.remove(k)
                     continue
                 paths = art.save(artifacts, ids[k], t, r.artifacts)
                 saved[k].update(paths)
@@ -111,28 +156,46 @@ def run_trial(configs: list[dict] | dict, report: Callable[[dict], None], artifa
                     finish(k, t, r.metrics, "ok")
                 else:
                     grids = {key: v for key, v in paths.items() if key.startswith("grid_")}
-                    report({"config_id": ids[k], **row(k, t, r.metrics, final=False, status="running", **grids)})
+                    st["rows"][k].append(row(k, t, r.metrics, final=False, status="running", **grids))
+                    reports.append({"config_id": ids[k], **st["rows"][k][-1]})
+            if ckpt and reports:
+                st["last_checkpoint"] = t
+            for i, rep in enumerate(reports):  # the last row of a checkpoint step carries the pack's state
+                report(rep, state=state(t)) if ckpt and i == len(reports) - 1 else report(rep)
             if t == T or not alive:
                 break
         out = run.step(t)
-        values = {name: v.tolist() for name, v in out.items()}  # one synchronisation per step
-        for k in list(alive):
-            losses[k] = {name: v[k] for name, v in values.items()}
-            bad = [name for name, v in losses[k].items() if not math.isfinite(v)]
-            if bad:
-                diverge(k, t, f"non-finite {', '.join(bad)} at step {t}")
-                alive.remove(k)
-        if not alive:
-            break
+        names, vals = list(out), torch.stack([v.detach() for v in out.values()])
+        new = ~torch.isfinite(vals).all(0) & (div_step < 0)
+        div_step = torch.where(new, t, div_step)
+        div_vals = vals if div_vals is None else torch.where(new, vals, div_vals)
+        if (t + 1) % sync == 0:
+            check_losses()
+            if not alive:
+                break
     return last
 
 
 def train_trial(config: dict) -> None:
-    """The Ray Tune trainable: one pack of configurations (`config["pack"]`). Torch threads are limited
+    """The Ray Tune trainable: one pack of configurations (`config["pack"]`), resumed from its latest
+    checkpoint when there is one (Ray's retry, or an earlier run of the study). Torch threads are limited
     to the trial's CPU share."""
+    import tempfile
+
     import ray
     from ray import tune
 
+    from bench import checkpoints
+
     pack = config["pack"]
     torch.set_num_threads(max(1, int(pack[0].get("resources", {}).get("cpu", 1))))
-    run_trial(pack, tune.report, config["artifacts"], ray_node_id=ray.get_runtime_context().get_node_id())
+    resume = checkpoints.resume_state(tune.get_checkpoint(), config["storage"], config["pack_id"])
+
+    def report(row: dict, state: dict | None = None) -> None:
+        if state is None:
+            return tune.report(row)
+        with tempfile.TemporaryDirectory() as d:  # Ray copies it to the storage before report returns
+            checkpoints.write(state, d)
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
+
+    run_trial(pack, report, config["artifacts"], resume=resume, ray_node_id=ray.get_runtime_context().get_node_id())

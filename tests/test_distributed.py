@@ -40,6 +40,9 @@ def _wait_for_nodes(addr: str, env: dict, n: int, timeout: float = 120) -> None:
     subprocess.run([str(Path(RAY).parent / "python"), "-c", code], env=env, check=True, timeout=timeout + 60)
 
 
+_WORKER_PGID: list[int] = []  # the worker node's process group, for the test that kills it
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path):
     """Head and worker started with `ray start --block`, each in its own process group, and stopped by
@@ -55,6 +58,7 @@ def two_node_cluster(tmp_path):
         time.sleep(3)
         procs.append(subprocess.Popen([RAY, "start", "--block", f"--address={addr}", "--num-cpus=1"], env=env,
                                       start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _WORKER_PGID[:] = [procs[-1].pid]
         _wait_for_nodes(addr, env, 2)
         yield addr, env
     finally:
@@ -102,3 +106,36 @@ def test_without_address_runs_its_own_ray_beside_a_running_cluster(tmp_path, two
                            timeout=120).stdout.split()
     assert alive[0] == "2"  # the cluster is still up
     assert trials["ray_node_id"].iloc[0] not in alive[1:]  # the study ran on its own embedded node
+
+
+LONG = STUDY.replace("train: {steps: 200, batch_size: 64, eval_every: 100, eval_samples: 500}",
+                     "train: {steps: 6000, batch_size: 64, eval_every: 500, eval_samples: 300, checkpoint_every: 1000}")
+
+
+def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_path, two_node_cluster):
+    """The worker node is killed (its whole process group, as a crashed or preempted machine) once both
+    trials have checkpointed: its trial is retried on the head from its latest checkpoint."""
+    addr, env = two_node_cluster
+    study = tmp_path / "cluster.yaml"
+    study.write_text(LONG)
+    out = tmp_path / "res"
+    proc = subprocess.Popen([GANBENCH, "run", str(study), "--address", addr, "--results", str(out), "--no-report"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        t = time.time()
+        while len({p.parent.parent.name for p in (out / "ray").glob("*/*/checkpoint_*/meta.json")}) < 2:
+            assert time.time() - t < 240 and proc.poll() is None, "no checkpoints"
+            time.sleep(0.2)
+        os.killpg(_WORKER_PGID[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-3000:]
+    trials, curves = results.load(out)
+    assert sorted(trials["status"]) == ["ok", "ok"] and not curves.duplicated(["trial_id", "step"]).any()
+    assert sorted(trials["attempts"]) == [1, 2]
+    moved = trials.loc[trials["attempts"].idxmax()]
+    assert moved["resumed_from_step"] > 0
+    assert trials["ray_node_id"].nunique() == 1  # both ended on the head: the worker node is gone

@@ -20,7 +20,7 @@ from bench.trial import run_trial
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = json.loads((GOLDEN / "trials.json").read_text())
-SKIP = {"wall_seconds", "torch_threads", "config_id", "samples_path", "outputs_path", "ray_node_id"}
+SKIP = {"wall_seconds", "torch_threads", "config_id", "attempt", "resumed_from_step", "samples_path", "outputs_path", "ray_node_id"}
 
 
 def _canon(row: dict, root: Path) -> dict:

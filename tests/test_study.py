@@ -311,7 +311,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,
                   ("variant", "code_prior"): 0.1}
     leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]} - {
-        ("dataset", "data_root"), ("dataset", "download")}
+        ("dataset", "data_root"), ("dataset", "download"), ("train", "checkpoint_every")}
     assert leaves == set(changes) | set(ed_changes), "new config field: add it to this test"
     seen = {h}
     for (section, field), value in changes.items():
@@ -322,10 +322,11 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     cfg["seed"] = 1
     seen.add(config_hash(cfg))
     assert len(seen) == len(changes) + 2
-    # where the data lives does not change what the trial is
-    for field, value in (("data_root", "/elsewhere"), ("download", True)):
+    # where the data lives, how often it checkpoints, do not change what the trial is
+    for section, field, value in (("dataset", "data_root", "/elsewhere"), ("dataset", "download", True),
+                                  ("train", "checkpoint_every", 7)):
         cfg = TrialConfig().model_dump(mode="json")
-        cfg["dataset"][field] = value
+        cfg[section][field] = value
         assert config_hash(cfg) == h
     # lens sub-fields too
     lens_ids = set()

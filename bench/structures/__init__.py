@@ -8,7 +8,8 @@ line in bench/registry.py) that supplies
     batch(pack, data, gens, device)    -> dict of tensors [.., K, B, ..]: one training iteration's
                                        randomness (data, noise), drawn from each configuration's streams
     step(nets, batch, pack, t)         -> {loss name: [K] tensor}: one training iteration
-    Evaluate(pack, data, gens, device)(nets, final) -> one `Result` per configuration
+    Evaluate(pack, data, gens, device)(nets, final, alive) -> one `Result` per configuration (None for the
+                                       configurations not in `alive`: they diverged)
     scalars(cfg, t)                    (optional) values logged with every row, e.g. the lens weight
 
 and bench/trial.py runs the one loop they all share. A pack is K configurations trained together

@@ -231,12 +231,14 @@ class Evaluate:
                 out.append(output(nets, x, y).float().cpu())
         return torch.cat(out, 1)
 
-    def __call__(self, nets, final: bool = False) -> list[Result]:
+    def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
+        alive = range(self.K) if alive is None else alive
         out = self.outputs(nets, self.input, self.labels)
         swapped = None
         if self.swapped is not None:
             swapped = self.outputs(nets, self.input[:self.n_eval], self.swapped[:self.n_eval])
-        return [self._one(out[k], None if swapped is None else swapped[k], final) for k in range(self.K)]
+        return [self._one(out[k], None if swapped is None else swapped[k], final) if k in alive else None
+                for k in range(self.K)]
 
     def _one(self, out: Tensor, swapped: Optional[Tensor], final: bool) -> Result:
         from bench.metrics.images import image_metrics, inception_metrics, psnr_l1, to_uint8

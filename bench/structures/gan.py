@@ -16,6 +16,7 @@ with the dataset's evaluator (FID/KID/PR/DC, modes), with grids of generated, re
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -137,13 +138,15 @@ class Evaluate:
             self.real = torch.stack([data.sample(n, g["eval"]) for g in gens])
             self.inception_skipped = None
 
-    def __call__(self, nets, final: bool = False) -> list[Result]:
+    def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
+        alive = range(self.K) if alive is None else alive
         with eval_mode(*nets.modules()):
             fake = evaluated(nets.G, self.z, device=self.device)
             lensed = None
             if nets.has("lens"):
                 lensed = evaluated(nets.lens, self.real if self.images else self.real[:, :N_SCATTER], device=self.device)
-        return [self._one(k, fake[k], None if lensed is None else lensed[k]) for k in range(self.K)]
+        return [self._one(k, fake[k], None if lensed is None else lensed[k]) if k in alive else None
+                for k in range(self.K)]
 
     def _one(self, k: int, fake, lensed) -> Result:
         if not bool(torch.isfinite(fake).all()):
