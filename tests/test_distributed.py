@@ -41,6 +41,7 @@ def _wait_for_nodes(addr: str, env: dict, n: int, timeout: float = 120) -> None:
 
 
 _WORKER_PGID: list[int] = []  # the worker node's process group, for the test that kills it
+_HEAD_PGID: list[int] = []
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ def two_node_cluster(tmp_path):
         procs.append(subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
                                        "--include-dashboard=false"], env=env, start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _HEAD_PGID[:] = [procs[-1].pid]
         time.sleep(3)
         procs.append(subprocess.Popen([RAY, "start", "--block", f"--address={addr}", "--num-cpus=1"], env=env,
                                       start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -139,3 +141,32 @@ def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_pat
     moved = trials.loc[trials["attempts"].idxmax()]
     assert moved["resumed_from_step"] > 0
     assert trials["ray_node_id"].nunique() == 1  # both ended on the head: the worker node is gone
+
+
+def test_cluster_going_away_ends_the_run_within_a_minute(tmp_path, two_node_cluster):
+    """The head node's processes (GCS, raylet) are killed mid-study: `ganbench run --address` exits 1 with
+    one line instead of hanging."""
+    addr, env = two_node_cluster
+    study = tmp_path / "cluster.yaml"
+    study.write_text(LONG)
+    out = tmp_path / "res"
+    proc = subprocess.Popen([GANBENCH, "run", str(study), "--address", addr, "--results", str(out), "--no-report"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        t = time.time()
+        while not list((out / "ray").glob("*/*/checkpoint_*/meta.json")):
+            assert time.time() - t < 240 and proc.poll() is None, "no checkpoints"
+            time.sleep(0.2)
+        os.killpg(_HEAD_PGID[0], signal.SIGKILL)
+        t = time.time()
+        _, err = proc.communicate(timeout=120)
+        took = time.time() - t
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, err[-2000:]
+    assert took < 60, took
+    print(f"ganbench exited {took:.1f} s after the cluster's head was killed")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Ray failed" in lines[0], err[-2000:]

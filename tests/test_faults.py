@@ -142,7 +142,9 @@ def test_killed_raylet_exits_within_a_minute_and_keeps_finished_rows(tmp_path, s
         os.kill(int(raylet.stdout.split()[0]), signal.SIGKILL)
         t = time.time()
         _, err = proc.communicate(timeout=60)
-        assert time.time() - t < 60
+        took = time.time() - t
+        assert took < 60
+        print(f"ganbench exited {took:.1f} s after the raylet was killed")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
