@@ -36,7 +36,7 @@ def test_quickstart_expands_to_12_trials_in_4_variants():
     for t in trials:
         assert t["study"] == "quickstart"
         assert t["trial_id"] == config_hash(t)
-        assert t["resources"] == {"cpu": 1.0, "gpu": 0.0}
+        assert t["resources"] == {"cpu": 1.0, "gpu": 0.0, "retries": 2}
         assert TrialConfig.model_validate({k: t[k] for k in ("dataset", "model", "train", "variant", "seed")})
         # base config fields not swept are carried into every trial
         assert t["train"]["steps"] == 2000 and t["dataset"]["name"] == "ring8"

@@ -1,0 +1,113 @@
+"""Packs: configurations that train together in one Ray trial, each with its own slice of stacked
+parameters (bench.nets.packed), random streams, data order, optimizer state and schedule.
+
+Two configurations can share a pack when they differ only in what does not change the computation's
+shape: the seed, loss weights (`variant.w`, `gp_weight`, lens `lam`, `code_prior` while on), the lens
+schedule and K, learning rates, betas, momentum and WGAN's `clip`. Everything else (dataset, networks,
+objective, structure, task, steps, batch, evaluation and checkpoint cadence, resources) must be equal.
+Within a pack, configurations with the same optimizer settings sit next to each other, so each network
+needs one torch optimizer per run of equal settings (bench.structures.PackOptimizer).
+
+`sweep.pack`: `off` (one configuration per trial), a number (at most that many per pack), or `auto`:
+packs no larger than the structure's network family runs efficiently on its device (AUTO_CAP, measured
+with `python -m benchmarks.throughput`), and split so that every trial slot of the cluster has work.
+Trial ids, rows and reports do not depend on packing: one row per configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
+
+# paths into a trial config that may differ inside a pack
+PACKABLE = (("seed",), ("variant", "w"), ("variant", "gp_weight"), ("variant", "clip"), ("variant", "code_prior"),
+            ("variant", "lens", "lam"), ("variant", "lens", "schedule"), ("variant", "lens", "K"),
+            ("train", "lr"), ("train", "d_lr"), ("train", "betas"), ("train", "momentum"))
+# the most configurations per pack under `auto`, by network family and device (benchmarks/throughput.py)
+AUTO_CAP = {("mlp", "cpu"): 16, ("mlp", "gpu"): 64, ("conv", "cpu"): 4, ("conv", "gpu"): 32}
+PACKS = "packs.json"  # in the results folder: which configurations trained together (for resuming)
+
+
+def compatibility(cfg: dict) -> str:
+    """Equal for configurations that can share a pack."""
+    c = {k: copy.deepcopy(cfg[k]) for k in ("dataset", "model", "train", "variant", "resources") if k in cfg}
+    c["dataset"].pop("data_root", None)
+    c["code_prior_on"] = cfg["variant"].get("code_prior", 0) > 0
+    for path in PACKABLE:
+        node = c
+        for p in path[:-1]:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return json.dumps(c, sort_keys=True, default=str)
+
+
+def _optimizer_settings(cfg: dict) -> tuple:
+    t = cfg["train"]
+    return (t["lr"], t.get("d_lr") or 0.0, tuple(t["betas"]), t["momentum"])
+
+
+def pack_id(pack: list[dict]) -> str:
+    """A pack's name in the storage: its trial id when it is one configuration."""
+    ids = [t["trial_id"] for t in pack]
+    return ids[0] if len(ids) == 1 else "pack-" + hashlib.sha1(",".join(ids).encode()).hexdigest()[:12]
+
+
+def auto_cap(cfg: dict) -> int:
+    family = "mlp" if cfg["model"]["name"] == "mlp" else "conv"
+    device = "gpu" if (cfg.get("resources") or {}).get("gpu", 0) > 0 else "cpu"
+    return AUTO_CAP[(family, device)]
+
+
+def make_packs(trials: list[dict], pack="auto", slots: int = 1) -> list[list[dict]]:
+    """Group the trials into packs (see the module docstring); `slots`: trials that can run at once."""
+    if pack == "off" or pack == 1 or not trials:
+        return [[t] for t in trials]
+    groups: dict[str, list[dict]] = {}
+    for t in trials:
+        groups.setdefault(compatibility(t), []).append(t)
+    n_total = len(trials)
+    packs = []
+    for group in groups.values():
+        group = sorted(group, key=lambda t: (_optimizer_settings(t), t["seed"]))
+        cap = auto_cap(group[0]) if pack == "auto" else int(pack)
+        # enough packs to respect the cap, and (auto) this group's share of the slots
+        chunks = math.ceil(len(group) / cap)
+        if pack == "auto":
+            chunks = max(chunks, min(len(group), math.ceil(slots * len(group) / n_total)))
+        size, extra = divmod(len(group), chunks)
+        start = 0
+        for i in range(chunks):
+            end = start + size + (1 if i < extra else 0)
+            packs.append(group[start:end])
+            start = end
+    return packs
+
+
+def reuse_previous(results_dir: Path, todo: list[dict], every: dict[str, dict], has_checkpoint) -> tuple[list, list]:
+    """Packs of an earlier run that can resume from a checkpoint (all their members still in the study,
+    one at least unfinished): (those packs with every member's config, the todo trials not in them)."""
+    path = Path(results_dir) / PACKS
+    if not path.exists():
+        return [], todo
+    todo_ids = {t["trial_id"] for t in todo}
+    kept, taken = [], set()
+    for pid, ids in json.loads(path.read_text()).items():
+        if len(ids) > 1 and all(i in every for i in ids) and todo_ids & set(ids) and not taken & set(ids) \
+                and has_checkpoint(pid):
+            kept.append([every[i] for i in ids])
+            taken |= set(ids)
+    return kept, [t for t in todo if t["trial_id"] not in taken]
+
+
+def record(results_dir: Path, packs: list[list[dict]]) -> None:
+    """Add these packs to the results folder's packs.json (a pack resumes only as the same pack)."""
+    from bench.results import write_text
+
+    path = Path(results_dir) / PACKS
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known.update({pack_id(p): [t["trial_id"] for t in p] for p in packs if len(p) > 1})
+    write_text(json.dumps(known, indent=1), path)
