@@ -36,7 +36,8 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables
 
 from ray import tune  # noqa: E402
 
-from bench import __version__, checkpoints, nrds_step, results
+from bench import __version__, checkpoints, nrds_step, packing, results
+from bench.packing import pack_id
 from bench.schema import Study, TrialConfig, config_hash, variant_label
 from bench.study import expand, set_path
 
@@ -49,12 +50,6 @@ class RayFailure(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- trial configs
-def pack_id(pack: list[dict]) -> str:
-    """A pack's name in the storage: its trial id when it is one configuration."""
-    ids = [t["trial_id"] for t in pack]
-    return ids[0] if len(ids) == 1 else "pack-" + hashlib.sha1(",".join(ids).encode()).hexdigest()[:12]
-
-
 def materialize(config: dict) -> list[dict]:
     """Ray's config -> the trial configs it trains. Grid/random studies pass their pack of expanded
     trials as-is; optuna passes the base trial plus the sampled axis values, applied here."""
@@ -141,8 +136,9 @@ class ResultWriter(tune.Callback):
     A Ray trial trains a pack of configurations; each report names its configuration (`config_id`).
     Reports are keyed by step, so a restored trial's replayed and recomputed rows never duplicate."""
 
-    def __init__(self, results_dir: Path, meta: dict, total: int, provenance: dict, progress=None):
+    def __init__(self, results_dir: Path, meta: dict, todo: set[str], provenance: dict, progress=None):
         self.results_dir, self.provenance, self.progress = results_dir, provenance, progress
+        self.todo = todo  # a resumed pack may hold configurations that finished before: not theirs to write
         self.reports: dict[str, dict[int, dict]] = {}
         self.packs: dict[str, list[dict]] = {}
         self.starts: dict[str, int] = {}  # Tune trial id -> times this driver saw it started
@@ -151,7 +147,7 @@ class ResultWriter(tune.Callback):
         self.finished_packs: set[str] = set()
         self.meta = {**meta, "pid": os.getpid(), "host": socket.gethostname(),
                      "started_at": datetime.now(timezone.utc).isoformat()}
-        self.task = progress.add_task("trials", total=total, running=0, **self.counts) if progress else None
+        self.task = progress.add_task("trials", total=len(todo), running=0, **self.counts) if progress else None
 
     def __getstate__(self):  # Tune pickles its callbacks; the live progress bar stays behind
         return {**self.__dict__, "progress": None}
@@ -174,7 +170,7 @@ class ResultWriter(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         self.starts[trial.trial_id] = self.starts.get(trial.trial_id, 0) + 1
         for cfg in self._pack(trial):
-            if cfg["trial_id"] not in self.reports:
+            if cfg["trial_id"] not in self.reports and cfg["trial_id"] in self.todo:
                 self.running.add(cfg["trial_id"])
                 self.reports[cfg["trial_id"]] = {}
         self._refresh()
@@ -388,6 +384,16 @@ def stop_signals():
 
 
 # ----------------------------------------------------------------------------- run
+def trial_slots(study: Study, max_concurrent: int | None) -> int:
+    """How many trials the connected cluster runs at once (what `sweep.pack: auto` spreads packs over)."""
+    import ray
+
+    have = ray.cluster_resources()
+    r = study.resources
+    slots = have.get("GPU", 0) // r.gpu if r.gpu > 0 else have.get("CPU", 1) // r.cpu
+    return max(1, min(int(slots), max_concurrent or int(slots)))
+
+
 def run_study(study: Study, results_dir: Path, address: str | None = None, max_concurrent: int | None = None,
               verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None,
               storage: str | None = None, resume_hint: str | None = None) -> dict:
@@ -433,7 +439,13 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                                           mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
             packs = []
         else:
-            packs = [[t] for t in todo]
+            every = {t["trial_id"]: t for t in trials}
+            kept, rest = packing.reuse_previous(results_dir, todo, every,
+                                                lambda pid: bool(checkpoints.candidates(storage, pid)))
+            packs = kept + packing.make_packs(rest, study.sweep.pack, trial_slots(study, max_concurrent))
+            packing.record(results_dir, packs)
+            if len(packs) < len(todo):
+                console.print(f"{study.name}: {len(todo)} trials in {len(packs)} packs")
             param_space = {"pack": tune.grid_search(packs), **common}
             tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
                                           trial_dirname_creator=lambda t: pack_id(t.config["pack"]),
@@ -445,7 +457,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                                            "diverged {task.fields[diverged]}  failed {task.fields[failed]}"),
                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
         meta = {"study": study.name, "expected": [t["trial_id"] for t in trials]}
-        writer = ResultWriter(results_dir, meta, len(todo), provenance, progress)
+        writer = ResultWriter(results_dir, meta, {t["trial_id"] for t in todo}, provenance, progress)
         run_config = tune.RunConfig(
             name=f"{study.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
             storage_path=storage,

@@ -74,6 +74,7 @@ class TrainCfg(_Strict):
     momentum: float = Field(0.0, ge=0, lt=1)
     n_critic: int = Field(1, ge=1)
     nrds_samples: int = Field(500, gt=0, description="ED structures: test outputs saved at the end for NRDS")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the training step to bfloat16")
     checkpoint_every: int = Field(1000, gt=0, description=(
         "steps between checkpoints (taken at the next evaluation); how a trial is run, not what it is: "
         "not part of the trial id"))
@@ -181,6 +182,13 @@ class Sweep(_Strict):
     include_default: bool = Field(True, description="random: the base config is one of the points")
     metric: Optional[str] = Field(None, description="optuna: metric to optimize (final value)")
     mode: Optional[Literal["min", "max"]] = None
+    pack: Literal["auto", "off"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="configurations trained together in one trial (bench.packing): auto, off, or at most N")
+
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _off(cls, v):
+        return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
 class Resources(_Strict):
@@ -222,7 +230,8 @@ HASH_EXCLUDED = (("dataset", "data_root"), ("dataset", "download"), ("train", "c
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
                            ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
                            ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
-                           ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum"}
+                           ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum",
+                           ("train", "precision"): "fp32"}
 
 
 def config_hash(cfg: dict) -> str:

@@ -12,6 +12,7 @@ of its pack go on.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,19 +44,36 @@ class Setup:
     device: torch.device
 
     def step(self, t: int) -> dict:
-        """One training iteration of every configuration: {loss name: [K] tensor}."""
-        return self.S.step(self.nets, self.S.batch(self.pack, self.data, self.gens, self.device), self.pack, t)
+        """One training iteration of every configuration: {loss name: [K] tensor}. With train.precision
+        bf16 the iteration runs under bfloat16 autocast (parameters and optimizer state stay float32)."""
+        batch = self.S.batch(self.pack, self.data, self.gens, self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.pack.cfg.train.precision == "bf16"):
+            return self.S.step(self.nets, batch, self.pack, t)
+
+
+def deterministic(device: torch.device) -> None:
+    """Deterministic kernels. On the CPU torch's deterministic mode (bit-identical reruns); on CUDA
+    cuDNN's deterministic algorithms and a fixed cuBLAS workspace, without torch's global switch, which
+    errors or warns on CUDA ops that have no deterministic version."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(False)
+    else:
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def setup(configs: list[dict] | dict, device: str | torch.device | None = None) -> Setup:
     configs = [configs] if isinstance(configs, dict) else list(configs)
     dev = device_for(configs[0], device)
+    deterministic(dev)
     pack = Pack([trial_config(c) for c in configs], dev)
     S = registry.get("structure", pack.cfg.variant.structure)
     data = registry.get("dataset", pack.cfg.dataset.name)(pack.cfg.dataset)
     streams = [Streams.of(c.seed) for c in pack.cfgs]
     nets = S.build(pack, data, streams, dev)
-    return Setup(S, pack, data, nets, [s.generators() for s in streams], dev)
+    return Setup(S, pack, data, nets, [s.generators(dev) for s in streams], dev)
 
 
 CHECKPOINT_FORMAT = 1
@@ -68,7 +86,6 @@ def run_trial(configs: list[dict] | dict, report: Callable[..., None], artifacts
     the whole pack's state, from which `resume=state` continues exactly as if never interrupted.
     Returns each configuration's last row."""
     configs = [configs] if isinstance(configs, dict) else list(configs)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     run = setup(configs, device)
     S, pack, nets, dev = run.S, run.pack, run.nets, run.device
     cfg, K = pack.cfg, pack.K

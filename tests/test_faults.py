@@ -4,6 +4,7 @@ tests/test_distributed.py.) Every finished row stays on disk, rows are never dup
 trial ends with exactly the numbers of an uninterrupted run."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -97,7 +98,7 @@ def study(tmp_path) -> Path:
 
 def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path, study):
     out = tmp_path / "res"
-    proc = start(study, out, "--max-concurrent", "1")
+    proc = start(study, out, "--max-concurrent", "1", "--set", "sweep.pack=off")
     try:
         wait_for(lambda: unfinished_checkpointed(out) and workers())
         os.kill(max(workers()), signal.SIGKILL)  # the one running trial's worker process
@@ -115,7 +116,8 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path, study):
     assert not checkpointed(out)  # a finished trial's checkpoints are removed
 
 
-def test_driver_killed_then_rerun_resumes(tmp_path, study):
+def test_driver_killed_then_rerun_resumes_the_pack(tmp_path, study):
+    """With one trial slot the two seeds train as one pack, which checkpoints and resumes as a unit."""
     out = tmp_path / "res"
     proc = start(study, out, "--max-concurrent", "1")
     try:
@@ -130,12 +132,13 @@ def test_driver_killed_then_rerun_resumes(tmp_path, study):
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     trials = check_complete(out, study)
-    assert trials["resumed_from_step"].max() > 0 and trials["attempts"].max() == 2
+    assert (trials["resumed_from_step"] > 0).all() and (trials["attempts"] == 2).all()
+    assert len(json.loads((out / "packs.json").read_text())) == 1
 
 
 def test_killed_raylet_exits_within_a_minute_and_keeps_finished_rows(tmp_path, study):
     out = tmp_path / "res"
-    proc = start(study, out, "--max-concurrent", "1")
+    proc = start(study, out, "--max-concurrent", "1", "--set", "sweep.pack=off")
     try:
         wait_for(lambda: (out / results.TRIALS).exists())  # the first trial finished
         raylet = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", "raylet/raylet"], capture_output=True, text=True)
@@ -157,7 +160,7 @@ def test_killed_raylet_exits_within_a_minute_and_keeps_finished_rows(tmp_path, s
 
 def test_ctrl_c_stops_and_says_how_to_resume(tmp_path, study):
     out = tmp_path / "res"
-    proc = start(study, out, "--max-concurrent", "1")
+    proc = start(study, out, "--max-concurrent", "1", "--set", "sweep.pack=off")
     try:
         wait_for(lambda: (out / results.TRIALS).exists() and unfinished_checkpointed(out))
         proc.send_signal(signal.SIGINT)
@@ -166,10 +169,10 @@ def test_ctrl_c_stops_and_says_how_to_resume(tmp_path, study):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-2000:]
-    assert f"resume with: ganbench run {study} --results {out}" in err
+    assert f"resume with: ganbench run {study} --results {out} --set sweep.pack=off" in err
     assert results.load(out)[0]["status"].tolist() == ["ok"]
-    again = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--no-report"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--no-report", "--set",
+                            "sweep.pack=off"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     trials = check_complete(out, study)
     assert trials["resumed_from_step"].max() > 0

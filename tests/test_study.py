@@ -303,7 +303,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "steps"): 10, ("train", "batch_size"): 8, ("train", "eval_every"): 5,
         ("train", "eval_samples"): 100, ("train", "optimizer"): "sgd", ("train", "lr"): 0.01,
         ("train", "d_lr"): 0.02, ("train", "d_optimizer"): "sgd", ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
-        ("train", "n_critic"): 5, ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
+        ("train", "n_critic"): 5, ("train", "precision"): "bf16", ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
     }
     # the encoder-decoder fields only make sense together: they are varied on an ED config below

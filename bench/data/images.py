@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -56,6 +56,7 @@ class ImageData:
     train_index: Optional[torch.Tensor] = None  # stacked: int64 [N, 3], base image of R, G, B
     test_index: Optional[torch.Tensor] = None
     key: str = ""                               # its cache key (dataset, size, source files' stamp)
+    _copies: dict = field(default_factory=dict, repr=False)  # the training split on other devices
 
     @property
     def dim(self) -> tuple:
@@ -66,10 +67,19 @@ class ImageData:
         """uint8 -> float32 in [-1, 1]."""
         return x.float().div_(127.5).sub_(1.0)
 
+    def on(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train images, train labels) on a device, copied there once (a GPU trial samples batches there)."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.train, self.train_labels
+        if device not in self._copies:
+            self._copies[device] = (self.train.to(device), self.train_labels.to(device))
+        return self._copies[device]
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n random training images (with replacement), float32 in [-1, 1]."""
-        idx = torch.randint(len(self.train), (n,), generator=generator)
-        return self.to_float(self.train[idx])
+        """n random training images (with replacement), float32 in [-1, 1], on the generator's device."""
+        idx = torch.randint(len(self.train), (n,), generator=generator, device=generator.device)
+        return self.to_float(self.on(generator.device)[0][idx])
 
 
 # ----------------------------------------------------------------------------- helpers

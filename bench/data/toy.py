@@ -15,8 +15,10 @@ class ToyMixture:
     dim = 2
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(len(self.modes), (n,), generator=generator)
-        return self.modes[idx] + self.std * torch.randn(n, 2, generator=generator)
+        """n points, drawn on the generator's device."""
+        dev = generator.device
+        idx = torch.randint(len(self.modes), (n,), generator=generator, device=dev)
+        return self.modes.to(dev)[idx] + self.std * torch.randn(n, 2, generator=generator, device=dev)
 
 
 def ring8(cfg) -> ToyMixture:

@@ -47,7 +47,14 @@ class Linear(nn.Module):
         self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.K > 1 and self.weight.shape[1] == 1 and x.device.type == "cpu":
+            # one output (a critic's logit): BLAS computes a lone matrix-vector product differently from a
+            # batch of them, so on the CPU each configuration gets its own call, the one it makes unpacked
+            return torch.cat([self._slice(x, k) for k in range(self.K)])
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def _slice(self, x: Tensor, k: int) -> Tensor:
+        return torch.baddbmm(self.bias[k:k + 1].unsqueeze(1), x[k:k + 1], self.weight[k:k + 1].transpose(1, 2))
 
 
 class Conv2d(nn.Module):

@@ -71,8 +71,13 @@ class Streams:
     def of(cls, seed: int) -> "Streams":
         return cls(*[int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(5)])
 
-    def generators(self) -> dict[str, torch.Generator]:
-        return {k: torch.Generator().manual_seed(getattr(self, k)) for k in ("data", "noise", "eval")}
+    def generators(self, device="cpu") -> dict[str, torch.Generator]:
+        """The training streams on the training device (data and noise are drawn there: no copy per step
+        on a GPU); the evaluation stream on the CPU (used once, for the fixed evaluation batch)."""
+        device = torch.device(device)
+        return {"data": torch.Generator(device).manual_seed(self.data),
+                "noise": torch.Generator(device).manual_seed(self.noise),
+                "eval": torch.Generator().manual_seed(self.eval)}
 
 
 def stacked(draw: Callable[[dict], Tensor], gens: list[dict], device) -> Tensor:
@@ -241,10 +246,8 @@ def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, e
 
     f = forward or D
     loss = obj.d(f(real), f(fake))
-    if obj.gradient_penalty:
-        gp_weight = pack.variant("gp_weight")
-        if bool((gp_weight > 0).any()):
-            loss = loss + gp_weight * gradient_penalty(f, real, fake, eps)
+    if obj.gradient_penalty and any(c.variant.gp_weight > 0 for c in pack.cfgs):  # (decided on the host)
+        loss = loss + pack.variant("gp_weight") * gradient_penalty(f, real, fake, eps)
     opt.zero_grad()
     loss.sum().backward()
     opt.step()

@@ -75,14 +75,17 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     image), labels, eps (and `prior`, U(-1, 1) codes for D_z, when variant.code_prior > 0): [K, B, ...]."""
     cfg = pack.cfg
     B = cfg.train.batch_size
-    idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"]), gens, "cpu")
-    x = data.to_float(data.train[idx])
+    idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"], device=g["data"].device),
+                  gens, device)
+    images, labels = data.on(idx.device)
+    x = data.to_float(images[idx])
     out = {"input": degrade(cfg.variant.task, x.flatten(0, 1)).reshape(x.shape).to(device),
-           "target": x.to(device), "labels": data.train_labels[idx].to(device)}
-    eps = [torch.rand(B, generator=g["noise"]) for g in gens]
+           "target": x.to(device), "labels": labels[idx].to(device)}
+    dev = gens[0]["noise"].device
+    eps = [torch.rand(B, generator=g["noise"], device=dev) for g in gens]
     # drawn only then: trials without the prior keep their noise stream
-    prior = [torch.rand(B, cfg.model.z_dim, generator=g["noise"]) * 2 - 1 if c.variant.code_prior > 0 else None
-             for c, g in zip(pack.cfgs, gens)]
+    prior = [torch.rand(B, cfg.model.z_dim, generator=g["noise"], device=dev) * 2 - 1 if c.variant.code_prior > 0
+             else None for c, g in zip(pack.cfgs, gens)]
     out["eps"] = torch.stack(eps).to(device)
     if prior[0] is not None:
         out["prior"] = torch.stack(prior).to(device)

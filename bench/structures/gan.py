@@ -66,8 +66,8 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
         x = data.sample(nc * B, g["data"])
         return x.reshape(nc, B, *x.shape[1:])
 
-    z = stacked(lambda g: torch.randn(nc + 1, B, z_dim, generator=g["noise"]), gens, device)
-    eps = stacked(lambda g: torch.rand(nc, B, generator=g["noise"]), gens, device)
+    z = stacked(lambda g: torch.randn(nc + 1, B, z_dim, generator=g["noise"], device=g["noise"].device), gens, device)
+    eps = stacked(lambda g: torch.rand(nc, B, generator=g["noise"], device=g["noise"].device), gens, device)
     return {"real": stacked(real, gens, device).transpose(0, 1), "z": z.transpose(0, 1), "eps": eps.transpose(0, 1)}
 
 
@@ -106,8 +106,9 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
             sq = (batch["real"][-1] - lensed) ** 2
             sq = sq.flatten(2)
             loss_lens = (sq.sum(2) if pack.cfg.variant.lens.recon == "sum" else sq.mean(2)).mean(1)
-            lam = torch.tensor([lens_weight(c, t) for c in pack.cfgs], device=loss_lens.device)
-            if bool((lam > 0).any()):
+            lams = [lens_weight(c, t) for c in pack.cfgs]  # the schedule is a function of the step, on the host
+            if any(v > 0 for v in lams):
+                lam = torch.tensor(lams, device=loss_lens.device)
                 adv = obj.lens(D(lensed), d_fake.detach())
                 loss_lens = loss_lens + torch.where(lam > 0, lam * adv, torch.zeros_like(adv))
             nets.opt["lens"].zero_grad()
@@ -135,7 +136,10 @@ class Evaluate:
             # Inception FID/KID only with a local weights file; the reason it was skipped goes in the row
             self.inception_skipped = inception_status()
         else:
+            from bench.metrics.toy import mean_self_distance
+
             self.real = torch.stack([data.sample(n, g["eval"]) for g in gens])
+            self.real_eyy = [mean_self_distance(r) for r in self.real]  # fixed: computed once
             self.inception_skipped = None
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
@@ -163,7 +167,7 @@ class Evaluate:
             return Result(metrics, {"grids": grids})
         from bench.metrics.toy import toy_metrics
 
-        metrics = toy_metrics(fake, self.real[k], self.data.modes, self.data.std)
+        metrics = toy_metrics(fake, self.real[k], self.data.modes, self.data.std, self.real_eyy[k])
         samples = {"generated": fake[:N_SCATTER], "real": self.real[k, :N_SCATTER]}
         if lensed is not None:
             samples["lensed"] = lensed
