@@ -1,6 +1,8 @@
 """A trial's artifacts, encoded, written and decoded here and nowhere else. They are written as files
-where the trial runs, under an artifact root (the results folder, or the trial's own folder that Ray
-syncs to the study's storage); result rows carry only their paths, relative to that root:
+where the trial runs, under an artifact root: the results folder when the study's storage is the
+default one on this machine, else `<storage>/artifacts` (the NFS path or bucket of `--storage`, which
+every node reaches), from where the driver copies a trial's files into the results folder when the
+trial ends (`fetch`). Result rows and Ray's result stream carry only their paths, relative to the root:
 
   grids/<trial_id>/<step>_<kind>.png   image sample grids of every evaluation (64 images, 8 x 8)
   samples/<trial_id>.npz               toys: generated / real / lensed points of the last evaluation
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.fsutil import atomic_write
+from bench.fsutil import atomic_write, filesystem
 
 GRID_IMAGES = 64
 
@@ -49,9 +51,35 @@ def read_npz(root: str | Path, rel: str) -> dict[str, np.ndarray]:
     return decode_npz((Path(root) / rel).read_bytes())
 
 
-def _write(root: Path, rel: str, data: bytes) -> str:
-    atomic_write(Path(root) / rel, lambda tmp: Path(tmp).write_bytes(data))
+def _write(root: str | Path, rel: str, data: bytes) -> str:
+    if "://" not in str(root):
+        atomic_write(Path(root) / rel, lambda tmp: Path(tmp).write_bytes(data))
+    else:  # an object store's write becomes visible whole when the stream closes
+        fs, base = filesystem(str(root))
+        fs.create_dir(f"{base}/{rel}".rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(f"{base}/{rel}") as f:
+            f.write(data)
     return rel
+
+
+def trial_files(trial_id: str) -> list[str]:
+    """The artifact paths (files or folders, relative to the root) a trial may have written."""
+    return [f"grids/{trial_id}", f"samples/{trial_id}.npz", f"outputs/{trial_id}.npz"]
+
+
+def fetch(root: str, results_dir: str | Path, trial_id: str) -> None:
+    """Copy a trial's artifacts from the artifact root (storage) into the results folder."""
+    import pyarrow.fs
+
+    fs, base = filesystem(root)
+    local = pyarrow.fs.LocalFileSystem()
+    for rel in trial_files(trial_id):
+        info = fs.get_file_info(f"{base}/{rel}")
+        if info.type == pyarrow.fs.FileType.NotFound:
+            continue
+        target = Path(results_dir) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pyarrow.fs.copy_files(f"{base}/{rel}", str(target), source_filesystem=fs, destination_filesystem=local)
 
 
 def save(root: str | Path, trial_id: str, step: int, artifacts: dict) -> dict:

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from bench.fsutil import filesystem
+
 STATE, META = "state.pt", "meta.json"
 
 
@@ -34,14 +36,6 @@ def read(checkpoint) -> dict:
         return torch.load(Path(d) / STATE, map_location="cpu", weights_only=True)
 
 
-def _fs(storage: str):
-    import pyarrow.fs
-
-    if "://" not in storage:
-        return pyarrow.fs.LocalFileSystem(), str(Path(storage).resolve())
-    return pyarrow.fs.FileSystem.from_uri(storage)
-
-
 def _dirs(fs, path: str) -> list:
     import pyarrow.fs
 
@@ -56,7 +50,7 @@ def candidates(storage: str, pack_id: str) -> list:
     """The pack's checkpoints across the storage's experiments, latest step first (Ray Tune Checkpoints)."""
     from ray import tune
 
-    fs, root = _fs(storage)
+    fs, root = filesystem(storage)
     found = []
     for exp in _dirs(fs, root):
         for ck in _dirs(fs, f"{exp.path}/{pack_id}"):
@@ -85,7 +79,7 @@ def resume_state(own, storage: str, pack_id: str) -> Optional[dict]:
 
 def remove(storage: str, pack_id: str) -> None:
     """Delete every checkpoint of a pack that has finished (they are only for resuming)."""
-    fs, root = _fs(storage)
+    fs, root = filesystem(storage)
     for exp in _dirs(fs, root):
         for ck in _dirs(fs, f"{exp.path}/{pack_id}"):
             if ck.base_name.startswith("checkpoint_"):

@@ -1,4 +1,4 @@
-"""The file-system helper every writer shares: atomic writes. Torch-free."""
+"""The file-system helpers every writer shares: atomic writes, pyarrow file systems for storage URIs. Torch-free."""
 
 from __future__ import annotations
 
@@ -24,3 +24,12 @@ def atomic_write(target: Path, write: Callable[[str], None], mode: int = 0o644) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def filesystem(uri: str):
+    """(pyarrow FileSystem, path in it) of a local path or a storage URI (file://, s3://, gs://, ...)."""
+    import pyarrow.fs
+
+    if "://" not in uri:
+        return pyarrow.fs.LocalFileSystem(), str(Path(uri).resolve())
+    return pyarrow.fs.FileSystem.from_uri(uri)

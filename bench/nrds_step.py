@@ -24,14 +24,13 @@ Torch-free at import: torch and the datasets are imported inside the function th
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from bench import results
+from bench import artifacts, results
 from bench.schema import _TEMPLATE, NrdsCfg, trial_config  # pydantic only: no torch
 
 NRDS = results.NRDS
@@ -141,7 +140,7 @@ def score_group(payload: dict) -> list[dict]:
         elif m.get("npz") is None:
             notes[m["trial_id"]] = "outputs file missing: not scored"
         else:
-            z = np.load(io.BytesIO(m["npz"]))
+            z = artifacts.decode_npz(m["npz"])
             idx = z["index"].astype(np.int64)
             if index is None:
                 index, cfg, seed = idx, json.loads(m["config"]), int(m.get("seed") or 0)
@@ -159,8 +158,9 @@ def score_group(payload: dict) -> list[dict]:
         n_pool = sum(len(x) for x in fakes.values())
         batch = max(1, min(int(settings["batch_size"]), len(real), n_pool))  # tiny sets: one batch per epoch
         used = {**settings, "batch_size": batch, "seed": seed}
+        # the GPU when Ray gave this task one (the study's trials ask for GPUs), else the CPU
         result = nrds(real, fakes, epochs=int(settings["epochs"]), batch_size=batch, seed=seed,
-                      width=float(settings["width"]))
+                      width=float(settings["width"]), device="cuda" if torch.cuda.is_available() else "cpu")
     else:
         for tid in fakes:
             notes[tid] = "fewer than 2 trials of the group have outputs: NRDS needs at least 2"
@@ -224,9 +224,9 @@ def stale_groups(results_dir, settings=None, force: bool = False) -> tuple[list[
 
 
 def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = False, log=None,
-             stale: tuple[list[dict], int] | None = None) -> dict:
+             stale: tuple[list[dict], int] | None = None, gpu: float = 0) -> dict:
     """Score every group of the folder whose group hash changed (all with force); with use_ray each
-    group is a Ray task (num_cpus=1) on the cluster ray is connected to. `stale`: stale_groups' answer
+    group is a Ray task (num_cpus=1, num_gpus=gpu) on the cluster ray is connected to. `stale`: stale_groups' answer
     when the caller already has it (not read again). Returns counts."""
     results_dir = Path(results_dir)
     todo, n_groups = stale if stale is not None else stale_groups(results_dir, settings, force)
@@ -237,7 +237,7 @@ def run_nrds(results_dir, settings=None, use_ray: bool = False, force: bool = Fa
     if use_ray:
         import ray
 
-        task = ray.remote(num_cpus=1)(score_group)
+        task = ray.remote(num_cpus=1, num_gpus=gpu)(score_group)
         refs = {p["group"]: task.remote(p) for p in todo}
         for g, ref in refs.items():
             try:
@@ -268,8 +268,9 @@ def stage(trials: list[dict], results_dir, settings, log, stale=None) -> dict | 
     the study (the trials' rows are already on disk). `stale`: stale_groups' answer when the caller has it."""
     if not has_ed_trials(trials):
         return None
+    gpu = max(float((t.get("resources") or {}).get("gpu", 0)) for t in trials)  # NRDS where the trials ran
     try:
-        counts = run_nrds(results_dir, settings, use_ray=True, log=log, stale=stale)
+        counts = run_nrds(results_dir, settings, use_ray=True, log=log, stale=stale, gpu=gpu)
     except Exception as e:  # noqa: BLE001
         log(f"NRDS failed: {e}  (recompute with: ganbench nrds {results_dir})")
         return None

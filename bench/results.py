@@ -4,18 +4,24 @@ results/<study>/
   study.yaml        the study as run (after --set overrides); earlier versions kept as study-<hash>.yaml
   trials.parquet    one row per trial: ids, every config field as a column, status, final.* and best.*
                     metric values, steps done, wall seconds, versions, git commit
-  curves.parquet    one row per trial and evaluation step
-  samples.parquet   a few final samples per trial (kind: real / generated / lensed) for scatter plots
+  curves/<trial_id>.parquet  that trial's rows, one per evaluation step, written as each evaluation
+                    arrives (live curves of a running study); `curves/*.parquet` is one table.
+                    (Folders written before schema version 2 have one curves.parquet instead; load()
+                    reads both.)
+  samples/<trial_id>.parquet  toys: the last evaluation's points (kind: real / generated / lensed) for
+                    scatter plots (samples.parquet in folders before schema version 2)
   grids/, samples/, outputs/  the trials' artifacts (bench.artifacts): image grids of every evaluation
                     (curves columns `grid_<kind>`), the toys' last samples, the ED structures' final
                     test outputs for NRDS (trials column `outputs_path`)
   nrds.parquet      ED structures: the study-level NRDS per comparison group and trial (bench.nrds_step)
   progress.json     the running study's expected / running trial ids (for `ganbench status`)
 
-Every file is written to a temporary name and renamed into place, so a reader never sees half a file
-and an interrupted run leaves the previous version intact. A trial's rows are keyed by trial_id (the
-config hash): writing a trial again replaces its rows, never duplicates them.
-This module never imports model code.
+Every table has one fixed Arrow schema (types from the config schema, bench.schema.column_types, and
+the metric registry, bench.metrics.INFO; never the `null` type), and a `schema_version` column, so the
+tables of any two folders concatenate (pandas, polars, DuckDB). Every file is written to a temporary name
+and renamed into place, so a reader never sees half a file and an interrupted run leaves the previous
+version intact. A trial's rows are keyed by trial_id (the config hash): writing a trial again replaces
+its rows, never duplicates them. This module never imports model code.
 """
 
 from __future__ import annotations
@@ -32,13 +38,67 @@ from bench import artifacts
 from bench.fsutil import atomic_write
 from bench.metrics import INFO
 
-TRIALS, CURVES, SAMPLES, PROGRESS, STUDY = "trials.parquet", "curves.parquet", "samples.parquet", "progress.json", "study.yaml"
+TRIALS, CURVES, SAMPLES, PROGRESS, STUDY = "trials.parquet", "curves", "samples", "progress.json", "study.yaml"
+LEGACY_CURVES, LEGACY_SAMPLES = "curves.parquet", "samples.parquet"  # schema version 1: one file each
 NRDS = "nrds.parquet"
+SCHEMA_VERSION = 2
 FINISHED = ("ok", "diverged")  # statuses that a rerun skips; `failed` trials are retried
+
+# columns whose type is not a config field's or a metric's
+FIXED = {"study": "string", "trial_id": "string", "config_hash": "string", "variant": "string", "status": "string",
+         "diverged_step": "int64", "error": "string", "steps_done": "int64", "evaluations": "int64",
+         "wall_seconds": "float64", "attempts": "int64", "resumed_from_step": "int64", "evaluator": "string",
+         "evaluator_id": "string", "evaluator_accuracy": "float64", "torch_version": "string", "device": "string",
+         "torch_threads": "int64", "inception_skipped": "string", "outputs_path": "string", "ray_node_id": "string",
+         "hostname": "string", "config": "string", "ray_version": "string", "ganbench_version": "string",
+         "git_commit": "string", "resources.cpu": "float64", "resources.gpu": "float64", "resources.retries": "int64",
+         "step": "int64", "lambda": "float64", "kind": "string", "x": "float64", "y": "float64",
+         "schema_version": "int64",
+         # nrds.parquet (bench.nrds_step)
+         "group": "string", "score": "float64", "curve": "list", "real_curve": "list", "epochs": "int64",
+         "n_real": "int64", "n_fake": "int64", "settings": "string", "note": "string", "group_hash": "string"}
+
+
+def arrow_type(column: str) -> pa.DataType:
+    """The one Arrow type of a column in any table of any results folder."""
+    from bench.schema import column_types  # pydantic only
+
+    bare = column.split(".", 1)[1] if column.startswith(("final.", "best.")) else column
+    if bare in INFO or column.startswith("loss_"):
+        return pa.float64()  # metrics and losses: float64 always (a NaN row must not turn a column into int)
+    if column.startswith("grid_"):
+        return pa.string()
+    name = FIXED.get(column) or column_types().get(column, "string")
+    return {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
+            "list": pa.list_(pa.float64())}[name]
+
+
+def _text(v):
+    return v if isinstance(v, str) else json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v)
+
+
+def to_table(df: pd.DataFrame) -> pa.Table:
+    """The DataFrame with every column in its fixed type, plus schema_version."""
+    df = df.reset_index(drop=True).assign(schema_version=SCHEMA_VERSION)
+    columns = {}
+    for col in df.columns:
+        t, s = arrow_type(col), df[col]
+        if pa.types.is_floating(t):
+            s = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif pa.types.is_integer(t):
+            s = pd.to_numeric(s, errors="coerce").astype("Int64")
+        elif pa.types.is_boolean(t):
+            s = s.astype("boolean")
+        elif pa.types.is_list(t):
+            s = s.map(lambda v: None if v is None else [float(x) for x in v])
+        else:
+            s = s.astype(object).map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else _text(v))
+        columns[col] = pa.array(s, type=t, from_pandas=True)
+    return pa.table(columns)
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    table = to_table(df)
     atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
@@ -47,7 +107,37 @@ def write_text(text: str, path: Path) -> None:
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if Path(path).exists() else pd.DataFrame()
+    """A table in its fixed types (also for files an older version wrote with drifting types)."""
+    if not Path(path).exists():
+        return pd.DataFrame()
+    df = pd.read_parquet(path)
+    for col in df.columns:
+        t = arrow_type(col)
+        if pa.types.is_floating(t) and df[col].dtype != "float64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    return df
+
+
+def write_rows(results_dir: Path, table: str, trial_id: str, rows: list[dict]) -> None:
+    """One trial's rows of a per-trial table (curves: at every evaluation as rows arrive, and at its end)."""
+    if rows:
+        write_parquet(pd.DataFrame(rows), Path(results_dir) / table / f"{trial_id}.parquet")
+
+
+def read_rows(path: str | Path, table: str, legacy: str) -> pd.DataFrame:
+    """Every row of a per-trial table: <table>/*.parquet (and an older folder's single <legacy> file)."""
+    path = Path(path)
+    frames = [read_parquet(p) for p in sorted((path / table).glob("*.parquet"))]
+    old = read_parquet(path / legacy)
+    if not old.empty:
+        have = {f["trial_id"].iloc[0] for f in frames if not f.empty}
+        frames.insert(0, old[~old["trial_id"].isin(have)])
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_curves(path: str | Path) -> pd.DataFrame:
+    return read_rows(path, CURVES, LEGACY_CURVES)
 
 
 def upsert(results_dir: Path, trial_row: dict, curve_rows: list[dict], sample_rows: list[dict]) -> None:
@@ -55,8 +145,12 @@ def upsert(results_dir: Path, trial_row: dict, curve_rows: list[dict], sample_ro
     a trial that trials.parquet lists as finished always has its curves on disk."""
     results_dir = Path(results_dir)
     tid = trial_row["trial_id"]
-    for name, rows in ((CURVES, curve_rows), (SAMPLES, sample_rows), (TRIALS, [trial_row])):
+    write_rows(results_dir, CURVES, tid, curve_rows)
+    write_rows(results_dir, SAMPLES, tid, sample_rows)
+    for name, rows in ((LEGACY_CURVES, []), (LEGACY_SAMPLES, []), (TRIALS, [trial_row])):
         old = read_parquet(results_dir / name)
+        if name != TRIALS and (old.empty or tid not in set(old["trial_id"])):
+            continue  # an older folder's single file: only to drop a rerun trial's old rows
         if not old.empty:
             old = old[old["trial_id"] != tid]
         new = pd.DataFrame(rows)
@@ -67,15 +161,15 @@ def upsert(results_dir: Path, trial_row: dict, curve_rows: list[dict], sample_ro
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(trials, curves) of a results folder as DataFrames."""
+    """(trials, curves) of a results folder as DataFrames, in the fixed column types."""
     path = Path(path)
     if not (path / TRIALS).exists():
         raise FileNotFoundError(f"{path}: no {TRIALS} (not a ganbench results folder, or nothing finished yet)")
-    return read_parquet(path / TRIALS), read_parquet(path / CURVES)
+    return read_parquet(path / TRIALS), read_curves(path)
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    return read_parquet(Path(path) / SAMPLES)
+    return read_rows(path, SAMPLES, LEGACY_SAMPLES)
 
 
 def finished_ids(path: str | Path) -> set[str]:
@@ -106,6 +200,13 @@ def write_progress(path: str | Path, progress: dict) -> None:
 CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator", "evaluator_id", "evaluator_accuracy")
 
 
+def curve_rows(config: dict, reports: list[dict]) -> list[dict]:
+    """The curves rows of a trial's reports (every evaluation but a divergence's final report)."""
+    ids = {"study": config["study"], "trial_id": config["trial_id"]}
+    return [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith(("loss_", "grid_")) or k in INFO}}
+            for r in reports if "step" in r and r.get("status") != "diverged"]
+
+
 def rows_from_reports(config: dict, reports: list[dict], status: str | None = None, error: str | None = None,
                       provenance: dict | None = None, root: str | Path | None = None) -> tuple[dict, list[dict], list[dict]]:
     """Turn what a trial reported (one dict per evaluation, the last with final=True) into its
@@ -115,8 +216,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
     from bench.schema import flat_config  # pure data: pydantic models, no torch
 
     ids = {"study": config["study"], "trial_id": config["trial_id"]}
-    curves = [{**ids, **{k: r[k] for k in r if k in CURVE_KEYS or k.startswith(("loss_", "grid_")) or k in INFO}}
-              for r in reports if "step" in r and r.get("status") != "diverged"]
+    curves = curve_rows(config, reports)
     last = reports[-1] if reports else {}
     status = status or (last.get("status") if last.get("final") else "failed")
     if status == "failed" and error is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -36,11 +37,12 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables
 
 from ray import tune  # noqa: E402
 
-from bench import __version__, checkpoints, nrds_step, packing, results
+from bench import __version__, artifacts, checkpoints, nrds_step, packing, results
 from bench.packing import pack_id
 from bench.schema import Study, TrialConfig, config_hash, variant_label
 from bench.study import expand, set_path
 
+OPTUNA_DB = "optuna.db"  # in the results folder: the Optuna study (every sampled point and its value)
 LOG = "ganbench.log"  # in the results folder: Ray's and ganbench's messages, tracebacks included
 log = logging.getLogger("bench.runner")
 
@@ -63,14 +65,21 @@ def materialize(config: dict) -> list[dict]:
     return [{**cfg, **meta, "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}]
 
 
-def ray_trainable(config: dict) -> None:
+def ray_trainable(config: dict, evaluators: dict | None = None) -> None:
     from bench.trial import train_trial
 
+    if evaluators:  # trained once for the study (prepare_evaluators), copied into this node's cache
+        from bench.metrics.evaluator import install
+
+        install(evaluators)
     pack = materialize(config)
     train_trial({**config, "pack": pack, "pack_id": pack_id(pack)})
 
 
-def _optuna_space(study: Study, base: dict) -> tuple[dict, object]:
+def _optuna_space(study: Study, base: dict, results_dir: Path) -> tuple[dict, object]:
+    """Ray's search space and an OptunaSearch whose study lives in results_dir/optuna.db (SQLite), so a
+    rerun continues the same Optuna study: the sampler sees every point tried before."""
+    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     def space(v):
@@ -82,7 +91,30 @@ def _optuna_space(study: Study, base: dict) -> tuple[dict, object]:
 
     sw = study.sweep
     param_space = {"base": base, "axes": {k: space(v) for k, v in sw.axes.items()}}
-    return param_space, OptunaSearch(metric=sw.metric, mode=sw.mode, seed=sw.sample_seed)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{results_dir / OPTUNA_DB}")
+    # The sampler's random start is seeded: offset the seed by the trials already in the study, or a
+    # rerun would draw the same first points again.
+    before = next((s.n_trials for s in optuna.get_all_study_summaries(storage) if s.study_name == study.name), 0)
+    return param_space, OptunaSearch(metric=sw.metric, mode=sw.mode, seed=sw.sample_seed + before,
+                                     study_name=study.name, storage=storage)
+
+
+def _prepare(dataset_cfgs: list[dict]) -> dict:
+    from bench.metrics.evaluator import prepare
+
+    return prepare(dataset_cfgs)
+
+
+def prepare_evaluators(trials: list[dict]) -> dict[str, bytes]:
+    """The image evaluators the study's trials need, trained (or loaded) once by one Ray task."""
+    import ray
+
+    from bench.registry import TOY_DATASETS
+
+    sets = {json.dumps(t["dataset"], sort_keys=True) for t in trials if t["dataset"]["name"] not in TOY_DATASETS}
+    if not sets:
+        return {}
+    return ray.get(ray.remote(num_cpus=1)(_prepare).remote([json.loads(s) for s in sorted(sets)]))
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -105,8 +137,6 @@ def save_study_copy(study: Study, results_dir: Path) -> None:
     path = results_dir / results.STUDY
     if path.exists() and path.read_text() != text:
         old = path.read_text()
-        import hashlib
-
         results.write_text(old, results_dir / f"study-{hashlib.sha1(old.encode()).hexdigest()[:8]}.yaml")
     results.write_text(text, path)
 
@@ -136,9 +166,12 @@ class ResultWriter(tune.Callback):
     A Ray trial trains a pack of configurations; each report names its configuration (`config_id`).
     Reports are keyed by step, so a restored trial's replayed and recomputed rows never duplicate."""
 
-    def __init__(self, results_dir: Path, meta: dict, todo: set[str], provenance: dict, progress=None):
+    def __init__(self, results_dir: Path, meta: dict, todo: set[str], provenance: dict, progress=None,
+                 total: int | None = None, done: set[str] = frozenset(), artifact_root: str | None = None):
         self.results_dir, self.provenance, self.progress = results_dir, provenance, progress
+        self.artifact_root = artifact_root  # None: trials write their artifacts into results_dir
         self.todo = todo  # a resumed pack may hold configurations that finished before: not theirs to write
+        self.done = done  # optuna: ids are only known when sampled; any not finished before is ours
         self.reports: dict[str, dict[int, dict]] = {}
         self.packs: dict[str, list[dict]] = {}
         self.starts: dict[str, int] = {}  # Tune trial id -> times this driver saw it started
@@ -147,7 +180,7 @@ class ResultWriter(tune.Callback):
         self.finished_packs: set[str] = set()
         self.meta = {**meta, "pid": os.getpid(), "host": socket.gethostname(),
                      "started_at": datetime.now(timezone.utc).isoformat()}
-        self.task = progress.add_task("trials", total=len(todo), running=0, **self.counts) if progress else None
+        self.task = progress.add_task("trials", total=total or len(todo), running=0, **self.counts) if progress else None
 
     def __getstate__(self):  # Tune pickles its callbacks; the live progress bar stays behind
         return {**self.__dict__, "progress": None}
@@ -170,7 +203,7 @@ class ResultWriter(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         self.starts[trial.trial_id] = self.starts.get(trial.trial_id, 0) + 1
         for cfg in self._pack(trial):
-            if cfg["trial_id"] not in self.reports and cfg["trial_id"] in self.todo:
+            if cfg["trial_id"] not in self.reports and (cfg["trial_id"] in self.todo if self.todo else cfg["trial_id"] not in self.done):
                 self.running.add(cfg["trial_id"])
                 self.reports[cfg["trial_id"]] = {}
         self._refresh()
@@ -183,11 +216,20 @@ class ResultWriter(tune.Callback):
         if tid is None or tid not in self.running:
             return
         self.reports[tid][result["step"]] = result
+        cfg = next(c for c in self._pack(trial) if c["trial_id"] == tid)
         if result.get("final"):
-            self._finish(trial, next(c for c in self._pack(trial) if c["trial_id"] == tid))
+            self._finish(trial, cfg)
+        elif not result.get("replayed"):  # live curves: `ganbench status` and the report see them now
+            results.write_rows(self.results_dir, results.CURVES, tid,
+                               results.curve_rows(cfg, list(self.reports[tid].values())))
 
     def _finish(self, trial, cfg: dict, status=None, error=None):
         reports = list(self.reports.pop(cfg["trial_id"], {}).values())
+        if self.artifact_root:
+            try:
+                artifacts.fetch(self.artifact_root, self.results_dir, cfg["trial_id"])
+            except OSError as e:  # the row is still written; its artifact paths then point nowhere
+                log.error("could not copy the artifacts of %s from %s: %s", cfg["trial_id"], self.artifact_root, e)
         if reports:  # the trial counts its starts in its checkpoints; this driver counts the ones it saw
             reports[-1] = {**reports[-1], "attempts": max(reports[-1].get("attempt", 1), self.starts.get(trial.trial_id, 1))}
         host = {"hostname": reports[-1].get("hostname")} if reports else {}
@@ -407,21 +449,26 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     trials = expand(study)
     optuna = study.sweep.method == "optuna"
     done = results.finished_ids(results_dir)
-    todo = trials if optuna else [t for t in trials if t["trial_id"] not in done]
+    todo = [] if optuna else [t for t in trials if t["trial_id"] not in done]
+    # optuna: the sampler picks the trials, num_samples in all over every run of the study
+    n_todo = max(0, study.sweep.num_samples - len(done)) if optuna else len(todo)
+    # Artifacts go beside the checkpoints when the storage is shared (--storage), the results folder otherwise
+    artifact_root = f"{storage.rstrip('/')}/artifacts" if storage else None
     storage = storage or str(results_dir / "ray")
     console = Console(stderr=True, soft_wrap=True)  # one line per message, however long
     results_dir.mkdir(parents=True, exist_ok=True)
     save_study_copy(study, results_dir)
-    if not todo:
-        console.print(f"{study.name}: all {len(trials)} trials already finished in {results_dir}")
+    if not n_todo:
+        console.print(f"{study.name}: all {len(done) if optuna else len(trials)} trials already finished in {results_dir}")
         if nrds_step.has_ed_trials(trials):  # NRDS may still be stale: the nrds block changed, a crash before it
             stale = nrds_step.stale_groups(results_dir, study.nrds)
             if stale[0]:
                 with ray_session(address, verbose, num_cpus):
                     nrds_step.stage(trials, results_dir, study.nrds, console.print, stale)
         return {"ok": 0, "diverged": 0, "failed": 0, "skipped": len(trials)}
-    if done and not optuna:
-        console.print(f"{study.name}: {len(trials) - len(todo)} of {len(trials)} trials already finished, running {len(todo)}")
+    if done:
+        total = study.sweep.num_samples if optuna else len(trials)
+        console.print(f"{study.name}: {total - n_todo} of {total} trials already finished, running {n_todo}")
 
     t0 = time.perf_counter()
     logging.getLogger("optuna").setLevel(logging.WARNING)
@@ -430,12 +477,12 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
 
         provenance = {"ray_version": ray.__version__, "ganbench_version": __version__, "git_commit": git_commit()}
         res = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
-        common = {"artifacts": str(results_dir), "storage": storage}
+        common = {"artifacts": artifact_root or str(results_dir), "storage": storage}
         if optuna:
             base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
-            param_space, search_alg = _optuna_space(study, base)
+            param_space, search_alg = _optuna_space(study, base, results_dir)
             param_space.update(common)
-            tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=len(todo), metric=study.sweep.metric,
+            tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=n_todo, metric=study.sweep.metric,
                                           mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
             packs = []
         else:
@@ -456,8 +503,11 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                                 TextColumn("running {task.fields[running]}  ok {task.fields[ok]}  "
                                            "diverged {task.fields[diverged]}  failed {task.fields[failed]}"),
                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-        meta = {"study": study.name, "expected": [t["trial_id"] for t in trials]}
-        writer = ResultWriter(results_dir, meta, {t["trial_id"] for t in todo}, provenance, progress)
+        meta = {"study": study.name, "expected": [] if optuna else [t["trial_id"] for t in trials],
+                "expected_count": study.sweep.num_samples if optuna else len(trials),
+                "steps": {t["trial_id"]: t["train"]["steps"] for t in todo}}
+        writer = ResultWriter(results_dir, meta, {t["trial_id"] for t in todo}, provenance, progress,
+                              total=n_todo, done=done, artifact_root=artifact_root)
         run_config = tune.RunConfig(
             name=f"{study.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
             storage_path=storage,
@@ -466,7 +516,8 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
             failure_config=tune.FailureConfig(max_failures=study.resources.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         )
-        tuner = tune.Tuner(tune.with_resources(ray_trainable, res), param_space=param_space,
+        trainable = tune.with_parameters(ray_trainable, evaluators=prepare_evaluators(trials))
+        tuner = tune.Tuner(tune.with_resources(trainable, res), param_space=param_space,
                            tune_config=tune_config, run_config=run_config)
 
         def fail(why: str):

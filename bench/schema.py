@@ -290,6 +290,33 @@ def flatten(d: dict, prefix: str = "") -> dict:
 _TEMPLATE = flatten(TrialConfig.model_construct(variant=VariantCfg.model_construct(lens=LensCfg())).model_dump(mode="json"))
 
 
+def _kind(ann) -> str:
+    """An annotation's Arrow type name: int64, float64, bool, string, or a sub-model (its class)."""
+    import typing
+
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:
+        return _kind(args[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        kinds = [_kind(a) for a in args if a is not type(None)]
+        return kinds[0] if len(kinds) == 1 else "string"
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    return {bool: "bool", int: "int64", float: "float64"}.get(ann, "string")  # str, Literal, tuple (JSON)
+
+
+def column_types(model=None, prefix: str = "") -> dict[str, str]:
+    """The Arrow type of every flat config column (`train.lr`: float64, `variant.lens.K`: int64, ...)."""
+    out = {}
+    for name, f in (model or TrialConfig).model_fields.items():
+        kind = _kind(f.annotation)
+        if isinstance(kind, type):
+            out.update(column_types(kind, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = kind
+    return out
+
+
 def flat_config(cfg: dict) -> dict:
     """Every config field as its own column, the same columns for every trial (a trial without a
     lens has null variant.lens.* columns)."""

@@ -29,14 +29,30 @@ def status_counts(results_dir: str | Path) -> dict:
     on_disk = set(trials["trial_id"]) if not trials.empty else set()
     running = [t for t in progress.get("running", []) if t not in on_disk] if _alive(progress) else []
     expected = set(progress.get("expected", [])) | on_disk
-    return {"study": progress.get("study") or results_dir.name, "expected": len(expected),
+    # optuna studies name their trials only as they sample them: the study says how many there will be
+    n_expected = max(len(expected), progress.get("expected_count", 0))
+    return {"study": progress.get("study") or results_dir.name, "expected": n_expected,
             "ok": by_status.get("ok", 0), "diverged": by_status.get("diverged", 0),
             "failed": by_status.get("failed", 0), "running": len(running),
-            "pending": len(expected - on_disk) - len(running)}
+            "pending": n_expected - len(on_disk) - len(running), "running_ids": running,
+            "steps": progress.get("steps", {})}
+
+
+def live(results_dir: Path, trial_id: str, steps: int | None) -> str:
+    """A running trial's latest evaluation, from its live curve file."""
+    p = Path(results_dir) / results.CURVES / f"{trial_id}.parquet"
+    if not p.exists():
+        return f"  {trial_id}: started, no evaluation yet"
+    last = results.read_parquet(p).iloc[-1]
+    shown = [f"{m} {last[m]:.4g}" for m in ("energy_distance", "fid", "l1", "modes_covered") if m in last and last[m] == last[m]]
+    of = f" of {steps}" if steps else ""
+    return f"  {trial_id}: step {int(last['step'])}{of}" + (f", {', '.join(shown)}" if shown else "")
 
 
 def status_line(results_dir: str | Path) -> str:
+    """One line of counts, then one line per running trial with its live curve's latest evaluation."""
     c = status_counts(results_dir)
     done = c["ok"] + c["diverged"]
-    return (f"{c['study']}: {done}/{c['expected']} done ({c['ok']} ok, {c['diverged']} diverged), "
+    head = (f"{c['study']}: {done}/{c['expected']} done ({c['ok']} ok, {c['diverged']} diverged), "
             f"{c['running']} running, {c['failed']} failed, {c['pending']} pending")
+    return "\n".join([head] + [live(Path(results_dir), t, c["steps"].get(t)) for t in c["running_ids"]])

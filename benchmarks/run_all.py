@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import toy_step
+from benchmarks import throughput, toy_step
 
 
 def quickstart_wall() -> float:
@@ -22,3 +22,4 @@ def quickstart_wall() -> float:
 if __name__ == "__main__":
     toy_step.main()
     print(f"quickstart study, Ray start and report included: {quickstart_wall():.1f} s wall")
+    throughput.main("all")  # plain Ray vs packed Ray vs a sequential loop, and the per-K pack cost

@@ -65,5 +65,5 @@ def test_trial_numbers_unchanged(name, tmp_path):
 def test_every_study_keeps_its_trial_ids():
     ids = json.loads((GOLDEN / "trial_ids.json").read_text())
     for path in sorted((Path(__file__).parents[1] / "studies").glob("*.yaml")):
-        if path.name in ids:
-            assert sorted(t["trial_id"] for t in expand(load_study(path))) == ids[path.name], path.name
+        if path.name in ids:  # a study may grow (lens_toy: 5 -> 12 seeds); the ids it had stay
+            assert set(ids[path.name]) <= {t["trial_id"] for t in expand(load_study(path))}, path.name

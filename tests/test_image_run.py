@@ -23,8 +23,9 @@ def test_image_study_saves_grids_and_metrics(tmp_path):
     study = tmp_path / "images.yaml"
     study.write_text(STUDY)
     out = tmp_path / "res"
-    p = subprocess.run([GANBENCH, "run", str(study), "--results", str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+    store = tmp_path / "store"  # a --storage every node reaches: artifacts are written there, copied to out
+    p = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--storage", str(store)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     trials, curves = results.load(out)
     assert sorted(trials["status"]) == ["ok", "ok"]
@@ -39,5 +40,32 @@ def test_image_study_saves_grids_and_metrics(tmp_path):
     lensed = trials.loc[trials["variant.lens.schedule"].notna(), "trial_id"].item()
     assert curves.loc[curves.trial_id == lensed, "grid_lensed"].notna().all()
     assert curves.loc[curves.trial_id != lensed, "grid_lensed"].isna().all()
+    assert len(list((store / "images_micro" / "artifacts" / "grids").glob("*/*.png"))) == len(list(out.glob("grids/*/*.png"))) == 2 * 3 * 2 + 3
     assert (out / "figures" / "grids.png").exists() and (out / "figures" / "lens_progress.png").exists()
     assert "fid" in (out / "report.md").read_text()
+
+
+def test_evaluator_is_trained_once_and_installed_elsewhere(tmp_path, monkeypatch):
+    """prepare() (the runner's one Ray task) returns the cache files; install() puts them in another
+    node's cache, where get_evaluator then loads the same weights without training."""
+    from bench.metrics import evaluator as ev
+    from bench.schema import DatasetCfg
+
+    cfg = {"name": "digits", "image_size": 32}
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "a"))
+    files = ev.prepare([cfg, cfg])
+    assert len(files) == 1
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "b"))
+    ev._MEMO.clear()
+    ev.install(files)
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(ev, "train_classifier", no_training)
+    from bench import registry
+
+    data = registry.get("dataset", "digits")(DatasetCfg.model_validate(cfg))
+    got = ev.get_evaluator(data, DatasetCfg.model_validate(cfg))
+    assert f"{got.key}.pt" in files and (tmp_path / "b" / "evaluators" / f"{got.key}.pt").read_bytes() == files[f"{got.key}.pt"]
+    ev._MEMO.clear()

@@ -97,3 +97,21 @@ def test_optuna_study_on_local_ray(tmp_path):
     assert set(trials["variant.objective"]) <= {"ns", "lsgan"}
     assert trials["train.lr"].nunique() == 3  # sampled, not the base value
     assert len(curves) == 3 * 3
+
+    # The Optuna study lives in the results folder: a rerun with more samples continues it (the sampler
+    # sees the 3 points tried before) and runs only the difference.
+    import optuna
+
+    db = optuna.load_study(study_name="optuna_micro", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert len([t for t in db.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 3
+    assert "3/3 done" in _run(["status", str(out)], ROOT).stdout
+    p = _run(["run", str(study), "--results", str(out), "--no-report", "--set", "sweep.num_samples=5"], ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "3 of 5 trials already finished, running 2" in p.stderr
+    after, _ = results.load(out)
+    assert len(after) == 5 and after["trial_id"].is_unique
+    db = optuna.load_study(study_name="optuna_micro", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert len([t for t in db.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 5
+    assert "5/5 done" in _run(["status", str(out)], ROOT).stdout
+    p = _run(["run", str(study), "--results", str(out), "--no-report", "--set", "sweep.num_samples=5"], ROOT)
+    assert p.returncode == 0 and "all 5 trials already finished" in p.stderr

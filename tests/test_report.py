@@ -91,7 +91,7 @@ def test_report_single_trial_without_samples(tmp_path, results_dir):
     trials, curves = results.load(results_dir)
     one = trials[trials["status"] == "ok"].head(1)
     results.write_parquet(one, tmp_path / results.TRIALS)
-    results.write_parquet(curves[curves["trial_id"].isin(one["trial_id"])], tmp_path / results.CURVES)
+    results.write_parquet(curves[curves["trial_id"].isin(one["trial_id"])], tmp_path / results.LEGACY_CURVES)
     html = build_report(tmp_path)["html"].read_text()
     assert "No samples were stored." in html and "no CI (n=1)" in html and "1 trials: 1 ok" in html
 
@@ -146,7 +146,7 @@ def _synthetic(out, objectives=("ns", "lsgan"), lens=True, lrs=(1e-3,), batches=
             f.parent.mkdir(parents=True, exist_ok=True)
             mpimg.imsave(f, np.random.default_rng(0).random((16, 16)), cmap="gray")
     results.write_parquet(pd.DataFrame(rows), out / results.TRIALS)
-    results.write_parquet(pd.DataFrame(curves), out / results.CURVES)
+    results.write_parquet(pd.DataFrame(curves), out / results.LEGACY_CURVES)
     (out / results.STUDY).write_text(f"name: {study}\n")
     return out
 

@@ -81,3 +81,34 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, tiny_config, monkey
 def test_load_of_a_folder_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="trials.parquet"):
         results.load(tmp_path)
+
+
+def test_two_results_folders_concatenate_in_polars_and_duckdb(tmp_path, tiny_config):
+    """One fixed Arrow schema per table: folders of different trials (no lens / a lens, ok / diverged,
+    all-null columns in one and not the other) read as one table by other tools, with no cast."""
+    import duckdb
+    import polars as pl
+    import pyarrow as pa
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    results.upsert(a, *_trial(tiny_config, a)[1])
+    results.upsert(b, *_trial(tiny_config, b, seed=1, variant={"lens": {"K": 50}})[1])
+    results.upsert(b, *_trial(tiny_config, b, train={"optimizer": "sgd", "lr": 1e12}, variant={"objective": "lsgan"})[1])
+    for table in (results.TRIALS,):
+        sa, sb = pq.read_schema(a / table), pq.read_schema(b / table)
+        assert sa.equals(sb, check_metadata=False)
+        assert not [f.name for f in sa if pa.types.is_null(f.type)]
+    trials = pl.concat([pl.read_parquet(a / results.TRIALS), pl.read_parquet(b / results.TRIALS)])
+    assert trials.height == 3 and set(trials["schema_version"]) == {results.SCHEMA_VERSION}
+    assert trials["status"].to_list().count("diverged") == 1
+    lazy = pl.scan_parquet([a / results.TRIALS, b / results.TRIALS]).select("trial_id", "final.modes_covered").collect()
+    assert lazy.height == 3 and lazy["final.modes_covered"].dtype == pl.Float64
+    curves = pl.scan_parquet([str(d / "curves" / "*.parquet") for d in (a, b)]).collect()
+    assert curves.height == 9 and curves["trial_id"].n_unique() == 3
+
+    con = duckdb.connect()
+    n, = con.execute(f"SELECT count(*) FROM read_parquet(['{a / results.TRIALS}', '{b / results.TRIALS}'])").fetchone()
+    assert n == 3
+    rows = con.execute(f"SELECT trial_id, count(*) FROM read_parquet('{tmp_path}/*/curves/*.parquet') "
+                       "GROUP BY trial_id").fetchall()
+    assert sorted(c for _, c in rows) == [3, 3, 3]

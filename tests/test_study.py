@@ -46,7 +46,7 @@ def test_every_shipped_study_expands():
     counts = {p.stem: len(trials_of(p)) for p in sorted((ROOT / "studies").glob("*.yaml"))}
     assert counts["quickstart"] == 12
     # lens_toy: 2 toys x 6 objectives x (no lens + sine K in {500, 2000} + constant) x 5 seeds
-    assert counts["lens_toy"] == 2 * 6 * 4 * 5
+    assert counts["lens_toy"] == 2 * 6 * 4 * 12
 
 
 # ----------------------------------------------------------------------------- grid grammar

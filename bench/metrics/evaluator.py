@@ -321,3 +321,34 @@ def get_evaluator(data, cfg, settings: TrainSettings = DEFAULT_SETTINGS) -> Eval
             num_classes=base.num_classes ** data.train.shape[1] if stacked else base.num_classes,
             channels=int(data.train.shape[1]), per_channel=stacked, meta=dict(meta))
     return _MEMO[memo]
+
+
+# ----------------------------------------------------------------------------- once per cluster
+def prepare(dataset_cfgs: list[dict]) -> dict[str, bytes]:
+    """Train (or load from the cache) the evaluator of each labelled image dataset config, here, and
+    return its cache files {name: bytes}. The runner calls this as one Ray task before a study's
+    trials start and hands the files to every trial (`install`): a cluster trains each evaluator
+    once, not once per node, and no trial waits on another's training."""
+    from bench import registry
+    from bench.schema import DatasetCfg
+
+    files = {}
+    for d in dataset_cfgs:
+        cfg = DatasetCfg.model_validate(d)
+        data = registry.get("dataset", cfg.name)(cfg)
+        try:
+            ev = get_evaluator(data, cfg)
+        except ValueError:  # unlabelled data: no classifier evaluator
+            continue
+        files[f"{ev.key}.pt"] = (cache_dir() / "evaluators" / f"{ev.key}.pt").read_bytes()
+    return files
+
+
+def install(files: dict[str, bytes]) -> None:
+    """Put `prepare`'s files into this node's cache (those it already has are left alone)."""
+    from bench.fsutil import atomic_write
+
+    for name, data in files.items():
+        path = cache_dir() / "evaluators" / name
+        if not path.exists():
+            atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

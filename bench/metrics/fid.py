@@ -38,10 +38,11 @@ def _np64(x: Array) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _t(x: Array, dtype=torch.float32) -> torch.Tensor:
+def _t(x: Array, dtype=torch.float32, device=None) -> torch.Tensor:
+    """A contiguous tensor on `device` (default: where x already is; numpy arrays: the CPU)."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
-    return x.detach().to("cpu", dtype).contiguous()
+    return x.detach().to(device if device is not None else x.device, dtype).contiguous()
 
 
 # ----------------------------------------------------------------------------- FID
@@ -97,7 +98,7 @@ def kid_subsets(n_real: int, n_fake: int, subsets: int = 100, subset_size: int =
 
 def _poly_kernel_sums(a: torch.Tensor, b: torch.Tensor, d: int, same: bool) -> float:
     """sum of (a.b/d + 1)^3 over all pairs (excluding the diagonal when a is b), in float64."""
-    k = torch.addmm(torch.ones((), dtype=a.dtype), a, b.T, beta=1.0, alpha=1.0 / d).pow_(3)
+    k = torch.addmm(torch.ones((), dtype=a.dtype, device=a.device), a, b.T, beta=1.0, alpha=1.0 / d).pow_(3)
     s = k.sum(dtype=torch.float64)
     if same:
         s = s - torch.diagonal(k).sum(dtype=torch.float64)
@@ -110,8 +111,9 @@ def kid(f_real: Array, f_fake: Array, subsets: int = 100, subset_size: int = 100
 
     `real_xx` optionally holds, per subset, the real-real kernel sum (off-diagonal) for the same
     (n_real, n_fake, subsets, subset_size, seed): it depends on the real features only and can be
-    cached with them (`kid_real_terms`)."""
-    xr, xf = _t(f_real), _t(f_fake)
+    cached with them (`kid_real_terms`). Computed on the device of f_fake."""
+    xf = _t(f_fake)
+    xr = _t(f_real, device=xf.device)
     if xr.shape[1] != xf.shape[1]:
         raise ValueError(f"feature sizes differ: {xr.shape[1]} vs {xf.shape[1]}")
     d = xr.shape[1]
@@ -153,7 +155,7 @@ def knn_radii(f: Array, ks: Union[int, Sequence[int]] = 3, chunk: int = CHUNK) -
     if kmax >= len(x):
         raise ValueError(f"k = {kmax} needs more than {kmax} points, got {len(x)}")
     x2 = (x * x).sum(1)
-    out = {k: torch.empty(len(x)) for k in klist}
+    out = {k: torch.empty(len(x), device=x.device) for k in klist}
     for i in range(0, len(x), chunk):
         d2 = _sqdist(x[i:i + chunk], x, x2[i:i + chunk], x2)
         # the point itself is (numerically about) the nearest: take the (k+1)-th smallest
@@ -171,20 +173,23 @@ def manifold_metrics(f_real: Array, f_fake: Array, k_pr: int = 3, k_dc: int = 5,
     at least one fake k_pr-ball; density: (1 / (k_dc M)) sum over fakes of the number of real
     k_dc-balls containing it; coverage: fraction of reals whose k_dc-ball contains at least one fake.
     `real_radii`: {k: radii} from `knn_radii(f_real, [k_pr, k_dc])`, computed when absent.
-    `pr=False` skips precision/recall (and the fake x fake pass that recall needs)."""
-    xr, xf = _t(f_real), _t(f_fake)
+    `pr=False` skips precision/recall (and the fake x fake pass that recall needs).
+    Computed on the device of f_fake."""
+    xf = _t(f_fake)
+    xr = _t(f_real, device=xf.device)
     if xr.shape[1] != xf.shape[1]:
         raise ValueError(f"feature sizes differ: {xr.shape[1]} vs {xf.shape[1]}")
     if real_radii is None or k_pr not in real_radii or k_dc not in real_radii:
         real_radii = knn_radii(xr, [k_pr, k_dc], chunk)
-    r_pr2 = real_radii[k_pr].to(torch.float32).pow(2)
-    r_dc2 = real_radii[k_dc].to(torch.float32).pow(2)
+    r_pr2 = real_radii[k_pr].to(xf.device, torch.float32).pow(2)
+    r_dc2 = real_radii[k_dc].to(xf.device, torch.float32).pow(2)
     f_pr2 = knn_radii(xf, k_pr, chunk).pow(2) if pr else None
     xr2, xf2 = (xr * xr).sum(1), (xf * xf).sum(1)
-    in_real = torch.zeros(len(xf), dtype=torch.bool)        # precision
-    n_balls = torch.zeros(len(xf), dtype=torch.float64)      # density
-    recalled = torch.empty(len(xr), dtype=torch.bool)
-    covered = torch.empty(len(xr), dtype=torch.bool)
+    dev = xf.device
+    in_real = torch.zeros(len(xf), dtype=torch.bool, device=dev)        # precision
+    n_balls = torch.zeros(len(xf), dtype=torch.float64, device=dev)      # density
+    recalled = torch.empty(len(xr), dtype=torch.bool, device=dev)
+    covered = torch.empty(len(xr), dtype=torch.bool, device=dev)
     for i in range(0, len(xr), chunk):
         d2 = _sqdist(xr[i:i + chunk], xf, xr2[i:i + chunk], xf2)     # [c, M]
         if pr:

@@ -139,13 +139,16 @@ def real_stats(evaluator: Evaluator, data, split: str = "test", n: Optional[int]
 def image_metrics(evaluator: Evaluator, data, fake: Tensor, split: str = "test", *, seed: int = 0,
                   k_pr: int = K_PR, k_dc: int = K_DC, kid_subsets: int = KID_SUBSETS,
                   kid_subset_size: int = KID_SUBSET_SIZE, features: Optional[Tensor] = None,
-                  logits: Optional[Tensor] = None) -> dict:
+                  logits: Optional[Tensor] = None, device=None) -> dict:
     """Evaluator metrics of generated images `fake` ([N, C, H, W] float in [-1, 1]) against `split`.
-    (`features`/`logits`: the evaluator's outputs for `fake` when the caller already has them.)"""
+    (`features`/`logits`: the evaluator's outputs for `fake` when the caller already has them.)
+    KID and the k-NN metrics run on `device` (default: the CPU), the evaluator net where it lives."""
     if features is None or logits is None:
         if not bool(torch.isfinite(fake).all()):
             raise FloatingPointError("generated images contain NaN/Inf")
         features, logits = evaluator.embed(fake)
+    if device is not None:
+        features = features.to(device)
     n = len(features)
     real = real_stats(evaluator, data, split, n, seed, k_pr, k_dc, kid_subsets, kid_subset_size)
     mu, sigma = F.feature_stats(features)

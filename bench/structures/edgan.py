@@ -216,7 +216,7 @@ class Evaluate:
         if data.num_classes:
             from bench.metrics.evaluator import get_evaluator
 
-            self.evaluator = get_evaluator(data, cfg.dataset)
+            self.evaluator = get_evaluator(data, cfg.dataset).to(device)  # on the trial's device
         self.swapped = None
         if uses_labels(self.task):
             self.swapped = swapped_labels(self.labels, data.num_classes, torch.Generator().manual_seed(SWAP_SEED))
@@ -252,7 +252,7 @@ class Evaluate:
         n = self.n_eval
         metrics = psnr_l1(out[:n], self.target[:n])
         if self.evaluator is not None:
-            metrics.update(image_metrics(self.evaluator, self.data, out[:n]))
+            metrics.update(image_metrics(self.evaluator, self.data, out[:n], device=self.device))
             metrics.update(self.evaluator.columns())
         if self.inception_skipped is None:
             metrics.update(inception_metrics(self.data, out[:n], device=self.device)[0])

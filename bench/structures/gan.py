@@ -131,7 +131,7 @@ class Evaluate:
             from bench.metrics.evaluator import get_evaluator
             from bench.metrics.images import inception_status
 
-            self.evaluator = get_evaluator(data, pack.cfg.dataset)
+            self.evaluator = get_evaluator(data, pack.cfg.dataset).to(device)  # on the trial's device
             self.real = torch.stack([data.sample(64, g["eval"]) for g in gens])
             # Inception FID/KID only with a local weights file; the reason it was skipped goes in the row
             self.inception_skipped = inception_status()
@@ -158,7 +158,7 @@ class Evaluate:
         if self.images:
             from bench.metrics.images import image_metrics, inception_metrics
 
-            metrics = {**image_metrics(self.evaluator, self.data, fake), **self.evaluator.columns()}
+            metrics = {**image_metrics(self.evaluator, self.data, fake, device=self.device), **self.evaluator.columns()}
             if self.inception_skipped is None:
                 metrics.update(inception_metrics(self.data, fake, device=self.device)[0])
             grids = {"generated": fake, "real": self.real[k]}
