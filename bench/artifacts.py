@@ -78,7 +78,8 @@ def fetch(root: str, results_dir: str | Path, trial_id: str) -> None:
         if info.type == pyarrow.fs.FileType.NotFound:
             continue
         target = Path(results_dir) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # pyarrow copies a folder's files into an existing folder only
+        (target if info.type == pyarrow.fs.FileType.Directory else target.parent).mkdir(parents=True, exist_ok=True)
         pyarrow.fs.copy_files(f"{base}/{rel}", str(target), source_filesystem=fs, destination_filesystem=local)
 
 

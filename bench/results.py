@@ -73,12 +73,41 @@ def arrow_type(column: str) -> pa.DataType:
             "list": pa.list_(pa.float64())}[name]
 
 
+# Every table's columns, in order, whatever the trials wrote: a column a trial has no value for is a
+# typed null, so folders of different studies share one schema. A structure that reports a new loss
+# (loss_<name>) or grid kind adds a column at the end; list it here to keep every folder's schema equal.
+LOSSES = ("loss_d", "loss_g", "loss_lens", "loss_rec", "loss_adv", "loss_dz", "loss_prior")
+GRIDS = tuple(f"grid_{k}" for k in ("generated", "real", "lensed", "input", "output", "target", "swapped"))
+IDS = ("study", "trial_id")
+
+
+def curve_columns() -> list[str]:
+    return [*IDS, "step", "lambda", "wall_seconds", *LOSSES, *INFO, "evaluator", "evaluator_id",
+            "evaluator_accuracy", *GRIDS]
+
+
+def trial_columns() -> list[str]:
+    from bench.schema import column_types  # pydantic only
+
+    return [*IDS, "config_hash", "variant", *column_types(), "resources.cpu", "resources.gpu", "resources.retries",
+            "status", "diverged_step", "error", "steps_done", "evaluations", "wall_seconds", "attempts",
+            "resumed_from_step", *(f"{w}.{m}" for m in INFO for w in ("final", "best")), "evaluator", "evaluator_id",
+            "evaluator_accuracy", "inception_skipped", "outputs_path", "torch_version", "ray_version",
+            "ganbench_version", "git_commit", "device", "hostname", "torch_threads", "ray_node_id", "config"]
+
+
+SAMPLE_COLUMNS = [*IDS, "step", "kind", "x", "y"]
+
+
 def _text(v):
     return v if isinstance(v, str) else json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v)
 
 
-def to_table(df: pd.DataFrame) -> pa.Table:
-    """The DataFrame with every column in its fixed type, plus schema_version."""
+def to_table(df: pd.DataFrame, columns: list[str] | None = None) -> pa.Table:
+    """The DataFrame with every column in its fixed type, plus schema_version; with `columns`, exactly
+    those first (typed nulls where absent), then any others."""
+    if columns is not None:
+        df = df.reindex(columns=[*columns, *(c for c in df.columns if c not in set(columns))])
     df = df.reset_index(drop=True).assign(schema_version=SCHEMA_VERSION)
     columns = {}
     for col in df.columns:
@@ -97,8 +126,8 @@ def to_table(df: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    table = to_table(df)
+def write_parquet(df: pd.DataFrame, path: Path, columns: list[str] | None = None) -> None:
+    table = to_table(df, columns)
     atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
@@ -121,7 +150,8 @@ def read_parquet(path: Path) -> pd.DataFrame:
 def write_rows(results_dir: Path, table: str, trial_id: str, rows: list[dict]) -> None:
     """One trial's rows of a per-trial table (curves: at every evaluation as rows arrive, and at its end)."""
     if rows:
-        write_parquet(pd.DataFrame(rows), Path(results_dir) / table / f"{trial_id}.parquet")
+        columns = curve_columns() if table == CURVES else SAMPLE_COLUMNS if table == SAMPLES else None
+        write_parquet(pd.DataFrame(rows), Path(results_dir) / table / f"{trial_id}.parquet", columns)
 
 
 def read_rows(path: str | Path, table: str, legacy: str) -> pd.DataFrame:
@@ -157,7 +187,7 @@ def upsert(results_dir: Path, trial_row: dict, curve_rows: list[dict], sample_ro
         frames = [f for f in (old, new) if not f.empty]
         if frames:
             df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            write_parquet(df, results_dir / name)
+            write_parquet(df, results_dir / name, trial_columns() if name == TRIALS else None)
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
