@@ -54,14 +54,15 @@ def _sides(trials: pd.DataFrame, q: QuestionCfg):
         col = LENS if LENS in cols else cols[0]
     if q.levels:
         a, b = q.levels
-        return (col, a), (col, b), [col], f"{q.compare} = {show_value(a)}", f"{q.compare} = {show_value(b)}"
+        return (col, a), (col, b), [col], f"with {q.compare} = {show_value(a)}", f"with {q.compare} = {show_value(b)}"
     if trials[col].isna().any() and trials[col].notna().any():
         word = "the lens" if q.compare == "variant.lens" else q.compare
         return (col, None), col, cols, f"without {word}", f"with {word}"
     vals = sorted(trials[col].dropna().unique())
     if len(vals) != 2:
         return f"{q.compare} takes {len(vals)} values: name the two compared in question.levels"
-    return (col, vals[0]), (col, vals[1]), [col], f"{q.compare} = {show_value(vals[0])}", f"{q.compare} = {show_value(vals[1])}"
+    return (col, vals[0]), (col, vals[1]), [col], f"with {q.compare} = {show_value(vals[0])}", \
+        f"with {q.compare} = {show_value(vals[1])}"
 
 
 def _need(n, reached) -> str:
