@@ -245,3 +245,22 @@ def test_report_axis_spread_question(tmp_path):
             f"{fmt(r['ratio_hi'])}) that with variant.structure = ed+gan (Brown-Forsythe on 5 vs 5 point means, "
             f"{p_is(r['p_value'])})") in heads[0], heads[0]
     assert r["ratio"] < 0.1 and "less sensitive" in heads[0] and "the primary test" in heads[0]
+
+
+def test_k_spread_sentence():
+    from bench.report.fmt import fmt
+    from bench.report.question import k_spread
+
+    t = table(0.1, 0.05, n_seeds=6)
+    k2 = t[t["variant.lens.schedule"].notna()].assign(**{"variant.lens.K": 2000.0})
+    k2["final.energy_distance"] += np.where(k2["variant.objective"] == "wgan", 3.0, 0.3)  # wgan moves most with K
+    t = pd.concat([t, k2], ignore_index=True)
+    (line,) = k_spread(t, "energy_distance")
+    sp = S.axis_spread(t[t["variant.lens.schedule"].notna()], "energy_distance", "variant.lens.K",
+                       by=["variant.lens.schedule", "variant.objective"], n_boot=2000)
+    r = sp.loc[sp["std"].idxmax()]
+    assert r["variant.objective"] == "wgan" and r["std"] == pytest.approx(3.0 / np.sqrt(2), rel=0.2)
+    assert line.startswith(f"Across the lens K in {{1000, 2000}} (sine), the spread (std of per-K means) of the final "
+                           f"energy distance to real is at most {fmt(r['std'])} [{fmt(r['std_lo'])}, "
+                           f"{fmt(r['std_hi'])}] (at variant.objective = wgan; 2 setting(s)"), line
+    assert k_spread(table(0.1, 0.1, n_seeds=3), "energy_distance") == []  # one K: nothing to say

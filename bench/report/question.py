@@ -103,6 +103,10 @@ def _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name):
     lines = []
     for i, r in cmp.iterrows():
         arm = f" ({r['arm']})" if r["arm"] and len(cmp) > 1 else ""
+        if not r["n_settings"]:
+            lines.append(f"Seed sensitivity{arm}: the spread of the final {name} across seeds {wb} vs {wa} cannot be "
+                         f"compared: {note(r)}.")
+            continue
         seeds = _seeds(r)
         verdict = _verdict(r["p_value"], r["ratio"], f"the spread is smaller {wb}", f"the spread is larger {wb}")
         text = (f"Seed sensitivity{arm}: {wb} the spread of the final {name} across seeds is "
