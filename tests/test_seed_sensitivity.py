@@ -98,6 +98,12 @@ def test_settings_are_matched_and_differences_between_settings_do_not_count():
     assert r["n_settings"] == 1 and r["n_settings_dropped"] == 1 and 0.5 < r["ratio"] < 2
 
 
+def test_two_seeds_in_one_setting_has_no_test():
+    t = table(0.1, 0.05, n_seeds=2, objectives=(("ns", 1.0),))
+    r = S.seed_spread_comparison(t, "energy_distance", n_boot=N_BOOT).iloc[0]
+    assert np.isfinite(r["ratio"]) and math.isnan(r["p_value"]) and "Brown-Forsythe undefined" in r["reason"]
+
+
 def test_power_grows_with_the_effect():
     n_half, p_half = S.seed_spread_power(0.5, n_settings=2, n_sim=400)
     n_small, _ = S.seed_spread_power(0.8, n_settings=2, n_sim=400)

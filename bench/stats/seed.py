@@ -210,8 +210,12 @@ def _compare_cells(a: list[np.ndarray], b: list[np.ndarray], standardize: bool, 
     if np.ptp(da) == 0 and np.ptp(db) == 0:
         reasons.append("neither side varies: no Brown-Forsythe test")
     else:
-        res = stats.levene(da, db, center="median")
-        out["levene_stat"], out["p_value"] = float(res.statistic), float(res.pvalue)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            res = stats.levene(da, db, center="median")
+        if np.isfinite(res.statistic):
+            out["levene_stat"], out["p_value"] = float(res.statistic), float(res.pvalue)
+        else:  # e.g. one setting with 2 seeds a side: the absolute deviations are equal within each side
+            reasons.append("Brown-Forsythe undefined: the absolute deviations do not vary within a side")
     return {**out, "reason": _join(*reasons)}
 
 
@@ -237,7 +241,8 @@ def seed_spread_power(ratio: float, n_settings: int = 1, alpha: float = 0.05, po
         x[1] *= ratio
         d = x - np.median(x, axis=-1, keepdims=True)
         d = d.reshape(2, n_sim, n_settings * n)
-        p = stats.levene(d[0], d[1], center="median", axis=1).pvalue
+        with np.errstate(divide="ignore", invalid="ignore"):  # an undefined test (NaN p) counts as not rejecting
+            p = stats.levene(d[0], d[1], center="median", axis=1).pvalue
         reached = float(np.mean(p < alpha))
         if reached >= power:
             return n, reached
