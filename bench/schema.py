@@ -205,9 +205,37 @@ class NrdsCfg(_Strict):
     width: float = Field(0.25, gt=0, description="NRDS conv classifier width multiplier")
 
 
+STATISTICS = ("mean_difference", "seed_spread", "axis_spread")
+
+
+class QuestionCfg(_Strict):
+    """What the study asks; the report answers it first, as its one primary test (alpha 0.05, not
+    corrected with the exploratory tables). Not part of any trial config or trial id."""
+    text: str = ""
+    compare: str = Field(description="config path whose levels are compared, e.g. variant.lens (null vs set)")
+    levels: Optional[list[Any]] = Field(None, min_length=2, max_length=2, description=(
+        "the two levels of `compare`, control first (default: null vs set)"))
+    metric: str = Field(description="a metric name (bench.metrics.INFO), e.g. energy_distance")
+    statistic: Literal[STATISTICS] = "seed_spread"
+    axis: Optional[str] = Field(None, description="axis_spread: the swept config path the spread is taken across")
+    effect: Optional[float] = Field(None, gt=0, description=(
+        "the effect worth detecting, for the power line (a spread ratio, or a mean difference); "
+        "default: the observed one"))
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        from bench.metrics import INFO  # torch-free
+
+        if v not in INFO:
+            raise ValueError(f"unknown metric '{v}' (known: {', '.join(INFO)})")
+        return v
+
+
 class Study(TrialConfig):
     name: str
     description: str = ""
+    question: Optional[QuestionCfg] = None
     sweep: Sweep = Sweep()
     resources: Resources = Resources()
     nrds: NrdsCfg = NrdsCfg()

@@ -135,6 +135,7 @@ def load_study(path: str | Path, overrides: list[str] = ()) -> Study:
             err = e.errors()[0]
             raise StudyError(path, _err_loc(err) or "document", _msg(err)) from None
         _check_sweep(path, study)
+        _check_question(path, study)
     except StudyError as e:
         raise _from_override(e, overrides) from None
     return study
@@ -182,6 +183,20 @@ def _check_sweep(file, study: Study) -> None:
             raise StudyError(file, "sweep.seeds", "optuna sweeps run one seed per sampled point")
     # Expand now so that every trial is validated before anything is written.
     expand(study, file=file)
+
+
+def _check_question(file, study: Study) -> None:
+    q = study.question
+    if q is None:
+        return
+    if not _field_exists(q.compare):
+        raise StudyError(file, "question.compare", f"'{q.compare}' is not a field of the trial config")
+    if q.statistic == "axis_spread" and not q.axis:
+        raise StudyError(file, "question.axis", "statistic axis_spread needs the axis the spread is taken across")
+    if q.axis is not None and not _field_exists(q.axis):
+        raise StudyError(file, "question.axis", f"'{q.axis}' is not a field of the trial config")
+    if q.axis is not None and q.axis == q.compare:
+        raise StudyError(file, "question.axis", "the axis must differ from question.compare")
 
 
 def set_path(cfg: dict, path: str, value: Any) -> None:

@@ -20,7 +20,7 @@ import yaml
 
 from bench import results, stats
 from bench.metrics import INFO
-from bench.report import analysis, edgan, html, plots
+from bench.report import analysis, edgan, html, plots, question
 from bench.report.fmt import N_BOOT, hms, mean_ci
 from bench.schema import variant_label  # pydantic only: no model code
 
@@ -113,6 +113,7 @@ class Loaded:
     curves: pd.DataFrame
     samples: pd.DataFrame
     studies: list[tuple[str, Path, str]]  # (study name, folder, study.yaml text)
+    question: dict | None = None          # the study file's `question:` block (one study only)
 
 
 def _study_file(results_dir: Path) -> tuple[str, dict]:
@@ -154,7 +155,8 @@ def load(results_dirs) -> Loaded:
         name, d, text, study, trials, curves, samples = parts[0]
         if "study" not in trials:
             trials["study"] = name
-        return Loaded(name, str(study.get("description") or "").strip(), trials, curves, samples, [(name, d, text)])
+        return Loaded(name, str(study.get("description") or "").strip(), trials, curves, samples, [(name, d, text)],
+                      study.get("question"))
     for name, d, text, study, trials, curves, samples in parts:
         trials["study"] = name
         for df in (trials, curves, samples):
@@ -198,6 +200,12 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     found = analysis.findings(trials, metrics, label=label)
     ed_headlines, ed_blocks = edgan.blocks(results_dirs)
+    # the study's question is answered first (a lens study without one: is the seed spread smaller with the lens)
+    q, q_note = question.resolve(trials, data.question, next(iter(found.by_metric), None))
+    q_lines, q_blocks = question.answer(trials, q) if q else ([], [])
+    if analysis.has_lens_pairs(trials) and (q or found.by_metric):
+        q_lines += question.k_spread(trials, q.metric if q else next(iter(found.by_metric)))
+    q_lines = ([q_note] if q_note else []) + q_lines
 
     out: list[tuple] = [("h1", f"ganbench report: {name}")]
     if data.description:
@@ -206,7 +214,9 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))
-    out.append(("ul", ed_headlines + found.headlines))
+    out.append(("ul", q_lines + ed_headlines + found.headlines))
+    if q_blocks:
+        out.append(("p", question.POWER_TEXT))
     out.append(("p", "Success rule: " + analysis.SUCCESS_TEXT))
     if not found.paired_summary.empty:
         out.append(("p", "Pairing rule: " + analysis.PAIRING_TEXT))
@@ -232,7 +242,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     if pooled:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
     out.append(("h2", "Statistics"))
-    out += found.tables
+    out += q_blocks + found.tables
     out += ed_blocks
 
     # 3. plots

@@ -28,7 +28,8 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
 
 Modules: `common` (metric and config columns, the helpers every statistic shares), `spread`
 (`axis_spread`, `spread_ratio`, `spread_comparison`: sensitivity to an axis), `paired`
-(`paired_difference`, `holm`), `rates` (`success_rate`, `wilson_interval`), `budget`
+(`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`:
+sensitivity to the seed), `rates` (`success_rate`, `wilson_interval`), `budget`
 (`expected_best`, `budget_curve`). Import the functions from here (`from bench import stats`).
 
 This package never imports torch or model code.
@@ -37,6 +38,7 @@ This package never imports torch or model code.
 from bench.stats.budget import budget_curve, expected_best
 from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_column
 from bench.stats.paired import PairedResult, holm, paired_difference
+from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power
 from bench.stats.rates import success_rate, wilson_interval
 from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio
 
@@ -52,6 +54,9 @@ __all__ = [
     "is_higher_better",
     "metric_column",
     "paired_difference",
+    "seed_spread",
+    "seed_spread_comparison",
+    "seed_spread_power",
     "spread_comparison",
     "spread_ratio",
     "success_rate",

@@ -1,0 +1,249 @@
+"""Sensitivity to the seed: how much the final metric moves across seeds with everything else fixed
+(`seed_spread`), whether a treatment (the lens) makes that spread smaller (`seed_spread_comparison`:
+ratio of spreads with a bootstrap interval and a Brown-Forsythe test, setting by setting), and how many
+seeds such a test needs (`seed_spread_power`).
+
+Seeds are the sample here: the bootstraps resample seeds (within each setting), the settings are fixed
+(they are the design), as in `bench.stats.spread`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.stats.common import (DEGENERATE, LEVEL, _as_tuple, _canon, _check_columns, _degenerate, _groups, _join,
+                                _percentile_ci, _rng, _select, _values, config_columns, is_higher_better,
+                                metric_column)
+from bench.stats.paired import _default_treatment_columns, _show, _spec_mask
+from bench.stats.spread import _spreads
+
+SEED = "seed"
+
+
+def setting_columns(trials: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
+    """Config columns other than the seed (and `exclude`) that take more than one value in the table:
+    what, besides the seed, tells two trials apart."""
+    cols = [c for c in config_columns(trials) if c != SEED and c not in exclude]
+    return [c for c in cols if trials[c].map(_canon).nunique() > 1]
+
+
+def seed_spread(trials: pd.DataFrame, metric: str, by: str | Sequence[str] | None = None, n_boot: int = 2000,
+                seed: int = 0, level: float = LEVEL, status: str | Sequence[str] | None = ("ok",),
+                higher_is_better: bool | None = None) -> pd.DataFrame:
+    """Spread of the final metric across seeds, per group of trials that differ only in their seed.
+
+    `by` defaults to `variant` plus every config column (but the seed) that varies in the table, so each
+    group is one setting run with several seeds. Per group, over the seeds with a finite value: `std`
+    (ddof=1), `iqr` (75th - 25th percentile, numpy's linear interpolation), `range` (max - min) and
+    `worst` (the worst seed's value in the metric's direction: the max for lower-is-better) with
+    `worst_seed` (its seed) and `median`. Each of std / iqr / range / worst has a percentile bootstrap
+    interval (`<stat>_lo`, `<stat>_hi`) resampling the seeds with replacement. The worst value's interval
+    is crude (a resample cannot be worse than the worst seed seen, so that bound is the observed worst);
+    read it as "how much the worst case depends on one unlucky seed". NaN intervals (with `reason`) with
+    fewer than 2 seeds. Columns: by..., `n_seeds`, `n_trials`, `higher_is_better`, `median`, `std`,
+    `std_lo`, `std_hi`, `iqr`, ..., `range`, ..., `worst`, `worst_lo`, `worst_hi`, `worst_seed`, `reason`.
+    """
+    by = ("variant", *setting_columns(trials)) if by is None else _as_tuple(by)
+    col = metric_column(trials, metric)
+    hib = is_higher_better(col, higher_is_better)
+    _check_columns(trials, by + (SEED,), "seed_spread")
+    worst = np.min if hib else np.max
+    rows = []
+    for key, sub in _groups(trials, by):
+        sel = _select(sub, status)
+        v = _values(sel, col)
+        ok = np.isfinite(v)
+        v, seeds = v[ok], sel[SEED].to_numpy()[ok]
+        row = {**dict(zip(by, key)), "n_seeds": len(v), "n_trials": len(sub), "higher_is_better": hib,
+               "median": float(np.median(v)) if len(v) else np.nan}
+        reasons = [f"{len(sub) - len(v)} trial(s) without a finite value left out" if len(sub) > len(v) else None]
+        est = {**_spreads(v[None, :]), "worst": np.array([worst(v)])} if len(v) else {}
+        boot = None
+        if len(v) >= 2:
+            b = v[_rng(seed, key).integers(0, len(v), size=(n_boot, len(v)))]
+            boot = {**_spreads(b), "worst": worst(b, axis=1)}
+        else:
+            reasons.append("fewer than 2 seeds: no spread, no interval")
+        for s in ("std", "iqr", "range", "worst"):
+            row[s] = float(est[s][0]) if len(v) >= 2 or (s == "worst" and len(v)) else np.nan
+            lo, hi = _percentile_ci(boot[s], level) if boot else (np.nan, np.nan)
+            row[f"{s}_lo"], row[f"{s}_hi"] = float(lo), float(hi)
+            if boot and s == "std" and _degenerate(lo, hi, row[s]):
+                reasons.append(DEGENERATE)
+        row["worst_seed"] = seeds[int(np.argmin(v) if hib else np.argmax(v))] if len(v) else None
+        row["reason"] = _join(*reasons)
+        rows.append(row)
+    cols = [*by, "n_seeds", "n_trials", "higher_is_better", "median"]
+    for s in ("std", "iqr", "range", "worst"):
+        cols += [s, f"{s}_lo", f"{s}_hi"]
+    return pd.DataFrame(rows, columns=cols + ["worst_seed", "reason"])
+
+
+def _pooled_var(cells: list[np.ndarray]) -> np.ndarray:
+    """Pooled within-cell variance over the last axis: sum of squared deviations from each cell's mean
+    over sum(n - 1). `cells`: arrays (..., n_i)."""
+    ss = sum(((c - c.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1) for c in cells)
+    return ss / sum(c.shape[-1] - 1 for c in cells)
+
+
+def _median_deviations(cells: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([c - np.median(c, axis=-1, keepdims=True) for c in cells], axis=-1)
+
+
+def seed_spread_comparison(trials: pd.DataFrame, metric: str, treatment: str | tuple | Callable = "variant.lens.schedule",
+                           control: str | tuple | Callable | None = None,
+                           treatment_columns: Sequence[str] | None = None, settings: Sequence[str] | None = None,
+                           by: str | Sequence[str] = (), standardize: bool = True, n_boot: int = 2000, seed: int = 0,
+                           level: float = LEVEL, status: str | Sequence[str] | None = ("ok",)) -> pd.DataFrame:
+    """Is the spread across seeds smaller with the treatment? `ratio` = seed spread of the treated (b)
+    / that of the control (a), e.g. lens / no lens: < 1 means the treatment makes training less
+    sensitive to the seed.
+
+    Treated / control rows and treatment arms as in `paired_difference` (`treatment`: a column, not
+    null = treated; a (column, value) pair; or a callable; treated trials that differ in their
+    `treatment_columns`, by default the treatment's sub-model such as `variant.lens.*`, are separate
+    arms, one row each). A *setting* is a value of the `settings` columns (default: every config column
+    but the seed and the treatment columns that varies in the table: objective, lr, dataset, ...). Only
+    settings that both sides ran with at least 2 finite seeds are used (matched by setting), so both
+    sides cover the same settings; `n_settings_dropped` counts the others.
+
+    Estimate: the spread of a side is the pooled within-setting std, sqrt(sum over settings of the
+    squared deviations from the setting's mean / sum(n_seeds - 1)): the seed noise with the differences
+    between settings taken out. With `standardize` (default) both sides' values in a setting are first
+    divided by that setting's own scale (the pooled within-setting std of both sides together), so every
+    setting weighs the same whatever its metric's scale (a WGAN's energy distance is not a hinge GAN's);
+    a common divisor leaves the ratio within a setting unchanged. `std_a`, `std_b` are in those units
+    (raw units without `standardize`).
+
+    Interval: percentile bootstrap resampling the seeds within every (setting, side) cell independently
+    (n_boot times; the scales are held fixed), recomputing both pooled spreads and their ratio. Resampling
+    the two sides independently ignores that they share seeds (the same seed = the same initial weights),
+    which can only widen the interval.
+
+    Test: Brown-Forsythe (`scipy.stats.levene(center="median")`) of the pooled deviations of each value
+    from its setting's median (standardized likewise), control vs treated: equal spread across seeds
+    after the settings' centres are taken out. (With an odd number of seeds each setting gives one zero
+    deviation, which costs a little power.)
+
+    Columns: by..., `arm`, `n_settings`, `n_settings_dropped`, `min_seeds`, `max_seeds`, `n_a`, `n_b`
+    (values used), `std_a`, `std_b`, `ratio`, `ratio_lo`, `ratio_hi`, `levene_stat`, `p_value`, `reason`.
+    """
+    by = _as_tuple(by)
+    col = metric_column(trials, metric)
+    _check_columns(trials, by + (SEED,), "seed_spread_comparison")
+    trials = _select(trials.reset_index(drop=True), status)
+    treated = _spec_mask(trials, treatment)
+    controls = ~treated if control is None else (_spec_mask(trials, control) & ~treated)
+    tcols = list(treatment_columns) if treatment_columns is not None else _default_treatment_columns(trials, treatment)
+    settings = setting_columns(trials, [*tcols, *by]) if settings is None else list(settings)
+    _check_columns(trials, [*tcols, *settings], "seed_spread_comparison")
+
+    def cells(df) -> dict[str, np.ndarray]:
+        out = {}
+        for _, g in df.groupby(list(settings), dropna=False, sort=False) if settings else [((), df)]:
+            v = _values(g, col)
+            v = v[np.isfinite(v)]
+            if len(v) >= 2:
+                out[repr(tuple(_canon(x) for x in g[settings].iloc[0]))] = v
+        return out
+
+    rows = []
+    for key, sub in _groups(trials, by):
+        ctrl = cells(sub[controls[sub.index]])
+        t = sub[treated[sub.index]]
+        arms = t.groupby(tcols, dropna=False, sort=True) if tcols else [((), t)]
+        for akey, arm in arms:
+            akey = akey if isinstance(akey, tuple) else (akey,)
+            label = ", ".join(f"{c.split('.')[-1]}={_show(v)}" for c, v in zip(tcols, akey) if not pd.isna(v))
+            trt = cells(arm)
+            keys = sorted(set(ctrl) & set(trt))
+            a, b = [ctrl[k] for k in keys], [trt[k] for k in keys]
+            row = {**dict(zip(by, key)), "arm": label, "n_settings": len(keys),
+                   "n_settings_dropped": len(set(ctrl) ^ set(trt)),
+                   "min_seeds": min((len(v) for v in a + b), default=0),
+                   "max_seeds": max((len(v) for v in a + b), default=0),
+                   "n_a": sum(map(len, a)), "n_b": sum(map(len, b))}
+            row.update(_compare_cells(a, b, standardize, n_boot, _rng(seed, (*key, *akey)), level))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*by, "arm", "n_settings", "n_settings_dropped", "min_seeds", "max_seeds", "n_a",
+                                       "n_b", "std_a", "std_b", "ratio", "ratio_lo", "ratio_hi", "levene_stat",
+                                       "p_value", "reason"])
+
+
+def _compare_cells(a: list[np.ndarray], b: list[np.ndarray], standardize: bool, n_boot: int,
+                   rng: np.random.Generator, level: float) -> dict:
+    nan = dict(std_a=np.nan, std_b=np.nan, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan, levene_stat=np.nan,
+               p_value=np.nan)
+    if not a:
+        return {**nan, "reason": "no setting with at least 2 seeds on both sides"}
+    reasons = []
+    if standardize:
+        scale = np.sqrt([_pooled_var([x, y]) for x, y in zip(a, b)])
+        flat = scale == 0
+        if flat.all():
+            return {**nan, "reason": "no setting varies across seeds on either side"}
+        if flat.any():
+            reasons.append(f"{int(flat.sum())} setting(s) constant on both sides left out")
+        a = [x / s for x, s, f in zip(a, scale, flat) if not f]
+        b = [y / s for y, s, f in zip(b, scale, flat) if not f]
+    sa, sb = math.sqrt(_pooled_var(a)), math.sqrt(_pooled_var(b))
+    out = dict(nan, std_a=sa, std_b=sb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ratio"] = float(np.divide(sb, sa))
+        if sa == 0:
+            reasons.append("the control does not vary across seeds: ratio infinite")
+        ba = np.sqrt(_pooled_var([x[rng.integers(0, len(x), size=(n_boot, len(x)))] for x in a]))
+        bb = np.sqrt(_pooled_var([y[rng.integers(0, len(y), size=(n_boot, len(y)))] for y in b]))
+        r = bb / ba
+    if np.isnan(r).any():
+        reasons.append("some resamples have no spread on either side: no interval")
+    else:
+        out["ratio_lo"], out["ratio_hi"] = map(float, _percentile_ci(r, level))
+        if _degenerate(out["ratio_lo"], out["ratio_hi"], out["ratio"]):
+            reasons.append(DEGENERATE)
+    da, db = _median_deviations(a), _median_deviations(b)
+    if np.ptp(da) == 0 and np.ptp(db) == 0:
+        reasons.append("neither side varies: no Brown-Forsythe test")
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            res = stats.levene(da, db, center="median")
+        if np.isfinite(res.statistic):
+            out["levene_stat"], out["p_value"] = float(res.statistic), float(res.pvalue)
+        else:  # e.g. one setting with 2 seeds a side: the absolute deviations are equal within each side
+            reasons.append("Brown-Forsythe undefined: the absolute deviations do not vary within a side")
+    return {**out, "reason": _join(*reasons)}
+
+
+def seed_spread_power(ratio: float, n_settings: int = 1, alpha: float = 0.05, power: float = 0.8,
+                      n_sim: int = 1000, seed: int = 0, max_seeds: int = 200) -> tuple[int | None, float]:
+    """How many seeds per setting (per side) `seed_spread_comparison`'s Brown-Forsythe test needs to
+    detect a seed-spread ratio `ratio` (treated / control) with probability `power` at level `alpha`,
+    over `n_settings` settings: (seeds, power reached), or (None, power at `max_seeds`).
+
+    By simulation (n_sim draws per candidate number of seeds, a fixed generator): normal seed noise with
+    std 1 (control) and `ratio` (treated) in every setting, deviations from each setting's median pooled
+    and tested as `seed_spread_comparison` does. Normal noise is the assumption; heavy tails (occasional
+    divergent seeds) need more seeds. The candidates are 2, 3, ..., 10, then steps of about 25 %."""
+    if not np.isfinite(ratio) or ratio <= 0 or ratio == 1:
+        return None, math.nan
+    rng = np.random.default_rng(seed)
+    cand = list(range(2, 11))
+    while cand[-1] < max_seeds:
+        cand.append(min(max_seeds, int(math.ceil(cand[-1] * 1.25))))
+    reached = math.nan
+    for n in cand:
+        x = rng.standard_normal((2, n_sim, n_settings, n))
+        x[1] *= ratio
+        d = x - np.median(x, axis=-1, keepdims=True)
+        d = d.reshape(2, n_sim, n_settings * n)
+        with np.errstate(divide="ignore", invalid="ignore"):  # an undefined test (NaN p) counts as not rejecting
+            p = stats.levene(d[0], d[1], center="median", axis=1).pvalue
+        reached = float(np.mean(p < alpha))
+        if reached >= power:
+            return n, reached
+    return None, reached
