@@ -90,16 +90,25 @@ def _build_report(dirs: list[Path], out: Path):
 
 @app.command()
 def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s)"),
-           out: Optional[Path] = typer.Option(None, "--out", help="where to write the report (default: the first "
-                                                                   "folder)")):
+           out: Optional[Path] = typer.Option(None, "--out", help="where to write the report (default: the folder; "
+                                                                   "several: <their parent>/comparison)")):
     """(Re)build report.html and report.md from the Parquet files alone; several folders: one report
-    comparing the studies."""
+    comparing the studies, opening with the robustness leaderboard (also printed here)."""
     from bench.results import TRIALS
 
-    for d in results_dirs:
+    dirs = list(results_dirs)
+    if len(dirs) > 1:  # `ganbench report results/*`: what is not a results folder is skipped, and said
+        for d in [d for d in dirs if not (d / TRIALS).exists()]:
+            typer.echo(f"skipped {d}: no {TRIALS}", err=True)
+        dirs = [d for d in dirs if (d / TRIALS).exists()] or dirs[:1]
+    for d in dirs:
         if not (d / TRIALS).exists():
             _bad_input(StudyError(d, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))
-    _build_report(list(results_dirs), out or results_dirs[0])
+    _build_report(dirs, out or (dirs[0] if len(dirs) == 1 else dirs[0].resolve().parent / "comparison"))
+    if len(dirs) > 1:
+        from bench.report import leaderboard
+
+        typer.echo("\n".join(leaderboard.lines(dirs)))
 
 
 @app.command()

@@ -212,6 +212,18 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         out.append(("p", data.description))
     out.append(("p", status_sentence(trials)))
 
+    if multi:  # several studies: the robustness leaderboard first
+        from bench.report import leaderboard as lbm
+
+        lb = lbm.leaderboard(trials, metrics)
+        if not lb.empty:
+            out.append(("h2", "Robustness leaderboard"))
+            out.append(("p", lbm.TEXT))
+            out.append(("table", *lbm.table(lb)))
+            img = lbm.figure(lb)
+            if img:
+                out.append(("img", "leaderboard", img, "seed spread per variant with its 95 % bootstrap interval"))
+
     # 1. headline findings
     out.append(("h2", "Headline findings"))
     out.append(("ul", q_lines + ed_headlines + found.headlines))

@@ -227,13 +227,15 @@ def pairs_of(pairs: pd.DataFrame, row: pd.Series, by: list[str]) -> pd.DataFrame
 
 def _lens_name(p: pd.DataFrame, variant_of: dict, arm: str) -> str:
     """The lens part of the treated variant's label ('lens(sine K=1000)'), else the arm's settings."""
-    names = {str(variant_of.get(t, "")) for t in p["treated_id"]}
+    names = {str(variant_of.get(t, "")) for t in p.get("treated_id", [])}
     parts = {n.split("+", 1)[1] for n in names if "+" in n}
     return parts.pop().replace("lens(", "lens (", 1) if len(parts) == 1 else f"lens ({arm})"
 
 
 def _n_seeds(trials: pd.DataFrame, p: pd.DataFrame) -> int:
-    used = p[p["used"]]
+    used = p[p["used"]] if "used" in p else p
+    if used.empty or "treated_id" not in used:  # no pair (e.g. lens and no lens in different studies)
+        return 0
     return int(trials.loc[trials["trial_id"].isin(used["treated_id"]), "seed"].nunique())
 
 
