@@ -66,7 +66,8 @@ def with_data(cfgs: list[dict], device: str, steps: int) -> tuple[float, str]:
 def label(t: dict) -> str:
     v, d = t["variant"], t["dataset"]
     lens = v.get("lens") or {}
-    return (f"{d['name']} {v['structure']} {v['objective']} n_critic={t['train']['n_critic']}"
+    return (f"{d['name']} {v['structure']} {v['objective']}" + (f" {v['task']}" if v.get("task") else "")
+            + f" {t['train']['optimizer']} n_critic={t['train']['n_critic']}"
             + (f" lens(w={lens.get('width')})" if lens else ""))
 
 

@@ -1,0 +1,33 @@
+"""Published results (issue 13): every committed results folder rebuilds its committed report.md from
+its Parquet files alone, and the folders stay small."""
+
+import subprocess
+from pathlib import Path
+
+from conftest import GANBENCH, ROOT
+
+RESULTS = ROOT / "results"
+
+
+def published() -> list[Path]:
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    return sorted({(ROOT / p).parent for p in tracked if p.endswith("/trials.parquet")})
+
+
+def test_published_reports_rebuild_from_their_parquet_files(tmp_path):
+    folders = published()
+    assert folders, "no published results folder is committed"
+    index = (RESULTS / "README.md").read_text()
+    for d in folders:
+        assert f"results/{d.name}/" in index, f"{d.name} is not indexed in results/README.md"
+        out = tmp_path / d.name
+        p = subprocess.run([GANBENCH, "report", str(d), "--out", str(out)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert (out / "report.md").read_text() == (d / "report.md").read_text(), d.name
+
+
+def test_published_results_are_under_30_mb():
+    tracked = subprocess.run(["git", "ls-files", "-z", "results"], cwd=ROOT, capture_output=True, text=True).stdout
+    size = sum((ROOT / p).stat().st_size for p in tracked.split("\0") if p)
+    assert size < 30 * 2**20, f"{size / 2**20:.1f} MB"
