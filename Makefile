@@ -43,7 +43,7 @@ run: $(STAMP)
 	$(BIN)/ganbench run $(STUDY)   # writes results/<study>/ and its report
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

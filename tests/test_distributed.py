@@ -141,6 +141,7 @@ def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_pat
     assert trials["ray_node_id"].nunique() == 1  # both ended on the head: the worker node is gone
 
 
+@pytest.mark.slow  # ~55 s; the watchdog is also tested by the raylet kill in test_faults.py (make test-all runs it)
 def test_cluster_going_away_ends_the_run_within_a_minute(tmp_path, two_node_cluster):
     """The head node's processes (GCS, raylet) are killed mid-study: `ganbench run --address` exits 1 with
     one line instead of hanging."""
