@@ -2,12 +2,10 @@
 update, plus the lens update when on), batch 64, for C = 16 and 32, on this machine's threads.
 Batches are real: scikit-learn's digits at 32x32 (1 channel) and stacked digits (3 channels)."""
 
-import time
-
 import torch
 
 from bench.schema import TrialConfig
-from bench.trial import setup
+from benchmarks.paper_step import config_step_seconds
 
 
 def iters_per_second(C: int, channels: int, objective: str, lens: bool, threads: int, iters: int = 30,
@@ -17,16 +15,7 @@ def iters_per_second(C: int, channels: int, objective: str, lens: bool, threads:
     cfg = TrialConfig(dataset=data, model={"name": "dcgan", "width": C, "z_dim": 64},
                       variant={"objective": objective, "lens": {"K": 1000} if lens else None},
                       train={"batch_size": batch, "lr": 1e-4}).model_dump(mode="json")
-    run = setup({**cfg, "trial_id": "bench"}, device)
-    for i in range(3):
-        run.step(i)
-    if run.device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(iters):
-        out = run.step(i)
-        {k: v.tolist() for k, v in out.items()}  # the trial synchronises every step for divergence checks
-    return iters / (time.perf_counter() - t0)
+    return 1.0 / config_step_seconds([{**cfg, "trial_id": "bench"}], device, iters)
 
 
 def main(threads: int = 1, device: str = "cpu"):

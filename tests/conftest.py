@@ -41,3 +41,14 @@ def run_rows(cfg: dict | list[dict], artifacts=None) -> list[dict]:
 def without_wall(rows: list[dict]) -> list[dict]:
     """Rows minus wall-clock time, the one field two identical runs may differ in."""
     return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (bit-for-bit comparisons; restored afterwards)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -112,16 +112,21 @@ LONG = STUDY.replace("train: {steps: 200, batch_size: 64, eval_every: 100, eval_
                      "train: {steps: 6000, batch_size: 64, eval_every: 500, eval_samples: 300, checkpoint_every: 1000}")
 
 
-def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_path, two_node_cluster):
-    """The worker node is killed (its whole process group, as a crashed or preempted machine) once both
-    trials have checkpointed: its trial is retried on the head from its latest checkpoint."""
-    addr, env = two_node_cluster
+def _start_long_study(tmp_path, addr, env):
+    """`ganbench run` of the long study on the cluster, in its own process group: (process, results folder)."""
     study = tmp_path / "cluster.yaml"
     study.write_text(LONG)
     out = tmp_path / "res"
     proc = subprocess.Popen([GANBENCH, "run", str(study), "--address", addr, "--results", str(out), "--no-report"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    return proc, out
+
+
+def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_path, two_node_cluster):
+    """The worker node is killed (its whole process group, as a crashed or preempted machine) once both
+    trials have checkpointed: its trial is retried on the head from its latest checkpoint."""
+    proc, out = _start_long_study(tmp_path, *two_node_cluster)
     try:
         t = time.time()
         while len({p.parent.parent.name for p in (out / "ray").glob("*/*/checkpoint_*/meta.json")}) < 2:
@@ -145,13 +150,7 @@ def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_pat
 def test_cluster_going_away_ends_the_run_within_a_minute(tmp_path, two_node_cluster):
     """The head node's processes (GCS, raylet) are killed mid-study: `ganbench run --address` exits 1 with
     one line instead of hanging."""
-    addr, env = two_node_cluster
-    study = tmp_path / "cluster.yaml"
-    study.write_text(LONG)
-    out = tmp_path / "res"
-    proc = subprocess.Popen([GANBENCH, "run", str(study), "--address", addr, "--results", str(out), "--no-report"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc, out = _start_long_study(tmp_path, *two_node_cluster)
     try:
         t = time.time()
         while not list((out / "ray").glob("*/*/checkpoint_*/meta.json")):

@@ -11,12 +11,7 @@ from bench.nets import dcgan, mlp
 from bench.nets import packed as P
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _grads(module):

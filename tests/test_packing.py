@@ -8,7 +8,6 @@ import math
 import tempfile
 
 import pytest
-import torch
 
 from bench import packing, registry
 from bench.schema import TrialConfig, config_hash, variant_label
@@ -21,12 +20,7 @@ TOY_TRAIN = {"steps": 60, "eval_every": 30, "batch_size": 64, "eval_samples": 30
 IMG_TRAIN = {"steps": 12, "eval_every": 6, "batch_size": 16, "eval_samples": 100, "nrds_samples": 20}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(base: dict, training: dict, seed: int = 0, **over) -> dict:

@@ -20,7 +20,7 @@ from bench.stats.common import (DEGENERATE, LEVEL, _as_tuple, _canon, _check_col
                                 _percentile_ci, _rng, _select, _values, config_columns, is_higher_better,
                                 metric_column)
 from bench.stats.paired import _default_treatment_columns, _show, _spec_mask
-from bench.stats.spread import _spreads
+from bench.stats.spread import _spreads, brown_forsythe
 
 SEED = "seed"
 
@@ -207,15 +207,11 @@ def _compare_cells(a: list[np.ndarray], b: list[np.ndarray], standardize: bool, 
         if _degenerate(out["ratio_lo"], out["ratio_hi"], out["ratio"]):
             reasons.append(DEGENERATE)
     da, db = _median_deviations(a), _median_deviations(b)
-    if np.ptp(da) == 0 and np.ptp(db) == 0:
-        reasons.append("neither side varies: no Brown-Forsythe test")
+    stat, p, why = brown_forsythe(da, db)  # e.g. one setting with 2 seeds a side: undefined, with the reason
+    if why:
+        reasons.append(why)
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            res = stats.levene(da, db, center="median")
-        if np.isfinite(res.statistic):
-            out["levene_stat"], out["p_value"] = float(res.statistic), float(res.pvalue)
-        else:  # e.g. one setting with 2 seeds a side: the absolute deviations are equal within each side
-            reasons.append("Brown-Forsythe undefined: the absolute deviations do not vary within a side")
+        out["levene_stat"], out["p_value"] = stat, p
     return {**out, "reason": _join(*reasons)}
 
 

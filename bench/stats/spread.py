@@ -23,6 +23,19 @@ from bench.stats.common import (DEFAULT_BY, DEGENERATE, LEVEL, _as_tuple, _check
                                 metric_column)
 
 
+def brown_forsythe(xa, xb) -> tuple[float, float, str | None]:
+    """(statistic, p, reason): Brown-Forsythe (Levene with the median) of two samples' spreads; NaN with
+    a reason when neither varies or the statistic is undefined (the absolute deviations from the median
+    do not vary within a side, e.g. 2 values a side)."""
+    if np.ptp(xa) == 0 and np.ptp(xb) == 0:
+        return math.nan, math.nan, "neither side varies: no Brown-Forsythe test"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = stats.levene(xa, xb, center="median")
+    if not np.isfinite(res.statistic):
+        return math.nan, math.nan, "Brown-Forsythe undefined: the absolute deviations do not vary within a side"
+    return float(res.statistic), float(res.pvalue), None
+
+
 def _boot_point_means(points: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, P) bootstrap means: each point's seeds resampled with replacement, independently."""
     out = np.empty((n_boot, len(points)))
@@ -203,15 +216,10 @@ def spread_ratio(values_a_by_point, values_b_by_point, n_boot: int = 2000, seed:
         # with 2 values the absolute deviations from the median are equal within that side, so the
         # statistic is 0/0 in exact arithmetic; rounding turns it into an arbitrary (often huge) number
         reasons.append("Brown-Forsythe undefined: fewer than 3 values on a side (use at least 3 axis points)")
-    elif np.ptp(xa) == 0 and np.ptp(xb) == 0:
-        reasons.append("neither side varies: no Brown-Forsythe test")
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            res = stats.levene(xa, xb, center="median")
-        if np.isfinite(res.statistic):
-            stat, p = float(res.statistic), float(res.pvalue)
-        else:  # e.g. 2 values a side: the absolute deviations from the median are equal within each side
-            reasons.append("Brown-Forsythe undefined: no variation of the absolute deviations within a side")
+        stat, p, why = brown_forsythe(xa, xb)
+        if why:
+            reasons.append(why)
     return SpreadComparison(len(a), len(b), sa, sb, ratio, lo, hi, stat, p, test_on, _join(*reasons))
 
 
