@@ -179,3 +179,29 @@ def test_infogan_trains_and_scores_its_code(tmp_path):
     for j in (1, 2):
         w, h = _grid_size(tmp_path, last[f"grid_traversal_c{j}"])
         assert h > w  # a row per categorical code
+
+
+def test_a_packed_trial_reports_what_each_configuration_reports_alone():
+    """A short InfoGAN trial of two weights packed together: each configuration's rows match its own
+    trial's (losses and FID within float32 rounding, as for the DCGAN packs of tests/test_packing.py;
+    metrics of predicted classes within a few samples' flips). (ACGAN's packed step: above.)"""
+    structure, weight = "infogan", "lambda_info"
+    short = {"steps": 10, "eval_every": 10, "eval_samples": 200}
+    cfgs = [_cfg(structure, train=short, variant={weight: w}) for w in (0.3, 3.0)]
+    cfgs = [{**c, "trial_id": f"{structure}-{i}"} for i, c in enumerate(cfgs)]
+    packed: dict = {}
+    from bench.trial import run_trial
+    import tempfile
+
+    run_trial(cfgs, lambda r, state=None: packed.setdefault(r["config_id"], []).append(r), tempfile.mkdtemp())
+    names = ("loss_d", "loss_g", "loss_info", "fid")
+    for c in cfgs:
+        alone = run_rows(c)
+        mine = packed[c["trial_id"]]
+        assert [r["step"] for r in mine] == [r["step"] for r in alone]
+        for a, b in zip(alone, mine):
+            for k in names:
+                if k in a:
+                    assert b[k] == pytest.approx(a[k], rel=2e-3, abs=2e-4), (c["trial_id"], a["step"], k)
+            for k in ("code_accuracy", "code_nmi"):  # 200 samples: a flip moves them by about 0.005
+                assert b[k] == pytest.approx(a[k], abs=0.03), (c["trial_id"], a["step"], k)
