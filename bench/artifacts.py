@@ -24,11 +24,16 @@ GRID_IMAGES = 64
 
 
 def png_grid(x) -> bytes:
-    """Up to 64 images in [-1, 1] ([N, C, H, W] tensor) -> PNG bytes of an 8 x 8 grid."""
+    """Up to 64 images in [-1, 1] ([N, C, H, W] tensor) -> PNG bytes of an 8 x 8 grid; a [rows, cols, C,
+    H, W] tensor (e.g. a row per class) -> a rows x cols grid of all of them."""
     from torchvision.transforms.functional import to_pil_image
     from torchvision.utils import make_grid
 
-    grid = make_grid(x[:GRID_IMAGES].clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    if x.dim() == 5:
+        nrow, x = x.shape[1], x.flatten(0, 1)
+    else:
+        nrow, x = 8, x[:GRID_IMAGES]
+    grid = make_grid(x.clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
     if x.shape[1] == 1:
         grid = grid[:1]  # make_grid repeats one channel three times; a grey PNG is a third of the size
     buf = io.BytesIO()

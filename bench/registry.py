@@ -14,6 +14,9 @@ REGISTRY: dict[str, dict[str, str]] = {
         "ed+gan": "bench.structures.edgan",     # encoder-decoder structures (Zhang, Song, Qi 2018)
         "ed+gan2": "bench.structures.edgan",    # ed+gan with batch norm (bench.nets.encdec)
         "ed//gan": "bench.structures.edgan",
+        "cgan": "bench.structures.cgan",        # G and D see the class label (Mirza & Osindero 2014)
+        "acgan": "bench.structures.cgan",       # D with an auxiliary class head (Odena et al. 2017)
+        "infogan": "bench.structures.infogan",  # categorical + continuous codes, Q head (Chen et al. 2016)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {

@@ -114,6 +114,12 @@ class VariantCfg(_Strict):
         "ED structures: weight of an adversarial loss that pushes E's code towards U(-1, 1) through a code "
         "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
         "the label); 0 = off"))
+    # conditional / code-controlled structures (bench.structures.cgan, bench.structures.infogan)
+    lambda_cls: float = Field(1.0, ge=0, description=(
+        "acgan: weight of the auxiliary class loss (cross-entropy of D's class head) in D's and G's losses"))
+    lambda_info: float = Field(1.0, ge=0, description=(
+        "infogan: weight of the mutual-information term (Q's categorical cross-entropy + 0.1 x the continuous "
+        "codes' Gaussian NLL) in G's and D/Q's losses"))
 
 
 class TrialConfig(_Strict):
@@ -259,7 +265,8 @@ HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.
                            ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
                            ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
                            ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum",
-                           ("train", "precision"): "fp32"}
+                           ("train", "precision"): "fp32", ("variant", "lambda_cls"): 1.0,
+                           ("variant", "lambda_info"): 1.0}
 
 
 def config_hash(cfg: dict) -> str:

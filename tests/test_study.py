@@ -305,6 +305,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "d_lr"): 0.02, ("train", "d_optimizer"): "sgd", ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
         ("train", "n_critic"): 5, ("train", "precision"): "bf16", ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
+        ("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
     }
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,

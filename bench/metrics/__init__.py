@@ -21,6 +21,14 @@ INFO: dict[str, tuple[bool, str]] = {
     "l1": (False, "L1 to the target ([0, 1] scale)"),
     "psnr": (True, "PSNR to the target (dB)"),
     "swap_accuracy": (True, "label-swapped outputs classified as the swapped label"),
+    # conditional and code-controlled structures (bench.structures.cgan, .infogan; bench.metrics.conditional):
+    # evaluator classes of conditional samples vs the class asked for; D's class head on test images (ACGAN);
+    # agreement of InfoGAN's categorical code with the evaluator's classes (best one-to-one map; NMI)
+    "class_accuracy": (True, "conditional samples classified as their class (evaluator)"),
+    "class_fid": (False, "per-class FID, mean over classes (evaluator features)"),
+    "d_class_accuracy": (True, "D's class head accuracy on test images (ACGAN)"),
+    "code_accuracy": (True, "categorical code vs evaluator class: best-permutation accuracy"),
+    "code_nmi": (True, "categorical code vs evaluator class: normalized mutual information"),
     # optional, only with a local Inception weights file ($GANBENCH_INCEPTION_WEIGHTS)
     "inception_fid": (False, "Inception FID"),
     "inception_kid_mean": (False, "Inception KID"),

@@ -238,14 +238,17 @@ def eval_mode(*nets: nn.Module):
 
 
 def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor,
-           forward: Optional[Callable] = None) -> Tensor:
-    """One discriminator update of every configuration: the objective's D loss (+ WGAN-GP's penalty
-    gp_weight * GP), a step, WGAN's weight clipping. `forward` calls D with extra inputs (e.g. a
-    conditional D); default D itself. Returns the losses [K], detached."""
+           forward: Optional[Callable] = None, extra: Optional[Callable[[], Tensor]] = None) -> Tensor:
+    """One discriminator update of every configuration: the objective's D loss (+ `extra()`, + WGAN-GP's
+    penalty gp_weight * GP), a step, WGAN's weight clipping. `forward` calls D with extra inputs (e.g. a
+    conditional D); default D itself. `extra` (called after forward(real), forward(fake)) returns more of
+    D's loss [K], e.g. a class-head loss on outputs `forward` kept. Returns the losses [K], detached."""
     from bench.objectives import gradient_penalty
 
     f = forward or D
     loss = obj.d(f(real), f(fake))
+    if extra is not None:
+        loss = loss + extra()
     if obj.gradient_penalty and any(c.variant.gp_weight > 0 for c in pack.cfgs):  # (decided on the host)
         loss = loss + pack.variant("gp_weight") * gradient_penalty(f, real, fake, eps)
     opt.zero_grad()
