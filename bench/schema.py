@@ -120,6 +120,14 @@ class VariantCfg(_Strict):
     lambda_info: float = Field(1.0, ge=0, description=(
         "infogan: weight of the mutual-information term (Q's categorical cross-entropy + 0.1 x the continuous "
         "codes' Gaussian NLL) in G's and D/Q's losses"))
+    # encoder GANs (bench.structures.age, bench.structures.ali)
+    age_lambda: float = Field(1000.0, ge=0, description=(
+        "age: weight of the latent reconstruction d_cos(E(G(z)), z) in G's loss (the paper's lambda)"))
+    age_mu: float = Field(10.0, ge=0, description=(
+        "age: weight of the image reconstruction |G(E(x)) - x|_1 in E's loss (the paper's mu)"))
+    age_g_steps: int = Field(2, ge=1, description="age: G steps per E step (the paper's 1 : 2 on CIFAR-10)")
+    ali_dropout: float = Field(0.2, ge=0, lt=1, description=(
+        "ali: dropout rate of the joint discriminator's inputs x and z (ALI's 0.2)"))
 
 
 class TrialConfig(_Strict):
@@ -266,7 +274,9 @@ HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.
                            ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
                            ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum",
                            ("train", "precision"): "fp32", ("variant", "lambda_cls"): 1.0,
-                           ("variant", "lambda_info"): 1.0}
+                           ("variant", "lambda_info"): 1.0, ("variant", "age_lambda"): 1000.0,
+                           ("variant", "age_mu"): 10.0, ("variant", "age_g_steps"): 2,
+                           ("variant", "ali_dropout"): 0.2}
 
 
 def config_hash(cfg: dict) -> str:

@@ -306,6 +306,8 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "n_critic"): 5, ("train", "precision"): "bf16", ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
         ("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
+        ("variant", "age_lambda"): 0.5, ("variant", "age_mu"): 0.5, ("variant", "age_g_steps"): 3,
+        ("variant", "ali_dropout"): 0.5,
     }
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,

@@ -29,6 +29,12 @@ INFO: dict[str, tuple[bool, str]] = {
     "d_class_accuracy": (True, "D's class head accuracy on test images (ACGAN)"),
     "code_accuracy": (True, "categorical code vs evaluator class: best-permutation accuracy"),
     "code_nmi": (True, "categorical code vs evaluator class: normalized mutual information"),
+    # encoder GANs (bench.structures.age, .ali; bench.metrics.encoders): reconstructions G(E(x)) of test
+    # images are scored by `l1` / `psnr` above; the codes E(x) by their divergence to AGE's sphere prior,
+    # the evaluator's accuracy on reconstructions, a linear probe's test accuracy on E(x)
+    "code_kl": (False, "KL of E(x)'s fitted Gaussian to the sphere prior (AGE)"),
+    "rec_accuracy": (True, "reconstructions G(E(x)) classified as their image's class (evaluator)"),
+    "probe_accuracy": (True, "linear probe (logistic regression) on E(x): test accuracy"),
     # optional, only with a local Inception weights file ($GANBENCH_INCEPTION_WEIGHTS)
     "inception_fid": (False, "Inception FID"),
     "inception_kid_mean": (False, "Inception KID"),
