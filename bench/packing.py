@@ -3,7 +3,7 @@ parameters (bench.nets.packed), random streams, data order, optimizer state and 
 
 Two configurations can share a pack when they differ only in what does not change the computation's
 shape: the seed, loss weights (`variant.w`, `gp_weight`, lens `lam`, `code_prior` while on, `lambda_cls`,
-`lambda_info`, `age_lambda`, `age_mu`, `ali_dropout`), the lens schedule and K, learning rates, betas, momentum and WGAN's `clip`. Everything else (dataset, networks,
+`lambda_info`, `age_lambda`, `age_mu`, `ali_dropout`, `lambda_fm`), the lens schedule and K, learning rates, betas, momentum and WGAN's `clip`. Everything else (dataset, networks,
 objective, structure, task, steps, batch, evaluation and checkpoint cadence, resources) must be equal.
 Within a pack, configurations with the same optimizer settings sit next to each other, so each network
 needs one torch optimizer per run of equal settings (bench.structures.PackOptimizer).
@@ -25,7 +25,7 @@ from pathlib import Path
 # paths into a trial config that may differ inside a pack
 PACKABLE = (("seed",), ("variant", "w"), ("variant", "gp_weight"), ("variant", "clip"), ("variant", "code_prior"),
             ("variant", "lambda_cls"), ("variant", "lambda_info"), ("variant", "age_lambda"), ("variant", "age_mu"),
-            ("variant", "ali_dropout"),
+            ("variant", "ali_dropout"), ("variant", "lambda_fm"),
             ("variant", "lens", "lam"), ("variant", "lens", "schedule"), ("variant", "lens", "K"),
             ("train", "lr"), ("train", "d_lr"), ("train", "betas"), ("train", "momentum"))
 # the most configurations per pack under `auto`, by network family and device (benchmarks/throughput.py)

@@ -17,6 +17,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "cgan": "bench.structures.cgan",        # G and D see the class label (Mirza & Osindero 2014)
         "acgan": "bench.structures.cgan",       # D with an auxiliary class head (Odena et al. 2017)
         "infogan": "bench.structures.infogan",  # categorical + continuous codes, Q head (Chen et al. 2016)
+        "sgan": "bench.structures.sgan",        # (K+1)-class D, feature matching, few labels (Salimans et al. 2016)
         "ali": "bench.structures.ali",          # encoder + joint D on (x, z) pairs (ALI / BiGAN, 2017)
         "age": "bench.structures.age",          # encoder-generator game on the code prior, no D (Ulyanov et al. 2018)
     },

@@ -77,7 +77,7 @@ def arrow_type(column: str) -> pa.DataType:
 # typed null, so folders of different studies share one schema. A structure that reports a new loss
 # (loss_<name>) or grid kind adds a column at the end; list it here to keep every folder's schema equal.
 LOSSES = ("loss_d", "loss_g", "loss_lens", "loss_rec", "loss_adv", "loss_dz", "loss_prior", "loss_cls", "loss_info",
-          "loss_e", "loss_zrec")
+          "loss_e", "loss_zrec", "loss_fm")
 GRIDS = tuple(f"grid_{k}" for k in ("generated", "real", "lensed", "input", "output", "target", "swapped",
                                      "traversal_c1", "traversal_c2"))
 IDS = ("study", "trial_id")

@@ -128,6 +128,10 @@ class VariantCfg(_Strict):
     age_g_steps: int = Field(2, ge=1, description="age: G steps per E step (the paper's 1 : 2 on CIFAR-10)")
     ali_dropout: float = Field(0.2, ge=0, lt=1, description=(
         "ali: dropout rate of the joint discriminator's inputs x and z (ALI's 0.2)"))
+    # semi-supervised GAN (bench.structures.sgan)
+    n_labels: int = Field(100, ge=10, description="sgan: labelled training images (a fixed class-balanced subset)")
+    lambda_fm: float = Field(1.0, ge=0, description=(
+        "sgan: weight of feature matching ||E f(x) - E f(G(z))||^2 (D's last features) in G's loss"))
 
 
 class TrialConfig(_Strict):
@@ -276,7 +280,8 @@ HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.
                            ("train", "precision"): "fp32", ("variant", "lambda_cls"): 1.0,
                            ("variant", "lambda_info"): 1.0, ("variant", "age_lambda"): 1000.0,
                            ("variant", "age_mu"): 10.0, ("variant", "age_g_steps"): 2,
-                           ("variant", "ali_dropout"): 0.2}
+                           ("variant", "ali_dropout"): 0.2, ("variant", "n_labels"): 100,
+                           ("variant", "lambda_fm"): 1.0}
 
 
 def config_hash(cfg: dict) -> str:

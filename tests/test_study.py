@@ -307,7 +307,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
         ("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
         ("variant", "age_lambda"): 0.5, ("variant", "age_mu"): 0.5, ("variant", "age_g_steps"): 3,
-        ("variant", "ali_dropout"): 0.5,
+        ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5,
     }
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,

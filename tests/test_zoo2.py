@@ -1,5 +1,5 @@
 """The zoo's encoder GANs (issue 12, rest): AGE (bench.structures.age) and ALI / BiGAN
-(bench.structures.ali); their metrics (bench.metrics.encoders) on known answers; their weights in the
+(bench.structures.ali), and the semi-supervised SGAN (bench.structures.sgan); their metrics (bench.metrics.encoders) on known answers; their weights in the
 schema (trial ids of existing studies unchanged); packing; short trainings on `digits` that must learn
 something measurable."""
 
@@ -13,8 +13,8 @@ from bench.metrics.encoders import gaussian_kl, linear_probe, sphere_kl
 from bench.schema import TrialConfig, config_hash
 from conftest import run_rows
 
-STRUCTURES = ("age", "ali")
-WEIGHTS = {"age": ("age_lambda", "age_mu"), "ali": ("ali_dropout",)}
+STRUCTURES = ("age", "ali", "sgan")
+WEIGHTS = {"age": ("age_lambda", "age_mu"), "ali": ("ali_dropout",), "sgan": ("lambda_fm",)}
 
 
 # ----------------------------------------------------------------------------- metrics (known answers)
@@ -70,13 +70,14 @@ def _cfg(structure="age", **over):
 def test_new_weights_enter_the_trial_id_only_when_set():
     plain = TrialConfig().model_dump(mode="json")
     old = {k: dict(v) if isinstance(v, dict) else v for k, v in plain.items()}
-    for f in ("age_lambda", "age_mu", "age_g_steps", "ali_dropout"):
+    for f in ("age_lambda", "age_mu", "age_g_steps", "ali_dropout", "n_labels", "lambda_fm"):
         old["variant"].pop(f)
     assert config_hash(plain) == config_hash(old)  # a config written before the fields existed
     for structure, fields in WEIGHTS.items():
         for f in fields:
             assert config_hash(_cfg(structure)) != config_hash(_cfg(structure, variant={f: 0.5}))
     assert config_hash(_cfg("age")) != config_hash(_cfg("age", variant={"age_g_steps": 3}))
+    assert config_hash(_cfg("sgan")) != config_hash(_cfg("sgan", variant={"n_labels": 200}))
 
 
 @pytest.mark.parametrize("structure", STRUCTURES)
@@ -122,7 +123,8 @@ def test_the_same_seed_starts_every_weight_from_the_same_networks(structure):
 @pytest.mark.parametrize("structure", STRUCTURES)
 def test_a_pack_steps_each_configuration_as_alone(structure):
     """Two configurations (other seed, other weights) packed: one step gives each its own losses."""
-    other = {"age": {"age_lambda": 300.0, "age_mu": 3.0}, "ali": {"ali_dropout": 0.5}}[structure]
+    other = {"age": {"age_lambda": 300.0, "age_mu": 3.0}, "ali": {"ali_dropout": 0.5},
+             "sgan": {"lambda_fm": 0.3}}[structure]
     cfgs = [_cfg(structure, seed=0), _cfg(structure, seed=1, variant=other)]
     torch.manual_seed(0)
     packed = _setup(cfgs)
@@ -185,3 +187,23 @@ def test_ali_learns_to_reconstruct_and_encode(tmp_path):
     assert last["rec_accuracy"] > 0.15, last["rec_accuracy"]
     assert last["probe_accuracy"] > 0.5, last["probe_accuracy"]  # measured 0.88 (random conv features: 0.85)
     assert "loss_d" in last and "loss_g" in last
+
+
+def test_sgan_labelled_subset_is_class_balanced_and_fixed():
+    from bench.structures.sgan import labelled_subset
+
+    labels = torch.arange(1000) % 10
+    idx = labelled_subset(labels, 100)
+    assert len(idx) == 100 and len(set(idx.tolist())) == 100
+    assert torch.equal(torch.bincount(labels[idx], minlength=10), torch.full((10,), 10))
+    assert torch.equal(idx, labelled_subset(labels, 100))
+    with pytest.raises(ValueError, match="variant.n_labels: .*multiple of 10"):
+        TrialConfig.model_validate({"dataset": {"name": "digits"}, "model": {"name": "dcgan"},
+                                    "variant": {"structure": "sgan", "n_labels": 55}})
+
+
+def test_sgan_classifies_with_100_labels(tmp_path):
+    rows, last = _train("sgan", tmp_path)
+    assert rows[0]["d_class_accuracy"] < 0.3                              # untrained: about chance
+    assert last["d_class_accuracy"] > 0.5, last["d_class_accuracy"]    # measured 0.91 (300 steps, 100 labels)
+    assert "loss_fm" in last and "loss_cls" in last

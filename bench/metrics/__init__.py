@@ -26,7 +26,7 @@ INFO: dict[str, tuple[bool, str]] = {
     # agreement of InfoGAN's categorical code with the evaluator's classes (best one-to-one map; NMI)
     "class_accuracy": (True, "conditional samples classified as their class (evaluator)"),
     "class_fid": (False, "per-class FID, mean over classes (evaluator features)"),
-    "d_class_accuracy": (True, "D's class head accuracy on test images (ACGAN)"),
+    "d_class_accuracy": (True, "D's class head accuracy on test images (ACGAN, SGAN)"),
     "code_accuracy": (True, "categorical code vs evaluator class: best-permutation accuracy"),
     "code_nmi": (True, "categorical code vs evaluator class: normalized mutual information"),
     # encoder GANs (bench.structures.age, .ali; bench.metrics.encoders): reconstructions G(E(x)) of test

@@ -54,3 +54,32 @@ def build(model_cfg, data_dim, n_c: int, cond: int = 0, head: int = 0, K: int = 
     dcgan.init_weights(G, model_cfg.init)
     dcgan.init_weights(D, model_cfg.init)
     return G, D
+
+
+class ClassDiscriminator(dcgan.Discriminator):
+    """SGAN's (K+1)-class D (Salimans et al. 2016): DCGAN's discriminator with `classes` logits l_k instead
+    of one; the real class's implicit logit is 0, so D(x) = Z / (Z + 1), Z = sum exp(l_k), i.e. the GAN
+    logit is logsumexp(l). forward(x) -> that logit [K, B]; `all(x)` -> (logit, class logits [K, B,
+    classes], the flattened last features [K, B, F] used for feature matching)."""
+
+    def __init__(self, channels: int, size: int, C: int, batch_norm: bool, K: int = 1, classes: int = 10):
+        super().__init__(channels, size, C, batch_norm, K)
+        self.fc = P.Linear(K, self.fc.weight.shape[2], classes)
+
+    def all(self, x):
+        h = self.features(x)
+        logits = self.fc(h)
+        return torch.logsumexp(logits, -1), logits, h
+
+    def forward(self, x):
+        return self.all(x)[0]
+
+
+def build_sgan(model_cfg, data_dim, classes: int, K: int = 1) -> tuple[nn.Module, nn.Module]:
+    """DCGAN's G then the (K+1)-class D, from the current RNG."""
+    channels, size, _ = data_dim
+    G = dcgan.Generator(model_cfg.z_dim, channels, size, model_cfg.width, model_cfg.batch_norm, K)
+    D = ClassDiscriminator(channels, size, model_cfg.width, model_cfg.d_batch_norm, K, classes)
+    dcgan.init_weights(G, model_cfg.init)
+    dcgan.init_weights(D, model_cfg.init)
+    return G, D
