@@ -58,8 +58,9 @@ def unfinished_checkpointed(out: Path) -> list[str]:
     return sorted(set(checkpointed(out, at_least=2)) - results.finished_ids(out))
 
 
-def workers() -> set[int]:
-    p = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+def workers(session: int) -> set[int]:
+    """Trial worker processes of the Ray that the `ganbench run` of this session (its pid) started."""
+    p = subprocess.run(["pgrep", "-s", str(session), "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
     return {int(x) for x in p.stdout.split()}
 
 
@@ -100,8 +101,8 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path, study):
     out = tmp_path / "res"
     proc = start(study, out, "--max-concurrent", "1", "--set", "sweep.pack=off")
     try:
-        wait_for(lambda: unfinished_checkpointed(out) and workers())
-        os.kill(max(workers()), signal.SIGKILL)  # the one running trial's worker process
+        wait_for(lambda: unfinished_checkpointed(out) and workers(proc.pid))
+        os.kill(max(workers(proc.pid)), signal.SIGKILL)  # the one running trial's worker process
         _, err = proc.communicate(timeout=300)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -127,7 +128,7 @@ def test_driver_killed_then_rerun_resumes_the_pack(tmp_path, study):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    wait_for(lambda: not workers(), timeout=60)
+    wait_for(lambda: not workers(proc.pid), timeout=60)
     again = subprocess.run([GANBENCH, "run", str(study), "--results", str(out), "--no-report", "--max-concurrent", "1"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
