@@ -52,3 +52,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def trained(cfg: dict, root) -> tuple[list[dict], dict]:
+    """A short training on one thread that must end ok with finite losses and FID: (rows, last row)."""
+    import math
+
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = run_rows(cfg, root)
+    finally:
+        torch.set_num_threads(n)
+    last = rows[-1]
+    assert last["status"] == "ok", last.get("error")
+    assert all(math.isfinite(last[k]) for k in last if k.startswith("loss_"))
+    assert math.isfinite(last["fid"])
+    return rows, last
+
+
+def digits_config(structure: str, steps: int, eval_samples: int, **over) -> dict:
+    """A small DCGAN-backbone trial of `structure` on digits at 16 x 16 (the zoo tests)."""
+    from bench.schema import TrialConfig
+
+    base = {"dataset": {"name": "digits", "image_size": 16},
+            "model": {"name": "dcgan", "width": 16, "z_dim": 16},
+            "train": {"steps": steps, "eval_every": steps, "batch_size": 64, "eval_samples": eval_samples, "lr": 1e-3},
+            "variant": {"structure": structure}}
+    for k, v in over.items():
+        base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
+    cfg = TrialConfig.model_validate(base).model_dump(mode="json")
+    return {**cfg, "study": "test", "trial_id": f"{structure}-{cfg['seed']}", "variant_label": structure}

@@ -11,8 +11,7 @@ import torch
 
 from bench.metrics.conditional import class_accuracy, class_fid, code_accuracy, code_nmi
 from bench.schema import TrialConfig, config_hash
-from bench.structures import Pack, Streams
-from conftest import run_rows
+from conftest import digits_config, run_rows, trained
 
 STRUCTURES = ("cgan", "acgan", "infogan")
 
@@ -58,14 +57,7 @@ def test_class_accuracy_and_class_fid():
 
 # ----------------------------------------------------------------------------- schema
 def _cfg(structure="cgan", **over):
-    base = {"dataset": {"name": "digits", "image_size": 16},
-            "model": {"name": "dcgan", "width": 16, "z_dim": 16},
-            "train": {"steps": 600, "eval_every": 600, "batch_size": 64, "eval_samples": 500, "lr": 1e-3},
-            "variant": {"structure": structure}}
-    for k, v in over.items():
-        base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
-    cfg = TrialConfig.model_validate(base).model_dump(mode="json")
-    return {**cfg, "study": "test", "trial_id": f"{structure}-{cfg['seed']}", "variant_label": structure}
+    return digits_config(structure, 600, 500, **over)
 
 
 def test_new_weights_enter_the_trial_id_only_when_set():
@@ -134,17 +126,7 @@ def test_a_pack_steps_each_configuration_as_alone(structure, weight):
 
 # ----------------------------------------------------------------------------- short trainings on digits
 def _train(structure, tmp_path, **over):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rows = run_rows(_cfg(structure, **over), tmp_path)
-    finally:
-        torch.set_num_threads(n)
-    last = rows[-1]
-    assert last["status"] == "ok", last.get("error")
-    assert all(math.isfinite(last[k]) for k in last if k.startswith("loss_"))
-    assert math.isfinite(last["fid"])
-    return rows, last
+    return trained(_cfg(structure, **over), tmp_path)
 
 
 def _grid_size(tmp_path, rel):

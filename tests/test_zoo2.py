@@ -11,7 +11,7 @@ import torch
 
 from bench.metrics.encoders import gaussian_kl, linear_probe, sphere_kl
 from bench.schema import TrialConfig, config_hash
-from conftest import run_rows
+from conftest import digits_config, trained
 
 STRUCTURES = ("age", "ali", "sgan")
 WEIGHTS = {"age": ("age_lambda", "age_mu"), "ali": ("ali_dropout",), "sgan": ("lambda_fm",)}
@@ -57,14 +57,7 @@ def test_linear_probe_on_class_features_and_on_noise():
 
 # ----------------------------------------------------------------------------- schema
 def _cfg(structure="age", **over):
-    base = {"dataset": {"name": "digits", "image_size": 16},
-            "model": {"name": "dcgan", "width": 16, "z_dim": 16},
-            "train": {"steps": 300, "eval_every": 300, "batch_size": 64, "eval_samples": 300, "lr": 1e-3},
-            "variant": {"structure": structure}}
-    for k, v in over.items():
-        base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
-    cfg = TrialConfig.model_validate(base).model_dump(mode="json")
-    return {**cfg, "study": "test", "trial_id": f"{structure}-{cfg['seed']}", "variant_label": structure}
+    return digits_config(structure, 300, 300, **over)
 
 
 def test_new_weights_enter_the_trial_id_only_when_set():
@@ -138,17 +131,7 @@ def test_a_pack_steps_each_configuration_as_alone(structure):
 
 # ----------------------------------------------------------------------------- short trainings on digits
 def _train(structure, tmp_path, **over):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rows = run_rows(_cfg(structure, **over), tmp_path)
-    finally:
-        torch.set_num_threads(n)
-    last = rows[-1]
-    assert last["status"] == "ok", last.get("error")
-    assert all(math.isfinite(last[k]) for k in last if k.startswith("loss_"))
-    assert math.isfinite(last["fid"])
-    return rows, last
+    return trained(_cfg(structure, **over), tmp_path)
 
 
 def test_age_learns_to_reconstruct(tmp_path):
