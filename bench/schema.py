@@ -10,6 +10,7 @@ which fields vary; bench.study loads it and expands it into plain trial configs.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -355,6 +356,7 @@ def _kind(ann) -> str:
     return {bool: "bool", int: "int64", float: "float64"}.get(ann, "string")  # str, Literal, tuple (JSON)
 
 
+@functools.cache  # the models never change; results.arrow_type asks for every column of every table it writes
 def column_types(model=None, prefix: str = "") -> dict[str, str]:
     """The Arrow type of every flat config column (`train.lr`: float64, `variant.lens.K`: int64, ...)."""
     out = {}
