@@ -20,7 +20,7 @@ import yaml
 
 from bench import results, stats
 from bench.metrics import INFO
-from bench.report import analysis, edgan, html, plots, question
+from bench.report import analysis, edgan, html, plots, question, zoo
 from bench.report.fmt import N_BOOT, hms, mean_ci
 from bench.schema import variant_label  # pydantic only: no model code
 
@@ -200,6 +200,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     found = analysis.findings(trials, metrics, label=label)
     ed_headlines, ed_blocks = edgan.blocks(results_dirs)
+    zoo_headlines, zoo_blocks = zoo.blocks(trials, curves)
     # the study's question is answered first (a lens study without one: is the seed spread smaller with the lens)
     q, q_note = question.resolve(trials, data.question, next(iter(found.by_metric), None))
     q_lines, q_blocks = question.answer(trials, q) if q else ([], [])
@@ -226,7 +227,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))
-    out.append(("ul", q_lines + ed_headlines + found.headlines))
+    out.append(("ul", q_lines + ed_headlines + zoo_headlines + found.headlines))
     if q_blocks:
         out.append(("p", question.POWER_TEXT))
     out.append(("p", "Success rule: " + analysis.SUCCESS_TEXT))
@@ -256,6 +257,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     out.append(("h2", "Statistics"))
     out += q_blocks + found.tables
     out += ed_blocks
+    out += zoo_blocks
 
     # 3. plots
     out.append(("h2", "Final metrics per seed"))

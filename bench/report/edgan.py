@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from bench import results, stats
-from bench.report import plots
+from bench.report import analysis, plots
 from bench.report.fmt import fmt, interval, mean_ci, p_is, show_value
 
-STRUCTURES = ("ed+gan", "ed+gan2", "ed//gan")
+STRUCTURES = analysis.ED_STRUCTURES
 GROUP = ("dataset.name", "variant.task", "train.optimizer")
 
 

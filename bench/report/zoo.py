@@ -1,0 +1,241 @@
+"""A section per variant of the conditional and encoder GANs (CGAN, ACGAN, InfoGAN, AGE, ALI, SGAN, and
+any structure added after them): what it is, each of its own weights named in words (the config
+schema's description), its own metrics per weight value with seed-bootstrap intervals, the spread
+across the weight (`bench.stats.axis_spread`: std / range with intervals, best and worst value), the
+success rate per weight value, a figure of every own metric against the weight, and its own images
+(class grids, latent traversals, reconstructions) at each weight.
+
+A variant's *own* metrics are the ones its trials measured beyond sample quality (the structure's
+Evaluate reports them: class accuracy, code agreement, reconstruction error, ...); they come first,
+then FID / KID / precision / recall. Reads trials and curves only; never imports model code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bench import stats
+from bench.metrics import INFO
+from bench.report import analysis, plots
+from bench.report.fmt import N_BOOT, fmt, interval, mean_ci, show_value
+from bench.schema import TrialConfig
+
+DATASET = analysis.DATASET
+# structures that have a report section of their own elsewhere (gan: the generic sections; ED: bench.report.edgan)
+ELSEWHERE = ("gan", *analysis.ED_STRUCTURES)
+# the seeds' names and one line each (a structure not listed gets its registry name and no line)
+NAMES = {
+    "cgan": ("CGAN", "class-conditional GAN (Mirza & Osindero 2014): G and D see the one-hot label; the "
+                     "baseline of the conditional variants"),
+    "acgan": ("ACGAN", "auxiliary-classifier GAN (Odena et al. 2017): D also classifies, and both players add "
+                       "the class cross-entropy to their losses"),
+    "infogan": ("InfoGAN", "InfoGAN (Chen et al. 2016): a 10-way categorical and 2 continuous codes, a Q head on "
+                           "D's features that recovers them, and a mutual-information term in both losses"),
+    "age": ("AGE", "Adversarial Generator-Encoder networks (Ulyanov et al. 2018): an encoder onto the sphere and "
+                   "a generator play the game through the codes' divergence from the prior; no discriminator"),
+    "ali": ("ALI / BiGAN", "ALI / BiGAN (Dumoulin et al. 2017; Donahue et al. 2017): an encoder E and G, a joint "
+                           "discriminator on (x, E(x)) against (G(z), z)"),
+    "sgan": ("SGAN", "semi-supervised GAN (Salimans et al. 2016): a (K+1)-class discriminator trained on a few "
+                     "labelled images, feature matching for G"),
+}
+# sample-quality metrics: shown after a variant's own ones (the rest of INFO that it measured is "own")
+SAMPLE = ("fid", "kid_mean", "precision", "recall")
+GENERIC = (*SAMPLE, "kid_std", "density", "coverage", "modes_covered", "hq_fraction", "mode_kl", "energy_distance",
+           "inception_fid", "inception_kid_mean", "inception_kid_std")
+MAX_WEIGHT_IMAGES = 6  # image rows per variant (one per weight value)
+
+
+def describe(column: str) -> str:
+    """A config column in words, from the schema: 'variant.lambda_cls' -> its Field description."""
+    section, _, name = column.partition(".")
+    model = TrialConfig.model_fields.get(section)
+    field = model.annotation.model_fields.get(name) if model is not None and hasattr(model.annotation, "model_fields") \
+        else None
+    text = (field.description or "") if field is not None else ""
+    return text.split(": ", 1)[1] if ": " in text and text.split(": ", 1)[0].isidentifier() else text
+
+
+def own_metrics(sub: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(the variant's own metrics, the sample-quality metrics) that have a finite final value in its trials."""
+    def has(m):
+        c = f"final.{m}"
+        return c in sub and np.isfinite(sub[c].astype(float)).any()
+    return [m for m in INFO if m not in GENERIC and has(m)], [m for m in SAMPLE if has(m)]
+
+
+def variants(trials: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(variant, structure, its trials) for every variant whose structure has no section elsewhere."""
+    if "variant.structure" not in trials:
+        return []
+    out = []
+    for v in dict.fromkeys(trials["variant"]):
+        sub = trials[trials["variant"] == v]
+        s = str(sub["variant.structure"].iloc[0])
+        if s not in ELSEWHERE:
+            out.append((v, s, sub))
+    return out
+
+
+def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
+    """Rows: one value of the weight (and of the other swept axes); cells: ok / trials, success rate
+    [Wilson] and each metric's mean over seeds [bootstrap]."""
+    ok_mask, _ = analysis.success_rule(sub)
+    keys = [axis.column, *others]
+    header = [*keys, "ok / trials", "success [95 % Wilson]", *[f"{m} {'↑' if INFO[m][0] else '↓'}" for m in metrics]]
+    rows = []
+    for key, g in sub.groupby([sub[k].map(analysis._key) for k in keys], sort=False, dropna=False):
+        first = g.iloc[0]
+        n = int((g["status"] != "failed").sum())
+        s = int((ok_mask.loc[g.index] & (g["status"] == "ok")).sum())
+        lo, hi = stats.wilson_interval(s, n) if n else (np.nan, np.nan)
+        cells = [mean_ci(g[f"final.{m}"].astype(float)) for m in metrics]
+        rows.append((first[axis.column], [*[show_value(first[k]) for k in keys], f"{int((g['status'] == 'ok').sum())} / "
+                                          f"{len(g)}", interval(s / n if n else np.nan, lo, hi), *cells]))
+    rows.sort(key=lambda r: (isinstance(r[0], str), r[0] if not isinstance(r[0], str) else 0, str(r[0])))
+    return header, [r for _, r in rows]
+
+
+def spread_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
+    """Per metric (and setting of the other axes): the spread across the weight, with intervals."""
+    header = ["metric", *others, "points (empty)", "std across the weight [95 % CI]", "range [95 % CI]", "best (at)",
+              "worst (at)", "note"]
+    rows, first = [], {}
+    for m in metrics:
+        t = stats.axis_spread(sub, m, axis.column, by=["variant", DATASET, *others], n_boot=N_BOOT, seed=analysis.SEED)
+        for _, r in t.iterrows():
+            first.setdefault(m, r)
+            two = r["n_points"] >= 2
+            rows.append([f"{m} ({analysis.direction(m)})", *[show_value(r[c]) for c in others],
+                         f"{int(r['n_points'])} ({int(r['n_points_empty'])})",
+                         interval(r["std"], r["std_lo"], r["std_hi"]) if two else "n/a",
+                         interval(r["range"], r["range_lo"], r["range_hi"]) if two else "n/a",
+                         f"{fmt(r['best'])} ({show_value(r['best_at'])})", f"{fmt(r['worst'])} ({show_value(r['worst_at'])})",
+                         analysis.note(r)])
+    return header, rows, first
+
+
+def metrics_vs_weight(sub: pd.DataFrame, axis: analysis.Axis, metrics: list[str], title: str) -> bytes | None:
+    """One panel per metric: final value vs the weight, one point per seed, the mean over seeds as a line."""
+    if not metrics or not axis.numeric:
+        return None
+    fig, axes = plots._panel_grid(len(metrics), 4, 3.6, 3.0)
+    for ax, m in zip(axes.flat, metrics):
+        d = sub[[axis.column, f"final.{m}"]].astype(float).dropna()
+        d = d[np.isfinite(d[f"final.{m}"])]
+        if d.empty:
+            ax.set_title(f"{m}: no value", fontsize=9)
+            continue
+        ax.scatter(d[axis.column], d[f"final.{m}"], s=14, alpha=0.6, color=plots.GENERATED, label="seed")
+        mean = d.groupby(axis.column)[f"final.{m}"].mean()
+        ax.plot(mean.index, mean.values, marker="o", color="black", lw=1.2, label="mean over seeds")
+        if axis.log:
+            ax.set_xscale("log")
+        ax.set_xlabel(axis.column.split(".", 1)[-1])
+        ax.set_title(f"{m} ({'↑' if INFO[m][0] else '↓'})", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return plots.png(fig)
+
+
+def weight_images(sub: pd.DataFrame, curves: pd.DataFrame, axis: analysis.Axis | None, title: str) -> bytes | None:
+    """The variant's own images at the last evaluation of its lowest seed, one column per weight value:
+    every grid kind it saved except the real images (generated class grids, latent traversals, inputs
+    and reconstructions)."""
+    if curves.empty or "trial_id" not in curves:
+        return None
+    kinds = [c for c in curves.columns if c.startswith("grid_") and c != "grid_real"
+             and curves.loc[curves["trial_id"].isin(sub["trial_id"]), c].notna().any()]
+    if not kinds:
+        return None
+    picks = []
+    groups = sub.groupby(sub[axis.column].map(analysis._key), sort=False) if axis else [("", sub)]
+    for _, g in groups:
+        t = g.sort_values("seed").iloc[0]
+        c = curves[(curves["trial_id"] == t["trial_id"]) & curves[kinds[0]].notna()]
+        if not c.empty:
+            picks.append((t, c.sort_values("step").iloc[-1]))
+    if axis is not None and axis.numeric:
+        picks.sort(key=lambda p: float(p[0][axis.column]))
+    picks = picks[:MAX_WEIGHT_IMAGES]
+    if not picks:
+        return None
+    # one column per weight value, one row per kind of image
+    fig = Figure(figsize=(len(picks) * 2.6, len(kinds) * 2.9))
+    root = Path("/")  # grid paths are absolute (bench.report.load)
+    for j, (t, c) in enumerate(picks):
+        for i, kind in enumerate(kinds):
+            ax = fig.add_subplot(len(kinds), len(picks), i * len(picks) + j + 1)
+            ax.set_axis_off()
+            img = plots._imread(root, c.get(kind))
+            if img is None:
+                ax.text(0.5, 0.5, "not saved", ha="center", va="center")
+                continue
+            plots._show(ax, img)
+            weight = f"{axis.column.split('.', 1)[-1]} = {show_value(t[axis.column])}, " if axis else ""
+            ax.set_title(f"{weight}seed {t['seed']}\n{kind[5:]}, step {int(c['step'])}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return plots.png(fig)
+
+
+def blocks(trials: pd.DataFrame, curves: pd.DataFrame) -> tuple[list[str], list[tuple]]:
+    """(headline sentences, report blocks): one section per zoo variant; ([], []) when there is none."""
+    heads: list[str] = []
+    out: list[tuple] = []
+    for v, structure, sub in variants(trials):
+        name, line = NAMES.get(structure, (structure, ""))
+        own, sample = own_metrics(sub)
+        metrics = own + sample
+        axes = analysis.swept_axes(sub)
+        title = f"{name} ({v})" if name.lower() != v else name
+        out.append(("h2", f"{title}: sensitivity to its own weights"))
+        words = "; ".join(f"`{a.column}` {a.span()}: {describe(a.column) or 'no description'}" for a in axes)
+        out.append(("p", (line + ". " if line else "") + (f"Swept: {words}." if axes else
+                    "No weight of its own is swept in this study (one setting): the table is per setting.")
+                    + (f" Judged by its own metrics ({', '.join(own)}) and by sample quality "
+                       f"({', '.join(sample)})." if own else "")
+                    + f" Seeds: {sub['seed'].nunique()}."))
+        if not metrics:
+            out.append(("p", "No finite final metric in its trials."))
+            continue
+        if not axes:
+            out.append(("table", *per_value_table(sub.assign(setting="the study's"),
+                                                  analysis.Axis("setting", ["setting"], ["the study's"]), [], metrics)))
+            img = weight_images(sub, curves, None, f"{title}: its own images")
+            if img:
+                out.append(("img", f"zoo_{structure}_images", img, f"{title}: the images it saved at its last "
+                                                                   "evaluation, lowest seed"))
+            continue
+        for i, ax in enumerate(axes):
+            others = [a.column for a in axes if a is not ax]
+            out.append(("h3", f"{title} across {ax.name}"))
+            out.append(("p", f"Per value of {ax.name}: trials that finished ok, success rate (rule as in 'Success "
+                             f"rate'), and each metric's final value as the mean over seeds [95 % bootstrap interval "
+                             f"over seeds, {N_BOOT} resamples]."))
+            out.append(("table", *per_value_table(sub, ax, others, metrics)))
+            header, rows, first = spread_table(sub, ax, others, metrics)
+            out.append(("p", f"Spread across {ax.name}: std / range of the per-value means, intervals resampling "
+                             "seeds within each value (bench.stats.axis_spread); best and worst per the metric's "
+                             "direction."))
+            out.append(("table", header, rows))
+            lead = next((m for m in own if m in first), next(iter(first), None))
+            if lead is not None and first[lead]["n_points"] >= 2:
+                r = first[lead]
+                heads.append(f"{title}: across {ax.name} {ax.span()} ({describe(ax.column) or ax.name}), its final "
+                             f"{analysis.metric_name(lead)} has a spread (std of per-value means) of "
+                             + interval(r["std"], r["std_lo"], r["std_hi"], analysis.note(r))
+                             + f"; best {fmt(r['best'])} at {show_value(r['best_at'])}, worst {fmt(r['worst'])} at "
+                             f"{show_value(r['worst_at'])} ({analysis.direction(lead)}).")
+            img = metrics_vs_weight(sub, ax, metrics, f"{title}: final metrics vs {ax.name}")
+            if img:
+                out.append(("img", f"zoo_{structure}_{i}_metrics", img, f"{title}: final metrics vs {ax.name}, one "
+                                                                        "point per seed, line: mean over seeds"))
+            img = weight_images(sub, curves, ax, f"{title}: its own images per {ax.name}")
+            if img:
+                out.append(("img", f"zoo_{structure}_{i}_images", img, f"{title}: its images at the last evaluation "
+                                                                       f"of the lowest seed, one column per {ax.name}"))
+    return heads, out

@@ -1,0 +1,91 @@
+"""The report's section per zoo variant (issue 12; bench.report.zoo) on real tiny trials: ACGAN at two
+values of lambda_cls x 2 seeds and InfoGAN x 2 seeds on digits. Every number checked here is recomputed
+from trials.parquet."""
+
+import re
+
+import numpy as np
+import pytest
+
+from bench import results, stats
+from bench.report.fmt import N_BOOT, interval, mean_ci
+from bench.schema import config_hash, variant_label
+from bench.trial import run_trial
+from conftest import digits_config
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory):
+    import torch
+
+    out = tmp_path_factory.mktemp("results") / "zoo"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    specs = [("acgan", {"lambda_cls": w}, s) for w in (0.3, 3.0) for s in (0, 1)] + \
+            [("infogan", {}, s) for s in (0, 1)]
+    for structure, variant, seed in specs:
+        cfg = digits_config(structure, 40, 200, variant=variant, seed=seed)
+        cfg = {**cfg, "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
+        reps = []
+        run_trial(cfg, reps.append, out)
+        results.upsert(out, *results.rows_from_reports(cfg, reps, root=out))
+    torch.set_num_threads(n)
+    (out / results.STUDY).write_text("name: zoo\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(zoo_dir, tmp_path_factory):
+    from bench.report import build_report
+
+    d = tmp_path_factory.mktemp("report")
+    build_report(zoo_dir, d)
+    return d, (d / "report.md").read_text()
+
+
+def test_a_section_per_variant_names_its_weight_in_words(report):
+    _, md = report
+    assert "## ACGAN: sensitivity to its own weights" in md
+    assert "## InfoGAN: sensitivity to its own weights" in md
+    # the schema's description of lambda_cls, not just the column name
+    assert "`variant.lambda_cls` over {0.3, 3}: weight of the auxiliary class loss" in md or \
+        "`variant.lambda_cls` in [0.3, 3] (2 values): weight of the auxiliary class loss" in md
+    assert "Judged by its own metrics (class_accuracy, class_fid, d_class_accuracy)" in md
+    assert "Judged by its own metrics (code_accuracy, code_nmi)" in md
+
+
+def test_per_weight_cells_and_spread_are_the_statistics_of_the_trials(zoo_dir, report):
+    _, md = report
+    trials, _ = results.load(zoo_dir)
+    ac = trials[trials["variant.structure"] == "acgan"]
+    for w in (0.3, 3.0):
+        cell = mean_ci(ac.loc[ac["variant.lambda_cls"] == w, "final.class_accuracy"].astype(float))
+        row = next(line for line in md.splitlines() if line.startswith(f"| {w:g} |") and "/ 2 |" in line)
+        assert cell in row
+    t = stats.axis_spread(ac, "class_accuracy", "variant.lambda_cls", by=["variant", "dataset.name"],
+                          n_boot=N_BOOT, seed=0).iloc[0]
+    assert t["n_points"] == 2
+    assert f"has a spread (std of per-value means) of {interval(t['std'], t['std_lo'], t['std_hi'])}" in md
+    # the headline names the variant, the weight in words and the best / worst value
+    head = next(line for line in md.splitlines() if line.startswith("- ACGAN: across variant.lambda_cls"))
+    assert "weight of the auxiliary class loss" in head and "best" in head and "worst" in head
+
+
+def test_zoo_trials_are_judged_by_recall_not_by_the_encoder_decoder_rule(report):
+    _, md = report
+    table = md[md.index("### Success rate"):].split("\n\n")[2].splitlines()[2:]
+    assert len(table) == 2 and all("| recall >= 0.1 |" in row for row in table)  # acgan, infogan
+
+
+def test_the_variants_own_images_and_metric_figures(report):
+    d, md = report
+    figs = {p.name for p in (d / "figures").glob("zoo_*.png")}
+    assert {"zoo_acgan_0_metrics.png", "zoo_acgan_0_images.png", "zoo_infogan_images.png"} <= figs
+    assert re.search(r"!\[InfoGAN: the images it saved.*\]\(figures/zoo_infogan_images\.png\)", md)
+    from matplotlib.image import imread
+
+    # InfoGAN's figure holds its generated grid and both latent traversals: 3 rows of images
+    img = imread(d / "figures" / "zoo_infogan_images.png")
+    acgan = imread(d / "figures" / "zoo_acgan_0_images.png")  # one row (generated), two columns (weights)
+    assert img.shape[0] > 2.5 * acgan.shape[0]
+    assert np.isfinite(img).all()
