@@ -62,6 +62,27 @@ def deterministic(device: torch.device) -> None:
         torch.use_deterministic_algorithms(False)
     else:
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # deterministic mode also fills every new tensor with NaN (to expose reads of uninitialised memory,
+        # which no kernel here does): a second pass over every allocation, 28 % of a toy step
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        keep_freed_memory()
+
+
+def keep_freed_memory() -> None:
+    """Keep freed memory in the process (glibc), instead of returning every tensor of 128 KiB or more to
+    the OS at once and page-faulting it back in on the next allocation: a packed toy step allocates
+    megabytes of activations and gradients, and those faults cost more than its matrix products
+    (benchmarks/toy_step.py). The heap then stays at its peak, which a trial process reaches anyway."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # allocations below 32 MiB (glibc's maximum) from the heap
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # (an int) shrink the heap only past 2 GiB of free memory
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps its own policy
+        pass
 
 
 def setup(configs: list[dict] | dict, device: str | torch.device | None = None) -> Setup:

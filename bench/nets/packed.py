@@ -50,11 +50,10 @@ class Linear(nn.Module):
         if self.K > 1 and self.weight.shape[1] == 1 and x.device.type == "cpu":
             # one output (a critic's logit): BLAS computes a lone matrix-vector product differently from a
             # batch of them, so on the CPU each configuration gets its own call, the one it makes unpacked
-            return torch.cat([self._slice(x, k) for k in range(self.K)])
+            # (unbind, not x[k:k+1]: a slice's backward fills a zero tensor of the whole pack per configuration)
+            return torch.cat([torch.baddbmm(b[None, None], xk[None], w.T[None])
+                              for xk, w, b in zip(x.unbind(0), self.weight.unbind(0), self.bias.unbind(0))])
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
-
-    def _slice(self, x: Tensor, k: int) -> Tensor:
-        return torch.baddbmm(self.bias[k:k + 1].unsqueeze(1), x[k:k + 1], self.weight[k:k + 1].transpose(1, 2))
 
 
 class Conv2d(nn.Module):
