@@ -47,6 +47,9 @@ def test_every_shipped_study_expands():
     assert counts["quickstart"] == 12
     # lens_toy: 2 toys x 6 objectives x (no lens + sine K in {500, 2000} + constant) x 5 seeds
     assert counts["lens_toy"] == 2 * 6 * 4 * 12
+    # zoo_paper: cgan on 2 sets + acgan / infogan / age / ali at 5 weights + sgan at 4 lambda_fm x 2 n_labels, 3 seeds
+    assert counts["zoo_paper"] == (2 + 4 * 5 + 4 * 2) * 3
+    assert counts["zoo_fmnist"] == (1 + 5 * 4) * 3
 
 
 # ----------------------------------------------------------------------------- grid grammar
