@@ -278,8 +278,11 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
                 img = plots.metric_vs_axis(sub, m, ax.column, variants, ax.log, others)
                 out.append(("img", f"axis_{i}_{m}", img, f"final {m} vs {ax.name}" + (" (log x)" if ax.log else "")
                             + ": mean over seeds, band min..max") if img else ("p", f"{ax.name}: no finite {m}."))
-            if len(found.axes) >= 2:
-                a, b = found.axes[0], found.axes[1]
+            a, b = (found.axes + [None, None])[:2]
+            # only where one variant sweeps both (the zoo's variants each sweep a weight of their own)
+            crossed = b is not None and (sub.groupby("variant")[[a.column, b.column]]
+                                         .agg(lambda x: x.map(analysis._key).nunique()).min(axis=1) > 1).any()
+            if crossed:
                 img = plots.heatmap(sub, m, a.column, b.column, variants)
                 if img:
                     out.append(("img", f"heatmap_{m}", img, f"mean final {m} over seeds on {a.name} x {b.name}"
