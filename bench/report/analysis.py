@@ -336,8 +336,9 @@ def spread_sentence(row: pd.Series, axis: Axis, metric: str, others: list[str], 
                     of_n: int = 1) -> str:
     """One group's spread across `axis`; with other swept axes, `row` is the setting of the others with the
     largest spread (of `of_n` settings) and the sentence says so."""
+    # (one setting: the other axes are not swept in this variant, e.g. another zoo variant's weight)
     where = (f" (the largest of its {of_n} settings of {', '.join(others)}, at " +
-             ", ".join(f"{c} = {show_value(row[c])}" for c in others) + ")") if others else ""
+             ", ".join(f"{c} = {show_value(row[c])}" for c in others) + ")") if others and of_n > 1 else ""
     head = f"Across {axis.name} {axis.span()}, the spread (std of per-point means) of {row['variant']}'s final " \
            f"{metric_name(metric)}"
     if show_dataset:
