@@ -113,6 +113,14 @@ def test_power_grows_with_the_effect():
     assert more < n_half
 
 
+def test_two_seeds_of_one_setting_are_never_enough():
+    """Two seeds deviate from their median by +-a: the Brown-Forsythe F is infinite whatever the spreads, so a
+    simulation that counted those p = 0 as detections claimed 2 seeds suffice for any ratio (even 0.9)."""
+    n, _ = S.seed_spread_power(0.5, n_settings=1, n_sim=400)
+    assert n is not None and n > 10
+    assert S.seed_spread_power(0.9, n_settings=1, n_sim=400)[0] is None or S.seed_spread_power(0.9, n_settings=1, n_sim=400)[0] > 50
+
+
 # ----------------------------------------------------------------------------- the question block
 
 BASE = """\

@@ -239,6 +239,11 @@ def seed_spread_power(ratio: float, n_settings: int = 1, alpha: float = 0.05, po
         d = d.reshape(2, n_sim, n_settings * n)
         with np.errstate(divide="ignore", invalid="ignore"):  # an undefined test (NaN p) counts as not rejecting
             p = stats.levene(d[0], d[1], center="median", axis=1).pvalue
+        # two seeds in one setting deviate from their median by +-a: the absolute deviations are constant
+        # within each side, the test's F is infinite and p = 0 whatever the spreads; such a degenerate test
+        # detects nothing
+        a = np.abs(d - np.median(d, axis=-1, keepdims=True))
+        p = np.where((a.var(axis=-1) == 0).any(axis=0), 1.0, p)
         reached = float(np.mean(p < alpha))
         if reached >= power:
             return n, reached
