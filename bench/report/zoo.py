@@ -212,7 +212,7 @@ def blocks(trials: pd.DataFrame, curves: pd.DataFrame) -> tuple[list[str], list[
             continue
         for i, ax in enumerate(axes):
             others = [a.column for a in axes if a is not ax]
-            out.append(("h3", f"{title} across {ax.name}"))
+            out.append(("h3", f"{title} across {ax.name}: " + "; ".join(describe(c) or c for c in ax.columns)))
             out.append(("p", f"Per value of {ax.name}: trials that finished ok, success rate (rule as in 'Success "
                              f"rate'), and each metric's final value as the mean over seeds [95 % bootstrap interval "
                              f"over seeds, {N_BOOT} resamples]."))
