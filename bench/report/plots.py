@@ -102,7 +102,12 @@ def final_metric(trials: pd.DataFrame, metric: str, variants: list[str]) -> byte
                 warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
                 sns.boxplot(data=d, x=col, y="variant", order=variants, hue="variant", hue_order=variants,
                             palette=pal, legend=False, ax=ax, fliersize=0, width=0.6, boxprops={"alpha": 0.5})
-            sns.stripplot(data=d, x=col, y="variant", order=variants, color="black", size=5, jitter=0.15, ax=ax)
+            state = np.random.get_state()  # seaborn jitters with numpy's global RNG: a fixed jitter, the same
+            np.random.seed(0)              # figure at every rebuild (published folders do not churn)
+            try:
+                sns.stripplot(data=d, x=col, y="variant", order=variants, color="black", size=5, jitter=0.15, ax=ax)
+            finally:
+                np.random.set_state(state)
         ax.set(xlabel=axis_label(metric), ylabel="", title=ds if len(datasets) > 1 else "")
         if wide(d[col]):
             ax.set_xscale("log")
