@@ -72,7 +72,7 @@ def keep_freed_memory() -> None:
     """Keep freed memory in the process (glibc), instead of returning every tensor of 128 KiB or more to
     the OS at once and page-faulting it back in on the next allocation: a packed toy step allocates
     megabytes of activations and gradients, and those faults cost more than its matrix products
-    (benchmarks/toy_step.py). The heap then stays at its peak, which a trial process reaches anyway."""
+    (`python -m benchmarks.throughput k`). The heap then stays at its peak, which a trial process reaches anyway."""
     import ctypes
     import ctypes.util
 

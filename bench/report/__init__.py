@@ -37,10 +37,8 @@ def _order(trials: pd.DataFrame) -> list[str]:
 
 def present_metrics(trials: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
     """The metrics this study measured (toy studies have no FID, image studies no energy distance): a finite
-    value in a curve or a final value (every table has a column for every metric, typed null where unmeasured)."""
-    def finite(df, col):
-        return col in df.columns and np.isfinite(pd.to_numeric(df[col], errors="coerce").astype(float)).any()
-    return [m for m in INFO if finite(curves, m) or finite(trials, f"final.{m}")]
+    value in a curve or a final value."""
+    return [m for m in INFO if analysis.has_finite(curves, m) or analysis.has_finite(trials, f"final.{m}")]
 
 
 def summary(trials: pd.DataFrame, metrics: list[str]) -> tuple[list[str], list[list[str]]]:

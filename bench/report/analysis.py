@@ -136,9 +136,15 @@ def swept_axes(trials: pd.DataFrame) -> list[Axis]:
     return sorted(axes, key=lambda a: -len(a.values))
 
 
+def has_finite(df: pd.DataFrame, col: str) -> bool:
+    """Whether column `col` exists and holds a finite number (every table has a column for every metric,
+    typed null where it was not measured)."""
+    return col in df.columns and bool(np.isfinite(pd.to_numeric(df[col], errors="coerce").astype(float)).any())
+
+
 def primary_metric(trials: pd.DataFrame, metrics: list[str]) -> str | None:
     for m in PRIMARY:
-        if m in metrics and f"final.{m}" in trials and np.isfinite(trials[f"final.{m}"].astype(float)).any():
+        if m in metrics and has_finite(trials, f"final.{m}"):
             return m
     return next((m for m in metrics if f"final.{m}" in trials), None)
 

@@ -62,8 +62,7 @@ def describe(column: str) -> str:
 def own_metrics(sub: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(the variant's own metrics, the sample-quality metrics) that have a finite final value in its trials."""
     def has(m):
-        c = f"final.{m}"
-        return c in sub and np.isfinite(sub[c].astype(float)).any()
+        return analysis.has_finite(sub, f"final.{m}")
     return [m for m in INFO if m not in GENERIC and has(m)], [m for m in SAMPLE if has(m)]
 
 
@@ -81,22 +80,21 @@ def variants(trials: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 
 
 def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
-    """Rows: one value of the weight (and of the other swept axes); cells: ok / trials, success rate
-    [Wilson] and each metric's mean over seeds [bootstrap]."""
-    ok_mask, _ = analysis.success_rule(sub)
+    """Rows: one value of the weight (and of the other swept axes), in the axis' order; cells: ok / trials,
+    success rate [Wilson] (`stats.success_rate` with the report's rule) and each metric's mean over seeds
+    [bootstrap]."""
+    mask, _ = analysis.success_rule(sub)
     keys = [axis.column, *others]
     header = [*keys, "ok / trials", "success [95 % Wilson]", *[f"{m} {'↑' if INFO[m][0] else '↓'}" for m in metrics]]
+    order = {analysis._key(v): i for i, v in enumerate(axis.values)}
+    groups = sub.groupby([sub[k].map(analysis._key) for k in keys], sort=False, dropna=False)
     rows = []
-    for key, g in sub.groupby([sub[k].map(analysis._key) for k in keys], sort=False, dropna=False):
+    for _, g in sorted(groups, key=lambda kg: order.get(kg[0][0], len(order))):
         first = g.iloc[0]
-        n = int((g["status"] != "failed").sum())
-        s = int((ok_mask.loc[g.index] & (g["status"] == "ok")).sum())
-        lo, hi = stats.wilson_interval(s, n) if n else (np.nan, np.nan)
-        cells = [mean_ci(g[f"final.{m}"].astype(float)) for m in metrics]
-        rows.append((first[axis.column], [*[show_value(first[k]) for k in keys], f"{int((g['status'] == 'ok').sum())} / "
-                                          f"{len(g)}", interval(s / n if n else np.nan, lo, hi), *cells]))
-    rows.sort(key=lambda r: (isinstance(r[0], str), r[0] if not isinstance(r[0], str) else 0, str(r[0])))
-    return header, [r for _, r in rows]
+        r = stats.success_rate(g, lambda t: mask.loc[t.index], by=()).iloc[0]
+        rows.append([*[show_value(first[k]) for k in keys], f"{int((g['status'] == 'ok').sum())} / {len(g)}",
+                     interval(r["rate"], r["lo"], r["hi"]), *[mean_ci(g[f"final.{m}"].astype(float)) for m in metrics]])
+    return header, rows
 
 
 def spread_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
