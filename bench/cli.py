@@ -81,17 +81,19 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
         raise typer.Exit(1)
 
 
-def _build_report(dirs: list[Path], out: Path):
+def _build_report(dirs: list[Path], out: Path, link_images: bool = False):
     from bench.report import build_report
 
-    paths = build_report(list(dirs), out)
+    paths = build_report(list(dirs), out, link_images)
     typer.echo(f"report: {paths['html']}  {paths['md']}")
 
 
 @app.command()
 def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s)"),
            out: Optional[Path] = typer.Option(None, "--out", help="where to write the report (default: the folder; "
-                                                                   "several: <their parent>/comparison)")):
+                                                                   "several: <their parent>/comparison)"),
+           link_images: bool = typer.Option(False, "--link-images", help="report.html links figures/*.png "
+                                            "instead of inlining them (half the size; used for results/)")):
     """(Re)build report.html and report.md from the Parquet files alone; several folders: one report
     comparing the studies, opening with the robustness leaderboard (also printed here)."""
     from bench.results import TRIALS
@@ -104,7 +106,7 @@ def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s
     for d in dirs:
         if not (d / TRIALS).exists():
             _bad_input(StudyError(d, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))
-    _build_report(dirs, out or (dirs[0] if len(dirs) == 1 else dirs[0].resolve().parent / "comparison"))
+    _build_report(dirs, out or (dirs[0] if len(dirs) == 1 else dirs[0].resolve().parent / "comparison"), link_images)
     if len(dirs) > 1:
         from bench.report import leaderboard
 

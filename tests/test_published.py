@@ -1,6 +1,7 @@
 """Published results (issue 13): every committed results folder rebuilds its committed report.md from
 its Parquet files alone, and the folders stay small."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,6 +26,10 @@ def test_published_reports_rebuild_from_their_parquet_files(tmp_path):
                            text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
         assert (out / "report.md").read_text() == (d / "report.md").read_text(), d.name
+        # report.html is published with --link-images: every image it shows is a committed figure
+        srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', (d / "report.html").read_text())
+        assert srcs, d.name
+        assert all(not s.startswith("data:") and (d / s).is_file() for s in srcs), d.name
 
 
 def test_published_results_are_under_30_mb():

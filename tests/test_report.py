@@ -76,6 +76,19 @@ def test_report_files_and_content(results_dir, tmp_path):
     assert "git_commit" in html and "abc" in html
 
 
+def test_report_link_images_points_at_the_written_figures(results_dir, tmp_path):
+    """`ganbench report --link-images` (published folders): the same page, images linked from figures/."""
+    from bench.report import build_report
+
+    inline = build_report(results_dir, tmp_path / "a")["html"].read_text()
+    linked = build_report(results_dir, tmp_path / "b", link_images=True)["html"].read_text()
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', linked)
+    assert srcs and len(srcs) == len(re.findall(r'<img[^>]*\ssrc="data:', inline))
+    assert sorted(srcs) == sorted(f"figures/{p.name}" for p in (tmp_path / "b" / "figures").glob("*.png"))
+    assert len(linked) < len(inline) / 2
+    assert re.sub(r'src="[^"]*"', "", linked) == re.sub(r'src="[^"]*"', "", inline)
+
+
 def test_report_is_reproducible_and_defaults_to_results_dir(results_dir):
     from bench.report import build_report
 

@@ -350,9 +350,10 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     return name, out
 
 
-def build_report(results_dirs, out_dir: Path | None = None) -> dict[str, Path]:
+def build_report(results_dirs, out_dir: Path | None = None, link_images: bool = False) -> dict[str, Path]:
     """Write report.html and report.md (with its PNGs under figures/) into out_dir (default: the first
-    results folder). `results_dirs`: one folder, or a list of folders compared in one report."""
+    results folder). `results_dirs`: one folder, or a list of folders compared in one report.
+    `link_images`: report.html links figures/*.png instead of inlining them (published folders)."""
     dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
     out_dir = Path(out_dir) if out_dir is not None else dirs[0]
     with plots.themed():
@@ -365,6 +366,7 @@ def build_report(results_dirs, out_dir: Path | None = None) -> dict[str, Path]:
         if b[0] == "img":
             (figures / f"{b[1]}.png").write_bytes(b[2])
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md"}
-    paths["html"].write_text(html.to_html(bl, f"ganbench report: {name}"), encoding="utf-8")
+    page = html.to_html(bl, f"ganbench report: {name}", "figures" if link_images else None)
+    paths["html"].write_text(page, encoding="utf-8")
     paths["md"].write_text(html.to_markdown(bl), encoding="utf-8")
     return paths

@@ -1,5 +1,6 @@
 """Render one list of blocks twice: a self-contained HTML page (images inlined as base64 data URIs,
-inline CSS, nothing fetched) and Markdown (images as files under figures/).
+inline CSS, nothing fetched; or, with `image_dir`, images linked from the figures/ folder next to it, which
+halves a published folder's size) and Markdown (images as files under figures/).
 
 A block is a tuple: ("h1"|"h2"|"h3"|"p", text), ("ul", [items]), ("table", header, rows), ("img", name, png_bytes, caption)
 or ("pre", text)."""
@@ -28,7 +29,7 @@ pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 """
 
 
-def to_html(blocks: list[tuple], title: str) -> str:
+def to_html(blocks: list[tuple], title: str, image_dir: str | None = None) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            f"<title>{escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>"]
     for b in blocks:
@@ -45,7 +46,8 @@ def to_html(blocks: list[tuple], title: str) -> str:
             out.append("</table>")
         elif kind == "img":
             _, name, data, caption = b
-            src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+            src = (f"{image_dir}/{name}.png" if image_dir is not None
+                   else "data:image/png;base64," + base64.b64encode(data).decode("ascii"))
             out.append(f'<figure><img src="{src}" alt="{escape(caption)}">'
                        f"<figcaption>{escape(caption)}</figcaption></figure>")
         elif kind == "pre":
