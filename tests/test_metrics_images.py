@@ -97,6 +97,10 @@ def test_kid_matches_definition_and_is_zero_for_identical_distributions():
     assert mean_shift > 100 * abs(mean)
     # subset size is capped at the smaller set
     assert F.kid_subsets(30, 1000, 3, 1000)[0].shape == (3, 30)
+    # subsets as large as both sets are all the same sets: no std (it would be float rounding, ~1e-14)
+    m_all, s_all = F.kid(x[:500], y, subsets=10, subset_size=1000)
+    assert m_all == pytest.approx(_kid_naive(x[:500], y, 1, 500, 0)[0], rel=1e-5) and math.isnan(s_all)
+    assert F.kid(x, y, subsets=10, subset_size=1000)[1] > 0  # 600 real vs 500 fake: the real subsets differ
 
 
 def _manifold_naive(x, y, k_pr, k_dc):

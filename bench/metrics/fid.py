@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
+import math
+
 import numpy as np
 import torch
 
@@ -107,7 +109,8 @@ def _poly_kernel_sums(a: torch.Tensor, b: torch.Tensor, d: int, same: bool) -> f
 
 def kid(f_real: Array, f_fake: Array, subsets: int = 100, subset_size: int = 1000, seed: int = 0,
         real_xx: Optional[Sequence[float]] = None) -> tuple[float, float]:
-    """KID: (mean, std over subsets) of the unbiased MMD^2 with the cubic polynomial kernel.
+    """KID: (mean, std over subsets) of the unbiased MMD^2 with the cubic polynomial kernel; the std is
+    NaN when the subsets cannot differ (subset_size >= both set sizes).
 
     `real_xx` optionally holds, per subset, the real-real kernel sum (off-diagonal) for the same
     (n_real, n_fake, subsets, subset_size, seed): it depends on the real features only and can be
@@ -128,7 +131,9 @@ def kid(f_real: Array, f_fake: Array, subsets: int = 100, subset_size: int = 100
         kyy = _poly_kernel_sums(b, b, d, True)
         kxy = _poly_kernel_sums(a, b, d, False)
         vals[s] = (kxx + kyy) / (m * (m - 1)) - 2.0 * kxy / (m * m)
-    return float(vals.mean()), float(vals.std())
+    # When a subset is as large as both sets, every subset is the same pair of sets: their "std" is float
+    # rounding (1e-14), not a spread. None is reported.
+    return float(vals.mean()), math.nan if m == len(xr) == len(xf) else float(vals.std())
 
 
 def kid_real_terms(f_real: Array, n_fake: int, subsets: int = 100, subset_size: int = 1000,

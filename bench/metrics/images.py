@@ -8,7 +8,8 @@ only between rows with the same `evaluator_id`, never with published Inception F
 
 `image_metrics(evaluator, data, fake, split="test")` -> dict:
 - `fid`: against the real split's mean/covariance over the *whole* split (e.g. all 10,000 test images);
-- `kid_mean`, `kid_std`: 100 subsets of min(1000, n) (mean and std across subsets);
+- `kid_mean`, `kid_std`: 100 subsets of min(1000, n) (mean and std across subsets; with n <= 1000
+  every subset is the whole set, and kid_std is NaN: there is no spread to report);
 - `precision`, `recall` (k = 3), `density`, `coverage` (k = 5): against a fixed random subset of the
   real split as large as the generated set (capped at the split size);
 - class-structured data only (num_classes > 0): `modes_covered` — the number of classes (1000 modes
