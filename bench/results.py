@@ -172,6 +172,23 @@ def read_curves(path: str | Path) -> pd.DataFrame:
     return read_rows(path, CURVES, LEGACY_CURVES)
 
 
+def compact(results_dir: str | Path) -> None:
+    """A finished folder's per-trial curves/ and samples/ files as one curves.parquet and samples.parquet
+    (the single-file form read_rows and upsert already handle): published folders (results/) are a
+    twentieth of the size. A later run into the folder writes per-trial files again and drops a rerun
+    trial's rows from the single files."""
+    results_dir = Path(results_dir)
+    for table, single, columns in ((CURVES, LEGACY_CURVES, curve_columns()), (SAMPLES, LEGACY_SAMPLES, SAMPLE_COLUMNS)):
+        files = sorted((results_dir / table).glob("*.parquet"))
+        if not files:
+            continue
+        write_parquet(read_rows(results_dir, table, single), results_dir / single, columns)
+        for f in files:
+            f.unlink()
+        if not any((results_dir / table).iterdir()):
+            (results_dir / table).rmdir()
+
+
 def upsert(results_dir: Path, trial_row: dict, curve_rows: list[dict], sample_rows: list[dict]) -> None:
     """Replace (or add) one trial's rows. Curves and samples are written before the trials row, so
     a trial that trials.parquet lists as finished always has its curves on disk."""

@@ -113,3 +113,22 @@ def test_two_results_folders_concatenate_in_polars_and_duckdb(tmp_path, tiny_con
     got = con.execute(f"SELECT trial_id, count(*) FROM read_parquet('{tmp_path}/*/curves/*.parquet') "
                       "GROUP BY trial_id").fetchall()
     assert dict(got) == rows
+
+
+def test_compact_keeps_every_row_and_a_rerun_replaces_its_own(tmp_path, tiny_config):
+    """results.compact (published folders): one curves.parquet / samples.parquet, the same rows; a trial
+    written again afterwards replaces its rows instead of duplicating them."""
+    cfg, rows = _trial(tiny_config, tmp_path)
+    results.upsert(tmp_path, *rows)
+    cfg2, rows2 = _trial(tiny_config, tmp_path, seed=1)
+    results.upsert(tmp_path, *rows2)
+    _, before = results.load(tmp_path)
+    samples_before = results.load_samples(tmp_path)
+    results.compact(tmp_path)
+    assert not (tmp_path / results.CURVES).exists() and (tmp_path / results.LEGACY_CURVES).exists()
+    _, after = results.load(tmp_path)
+    pd.testing.assert_frame_equal(after, before)
+    pd.testing.assert_frame_equal(results.load_samples(tmp_path), samples_before)
+    results.upsert(tmp_path, *rows2)
+    _, again = results.load(tmp_path)
+    assert len(again) == len(before) and sorted(again["trial_id"]) == sorted(before["trial_id"])
