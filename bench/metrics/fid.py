@@ -23,9 +23,8 @@ chunk), so 10,000 x 10,000 sets fit in a few hundred MB and take about a second 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
-
 import math
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -132,7 +131,7 @@ def kid(f_real: Array, f_fake: Array, subsets: int = 100, subset_size: int = 100
         kxy = _poly_kernel_sums(a, b, d, False)
         vals[s] = (kxx + kyy) / (m * (m - 1)) - 2.0 * kxy / (m * m)
     # When a subset is as large as both sets, every subset is the same pair of sets: their "std" is float
-    # rounding (1e-14), not a spread. None is reported.
+    # rounding (1e-14), not a spread, so NaN is returned instead.
     return float(vals.mean()), math.nan if m == len(xr) == len(xf) else float(vals.std())
 
 
