@@ -1,4 +1,4 @@
-"""The ganbench command line: validate, run, report, status, nrds. Thin: parse, call, map errors to exit codes
+"""The ganbench command line: validate, run, report, publish, status, nrds. Thin: parse, call, map errors to exit codes
 (0 success, 2 bad input with one line naming the file and the field, 1 anything else)."""
 
 from __future__ import annotations
@@ -111,6 +111,22 @@ def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s
         from bench.report import leaderboard
 
         typer.echo("\n".join(leaderboard.lines(dirs)))
+
+
+@app.command()
+def publish(src: Path = typer.Argument(..., help="a finished results folder (only read)"),
+            dest: Path = typer.Argument(..., help="where the trimmed copy goes, e.g. results/<study> "
+                                        "(an earlier published copy there is replaced whole)")):
+    """A finished results folder as the small copy to commit: tables, study file, report (figures linked),
+    the grids the report draws; no checkpoints, ED outputs or logs."""
+    from bench.publish import publish as publish_folder
+
+    try:
+        got = publish_folder(src, dest)
+    except StudyError as e:
+        _bad_input(e)
+    typer.echo(f"published {src} -> {dest}: {got['finished']}/{got['expected']} trials finished, "
+               f"{got['grids']} grids, {got['bytes'] / 2**20:.1f} MiB")
 
 
 @app.command()

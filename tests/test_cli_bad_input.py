@@ -121,3 +121,24 @@ def test_validate_with_set_ok(tmp_path):
     p, _ = ganbench(["validate", str(study), "--set", "sweep.axes.seed=[0]", "--set", "train.steps=200"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "4 trials" in p.stdout
+
+
+def test_publish_refuses_what_it_must_not_replace(tmp_path):
+    """publish: no results folder, DEST = SRC, or a DEST that holds something else: exit 2, one line, and
+    neither folder touched."""
+    src = tmp_path / "run"
+    src.mkdir()
+    p, _ = ganbench(["publish", str(src), str(tmp_path / "pub")], tmp_path)
+    assert (p.returncode, p.stderr) == (2, f"error: {src}: trials.parquet: not found: not a ganbench results "
+                                           "folder, or nothing finished yet\n")
+    (src / "trials.parquet").write_bytes((ROOT / "results" / "relativistic_toy" / "trials.parquet").read_bytes())
+    p, _ = ganbench(["publish", str(src), str(src)], tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith(f"error: {src}: DEST: is SRC"), p.stderr
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    p, _ = ganbench(["publish", str(src), str(other)], tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith(f"error: {other}: DEST: exists and is not a results folder")
+    assert len(p.stderr.splitlines()) == 1
+    assert [f.name for f in other.iterdir()] == ["mine.txt"] and [f.name for f in src.iterdir()] == ["trials.parquet"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["notes", "run"]  # no temporary folder left

@@ -3,6 +3,7 @@
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,7 +49,8 @@ _HEAD_PGID: list[int] = []
 def two_node_cluster(tmp_path):
     """Head and worker started with `ray start --block`, each in its own process group, and stopped by
     killing those groups: `ray stop` would also stop any other Ray on the machine (a user's study)."""
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    # its own token (Ray reads RAY_AUTH_TOKEN first): a fresh machine has no ~/.ray/auth_token, and `ray start` makes none
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     port = _free_port()
     addr = f"127.0.0.1:{port}"
     procs = []

@@ -44,6 +44,26 @@ def test_image_study_saves_grids_and_metrics(tmp_path):
     assert (out / "figures" / "grids.png").exists() and (out / "figures" / "lens_progress.png").exists()
     assert "fid" in (out / "report.md").read_text()
 
+    # publish: the copy to commit holds the tables and the grids the report draws, and rebuilds the same report
+    before = {f: f.stat().st_mtime_ns for f in out.rglob("*")}
+    pub = tmp_path / "published"
+    p = subprocess.run([GANBENCH, "publish", str(out), str(pub)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert {f: f.stat().st_mtime_ns for f in out.rglob("*")} == before  # SRC is only read
+    assert not any((pub / x).exists() for x in ("ray", "outputs", "curves", "samples", "progress.json"))
+    ptrials, pcurves = results.load(pub)
+    assert ptrials.equals(trials) and len(pcurves) == len(curves)
+    assert (pub / "report.md").read_text() == (out / "report.md").read_text()
+    assert 'src="figures/' in (pub / "report.html").read_text()
+    published = {str(f.relative_to(pub)) for f in pub.glob("grids/*/*.png")}
+    named = {r for col in ("grid_generated", "grid_real", "grid_lensed") for r in pcurves[col].dropna()}
+    assert named == published  # every grid named is published, and nothing else
+    # no lens: its last evaluation's grids only; the lens trial: all three (it keeps up to six)
+    assert pcurves.loc[(pcurves.trial_id != lensed) & (pcurves.step < 40), "grid_generated"].isna().all()
+    assert pcurves.loc[pcurves.trial_id == lensed, "grid_lensed"].notna().sum() == 3
+    # the real images are the same in both trials: stored once
+    assert pcurves.loc[pcurves.step == 40, "grid_real"].nunique() == 1
+
 
 def test_evaluator_is_trained_once_and_installed_elsewhere(tmp_path, monkeypatch):
     """prepare() (the runner's one Ray task) returns the cache files; install() puts them in another

@@ -266,17 +266,19 @@ def test_single_class_generator(ev, fmnist, train_images):
 
 
 def test_modes_covered_of_each_class_is_bounded_by_the_evaluator_confusion(ev, fmnist, train_images):
-    """Real images of one class c are covered as 1 class, plus every class the evaluator confuses c
-    with in at least ~1 % of cases (the 10 %-of-uniform-share threshold is 1 % of n on 10 classes):
-    the rule's resolution is the evaluator's. Fashion-MNIST shirts -> ~5 'modes'; trousers, sandals,
-    bags -> exactly 1."""
+    """Real images of one class c are covered as 1 class, plus the classes the evaluator confuses c with
+    (the 10 %-of-uniform-share threshold is 1 % of n on 10 classes): the rule's resolution is the
+    evaluator's. Bounds from the held-out confusion: at least the classes confused with c on >= 2 % of the
+    test images, at most those on >= 0.5 % (the evaluator was trained on these images, so it confuses them
+    less, by how much depends on the evaluator trained on the machine). Fashion-MNIST shirts -> ~5 'modes';
+    trousers, sandals, bags -> exactly 1."""
     xt, yt = fmnist.to_float(fmnist.test), fmnist.test_labels
     pt = ev.predict(xt)
     x, y = train_images
     for c in range(10):
-        confused = int(((torch.bincount(pt[yt == c], minlength=10) / (yt == c).sum()) >= 0.01).sum())
+        rate = torch.bincount(pt[yt == c], minlength=10) / (yt == c).sum()
         got = class_modes(ev.predict(x[y == c][:1000]), 10)["modes_covered"]
-        assert abs(got - confused) <= 1, (c, got, confused)
+        assert int((rate >= 0.02).sum()) <= got <= int((rate >= 0.005).sum()), (c, got, rate.tolist())
         if c in (1, 5, 8):
             assert got == 1
 

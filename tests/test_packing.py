@@ -42,6 +42,13 @@ NUMBERS = ("loss_d", "loss_g", "loss_lens", "loss_rec", "loss_adv", "loss_dz", "
            "modes_covered", "hq_fraction", "fid", "l1", "psnr", "swap_accuracy", "recall")
 
 
+# A convolution's bias right before batch norm gets a gradient that is zero but for float rounding, which
+# Adam scales up to steps of about lr: packed and alone it drifts apart by ~1e-3 per step while every loss
+# (train-mode batch norm subtracts it) agrees to 1e-5. Evaluation uses the running mean, which carries that
+# bias: measured on an Intel Xeon, ed+gan2's l1 / psnr differ by 1.7e-3 / 2.4e-3 relative after 12 steps.
+EVAL_REL = 1e-2
+
+
 def compare(cfgs: list[dict], exact: bool):
     packed = rows(cfgs)
     for cfg in cfgs:
@@ -54,8 +61,10 @@ def compare(cfgs: list[dict], exact: bool):
                 if k in a and not (isinstance(a[k], float) and math.isnan(a[k])):
                     if exact:
                         assert a[k] == b[k], (cfg["variant_label"], cfg["seed"], a["step"], k)
-                    else:
+                    elif k.startswith("loss_"):
                         assert b[k] == pytest.approx(a[k], rel=2e-3, abs=2e-4), (cfg["variant_label"], a["step"], k)
+                    else:  # evaluated in eval mode: see EVAL_REL
+                        assert b[k] == pytest.approx(a[k], rel=EVAL_REL, abs=2e-4), (cfg["variant_label"], a["step"], k)
 
 
 @pytest.mark.parametrize("objective", registry.names("objective"))

@@ -132,3 +132,19 @@ def test_compact_keeps_every_row_and_a_rerun_replaces_its_own(tmp_path, tiny_con
     results.upsert(tmp_path, *rows2)
     _, again = results.load(tmp_path)
     assert len(again) == len(before) and sorted(again["trial_id"]) == sorted(before["trial_id"])
+
+
+def test_publish_keeps_the_grids_of_each_configurations_lowest_seed():
+    """The trials whose grids publish keeps: per configuration but the seed, the lowest seed (the report's
+    figures draw those), also where a configuration was run without seed 0."""
+    import json
+
+    import pandas as pd
+
+    from bench.publish import _lowest_seed_ids
+
+    rows = [("a0", {"w": 1, "seed": 0}), ("a1", {"w": 1, "seed": 1}), ("b1", {"w": 2, "seed": 1}),
+            ("b2", {"w": 2, "seed": 2}), ("c3", {"w": 3, "seed": 3})]
+    trials = pd.DataFrame({"trial_id": [t for t, _ in rows], "seed": [c["seed"] for _, c in rows],
+                           "variant": ["ns"] * len(rows), "config": [json.dumps(c) for _, c in rows]})
+    assert _lowest_seed_ids(trials) == {"a0", "b1", "c3"}

@@ -163,12 +163,13 @@ def test_ali_dropout_masks():
 
 
 def test_ali_learns_to_reconstruct_and_encode(tmp_path):
-    rows, last = _train("ali", tmp_path)
+    # 600 steps: at 300, G(E(x)) keeps the class only at its onset (rec_accuracy 0.10-0.24 over seeds 0-3,
+    # measured on an Intel Xeon; chance 0.10); at 600, 0.52 and 0.48 (seeds 0, 2), l1 0.33 -> 0.13
+    rows, last = trained(digits_config("ali", 600, 300), tmp_path)
     first = rows[0]
-    # untrained G(E(x)) vs trained: measured l1 0.33 -> 0.15, rec_accuracy 0.10 -> 0.24 (300 steps)
     assert last["l1"] < 0.8 * first["l1"], (first["l1"], last["l1"])
-    assert last["rec_accuracy"] > 0.15, last["rec_accuracy"]
-    assert last["probe_accuracy"] > 0.5, last["probe_accuracy"]  # measured 0.88 (random conv features: 0.85)
+    assert last["rec_accuracy"] > 0.3, last["rec_accuracy"]
+    assert last["probe_accuracy"] > 0.5, last["probe_accuracy"]  # measured 0.89-0.93 (random conv features: 0.85)
     assert "loss_d" in last and "loss_g" in last
 
 
