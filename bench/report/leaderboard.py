@@ -95,7 +95,7 @@ def table(lb: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = []
     for _, r in lb.iterrows():
         wcell = f"{r['weight']}: {interval(r['weight_std'], r['weight_std_lo'], r['weight_std_hi'])}" \
-            if r["weight"] else "no swept weight"
+            if isinstance(r["weight"], str) else "no swept weight"
         rows.append([f"{r['dataset']} ({r['metric']})", str(r["rank"]), r["variant"], r["study"],
                      interval(r["seed_std"], r["seed_std_lo"], r["seed_std_hi"], "fewer than 2 seeds per setting"), wcell,
                      f"{r['success']}/{r['n']} = " + interval(r["success"] / r["n"] if r["n"] else np.nan, r["success_lo"], r["success_hi"]),
@@ -114,7 +114,7 @@ def lines(results_dirs) -> list[str]:
     for (ds, m), g in lb.groupby(["dataset", "metric"], sort=False):
         out.append(f"{ds}, final {m} ({analysis.direction(m)}): seed spread, most robust first")
         for _, r in g.iterrows():
-            w = f"; {r['weight']} spread {fmt(r['weight_std'])}" if r["weight"] else ""
+            w = f"; {r['weight']} spread {fmt(r['weight_std'])}" if isinstance(r["weight"], str) else ""
             out.append(f"  {r['rank']:>2}. {r['variant']} [{r['study']}]: "
                        f"{interval(r['seed_std'], r['seed_std_lo'], r['seed_std_hi'])}{w}; success {r['success']}/{r['n']}")
     return out
@@ -134,8 +134,11 @@ def figure(lb: pd.DataFrame) -> bytes | None:
     for ax, ((ds, m), g) in zip(axes, groups):
         g = g[np.isfinite(g["seed_std"])].iloc[::-1]
         y = np.arange(len(g))
-        err = np.vstack([g["seed_std"] - g["seed_std_lo"], g["seed_std_hi"] - g["seed_std"]])
-        ax.errorbar(g["seed_std"], y, xerr=np.where(np.isfinite(err), err, 0), fmt="o", capsize=3)
+        # the interval as drawn from its ends: a percentile bootstrap of a std over few seeds can lie wholly
+        # below the estimate (resamples repeat seeds), which an error bar around the point cannot show
+        ok = np.isfinite(g["seed_std_lo"]) & np.isfinite(g["seed_std_hi"])
+        ax.hlines(y[ok], g["seed_std_lo"][ok], g["seed_std_hi"][ok], color="C0")
+        ax.plot(g["seed_std"], y, "o", color="C0")
         ax.set_yticks(y, [f"{v} [{s}]" for v, s in zip(g["variant"], g["study"])])
         ax.set_xlabel(f"std across seeds of the final {m}")
         ax.set_title(f"{ds}: most robust at the top")
