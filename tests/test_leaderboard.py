@@ -40,6 +40,16 @@ def test_ranking_follows_the_seed_spread_with_honest_intervals():
     assert len(rows) == 4 and len(head) == len(rows[0])
 
 
+def test_figure_draws_intervals_that_do_not_hold_the_estimate():
+    """An interval need not be centred on (or even hold) its estimate: the figure draws it from its ends
+    (an error bar around the point failed in matplotlib with a negative length)."""
+    lb = L.leaderboard(trials(), ["energy_distance", "modes_covered"])
+    lb.loc[0, ["seed_std_lo", "seed_std_hi"]] = [lb.loc[0, "seed_std"] * 0.1, lb.loc[0, "seed_std"] * 0.5]
+    lb.loc[1, ["seed_std_lo", "seed_std_hi"]] = [np.nan, np.nan]
+    png = L.figure(lb)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_one_seed_gives_no_interval():
     lb = L.leaderboard(trials(n_seeds=1), ["energy_distance"])
     assert lb["seed_std"].isna().all()

@@ -2,9 +2,9 @@
 
 Per (dataset, headline metric) group (variants on different data or judged by different metrics are
 never ranked against each other) and per variant (a study's variant label):
-- **seed spread**: the pooled std across seeds of the final metric, sqrt(mean within-setting variance)
-  over the variant's settings (each setting = one point of its own swept weights, run with >= 2 seeds),
-  with a percentile bootstrap interval that resamples seeds within each setting;
+- **seed spread**: the pooled std across seeds of the final metric over the variant's settings (each
+  setting = one point of its own swept weights, run with >= 2 seeds), with its chi-square interval
+  (bench.stats.std_interval);
 - **weight spread**: for each of the variant's own swept axes, the std across the axis of the per-point
   means (bench.stats.axis_spread, interval resampling seeds within points); the largest is shown with
   its axis (the weight the variant is most sensitive to), and, per group, the other axes held fixed;
@@ -26,25 +26,12 @@ from bench.stats.common import _canon
 
 DS = analysis.DATASET
 TEXT = ("Robustness leaderboard: per dataset and headline metric, every variant of every study ranked by its "
-        "seed spread (pooled std across seeds of the final metric over the variant's settings, 95 % bootstrap "
-        f"interval resampling seeds within settings, {N_BOOT} resamples), smallest first. Weight spread: the "
+        "seed spread (pooled std across seeds of the final metric over the variant's settings, 95 % chi-square "
+        "interval, normal seed noise), smallest first. Weight spread: the "
         "largest std across one of the variant's own swept axes of the per-point means (bench.stats.axis_spread, "
         "interval resampling seeds). Success: status ok and not collapsed, Wilson 95 % interval. Worst: the worst "
         "final value over every finished run of the variant. Variants on different datasets or metrics are "
         "not ranked against each other.")
-
-
-def pooled_seed_std(cells: list[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
-    """sqrt(mean of the cells' variances) (ddof=1) and its bootstrap interval (seeds resampled in each cell)."""
-    cells = [c for c in cells if len(c) >= 2]
-    if not cells:
-        return np.nan, np.nan, np.nan
-    est = float(np.sqrt(np.mean([np.var(c, ddof=1) for c in cells])))
-    rng = np.random.default_rng(seed)
-    boot = np.sqrt(np.mean([np.var(c[rng.integers(0, len(c), size=(n_boot, len(c)))], axis=1, ddof=1)
-                            for c in cells], axis=0))
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return est, float(lo), float(hi)
 
 
 def leaderboard(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -62,7 +49,7 @@ def leaderboard(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
             fin = v[(v["status"] == "ok") & np.isfinite(v[col].astype(float))]
             cells = [g[col].astype(float).to_numpy() for _, g in fin.groupby([fin[c].map(_canon) for c in settings])] \
                 if settings else [fin[col].astype(float).to_numpy()]
-            s, s_lo, s_hi = pooled_seed_std(cells)
+            s, s_lo, s_hi, _ = stats.std_interval(cells)
             best_axis, w, w_lo, w_hi = None, np.nan, np.nan, np.nan
             for a in axes:
                 others = [c for b in axes if b is not a for c in b.columns]

@@ -131,9 +131,12 @@ def _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name):
     spreads = stats.seed_spread(trials, q.metric, n_boot=N_BOOT, seed=SEED)
     blocks = [("h3", f"Seed sensitivity (final {q.metric})"),
               ("p", "Spread across seeds per variant and setting: std, IQR and range of the final value over the seeds, "
-                    f"and the worst seed ({'higher' if stats.is_higher_better(q.metric) else 'lower'} is better), "
-                    f"each with a 95 % bootstrap interval resampling seeds ({N_BOOT} resamples; the worst seed's bound "
-                    "on the bad side is the observed value). The comparison pools each side's deviations from every "
+                    f"and the worst seed ({'higher' if stats.is_higher_better(q.metric) else 'lower'} is better). "
+                    "The std has a 95 % confidence interval (chi-square, normal seed noise: bench.stats.std_interval; "
+                    "a bootstrap of a std over few seeds is far too narrow). The IQR, range and worst seed have "
+                    f"resampling intervals ({N_BOOT} resamples of the seeds): descriptive, not confidence intervals, "
+                    "as no resample's range or worst can go beyond the observed one; they say how much the statistic "
+                    "rests on one seed. The comparison pools each side's deviations from every "
                     "setting's own centre over the settings both sides ran (each setting scaled by its own seed std, "
                     "so settings weigh the same); the ratio's interval resamples seeds within settings; the test is "
                     "Brown-Forsythe on the deviations from each setting's median (bench.stats.seed_spread_comparison). "
@@ -161,8 +164,8 @@ def _comparison_table(cmp, wa, wb):
 def _spread_table(t):
     keys = [c for c in t.columns[:list(t.columns).index("n_seeds")]]
     header = [("dataset" if c == DATASET else c) for c in keys] + ["seeds", "median", "std [95 % CI]",
-                                                                    "IQR [95 % CI]", "range [95 % CI]",
-                                                                    "worst seed [95 % CI] (seed)", "note"]
+                                                                    "IQR [resampled]", "range [resampled]",
+                                                                    "worst seed [resampled] (seed)", "note"]
     rows = [[show_value(r[c]) for c in keys] + [int(r["n_seeds"]), fmt(r["median"])] +
             [interval(r[s], r[f"{s}_lo"], r[f"{s}_hi"]) for s in ("std", "iqr", "range")] +
             [interval(r["worst"], r["worst_lo"], r["worst_hi"]) + f" ({show_value(r['worst_seed'])})", note(r)]

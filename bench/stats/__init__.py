@@ -7,7 +7,8 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
   (`"fid"`, which means `final.fid`). Its direction comes from `bench.metrics.INFO`
   (`higher_is_better`); pass `higher_is_better=` for a column INFO does not know.
 - **Intervals.** Every interval is a two-sided 95 % interval unless `level` is given. Bootstrap
-  intervals are percentile intervals. Bounds are called `<stat>_lo` / `<stat>_hi` (or `lo` / `hi`).
+  intervals are percentile intervals; a std across seeds has a chi-square interval instead
+  (`std_interval`: a percentile bootstrap of a std over few seeds covers far less than it claims). Bounds are called `<stat>_lo` / `<stat>_hi` (or `lo` / `hi`).
 - **Reproducible bootstraps.** Every bootstrap takes `seed`. Within a grouped table each group
   draws from its own generator, seeded from `seed` and a stable hash of the group's key, so a
   group's interval does not change when other groups are added or removed.
@@ -28,7 +29,7 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
 
 Modules: `common` (metric and config columns, the helpers every statistic shares), `spread`
 (`axis_spread`, `spread_ratio`, `spread_comparison`: sensitivity to an axis), `paired`
-(`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`:
+(`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`, `std_interval`:
 sensitivity to the seed), `rates` (`success_rate`, `wilson_interval`), `budget`
 (`expected_best`, `budget_curve`). Import the functions from here (`from bench import stats`).
 
@@ -38,7 +39,7 @@ This package never imports torch or model code.
 from bench.stats.budget import budget_curve, expected_best
 from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_column
 from bench.stats.paired import PairedResult, holm, paired_difference
-from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power
+from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power, std_interval
 from bench.stats.rates import success_rate, wilson_interval
 from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio
 
@@ -57,6 +58,7 @@ __all__ = [
     "seed_spread",
     "seed_spread_comparison",
     "seed_spread_power",
+    "std_interval",
     "spread_comparison",
     "spread_ratio",
     "success_rate",
