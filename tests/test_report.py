@@ -229,7 +229,7 @@ def test_swept_axes_sentences_tables_and_plots(tmp_path):
     sp = stats.axis_spread(trials, "energy_distance", "train.lr", by=["variant", "dataset.name", "train.batch_size"])
     r = sp.loc[sp["std"].idxmax()]  # with another swept axis the headline names the largest spread
     s = next(h for h in _headlines(html) if h.startswith("Across train.lr"))
-    assert s.startswith("Across train.lr in [0.0001, 0.01] (3 values), the spread (std of per-point means) of lsgan's "
+    assert s.startswith("Across train.lr in [0.0001, 0.01] (3 values), the spread (of the true per-point means, seed noise taken out) of lsgan's "
                         "final energy distance to real (the largest of its 2 settings of train.batch_size, at "
                         f"train.batch_size = {r['train.batch_size']})")
     assert f"is {fmt(r['std'])} [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]" in s

@@ -34,14 +34,14 @@ def test_table2_and_spread_sentence(tmp_path):
     df = _folder(tmp_path)
     build_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
-    assert "seed Table 2" in md and "| structure | w=0.001 | w=0.01 | w=0.1 | w=1 | std across w |" in md
+    assert "seed Table 2" in md and "| structure | w=0.001 | w=0.01 | w=0.1 | w=1 | std across w | spread across w [95 % CI] |" in md
     expected = stats.axis_spread(df.rename(columns={"score": "final.nrds"}), "final.nrds", axis="variant.w",
                                  by=("variant.structure",), higher_is_better=True).set_index("variant.structure")
     for s in ("ed+gan", "ed//gan"):
         assert f"| {s} |" in md
         assert f"{expected.loc[s, 'std']:.3g} [{expected.loc[s, 'std_lo']:.3g}, {expected.loc[s, 'std_hi']:.3g}]" in md
     # ED//GAN is flat in w: far less spread than ED+GAN, and the sentence says so with a test
-    lines = [l for l in md.splitlines() if "across w in [0.001, 1], the spread (std across w) of ED//GAN's NRDS" in l]
+    lines = [l for l in md.splitlines() if "across w in [0.001, 1], the spread of ED//GAN's NRDS, seed noise taken out," in l]
     assert len(lines) == 2  # once among the headline findings (first), once under the table
     assert lines[0].startswith("- On fashion_mnist / inpaint / adam")
     ratio = expected.loc["ed//gan", "std"] / expected.loc["ed+gan", "std"]

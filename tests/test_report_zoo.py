@@ -65,7 +65,7 @@ def test_per_weight_cells_and_spread_are_the_statistics_of_the_trials(zoo_dir, r
     t = stats.axis_spread(ac, "class_accuracy", "variant.lambda_cls", by=["variant", "dataset.name"],
                           n_boot=N_BOOT, seed=0).iloc[0]
     assert t["n_points"] == 2
-    assert f"has a spread (std of per-value means) of {interval(t['std'], t['std_lo'], t['std_hi'])}" in md
+    assert f"has a spread (of the true per-value means, seed noise taken out) of {interval(t['std'], t['std_lo'], t['std_hi'])}" in md
     # the headline names the variant, the weight in words and the best / worst value
     head = next(line for line in md.splitlines() if line.startswith("- ACGAN: across variant.lambda_cls"))
     assert "weight of the auxiliary class loss" in head and "best" in head and "worst" in head

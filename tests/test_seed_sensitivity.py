@@ -326,7 +326,7 @@ def test_k_spread_sentence():
                        by=["variant.lens.schedule", "variant.objective"], n_boot=2000)
     r = sp.loc[sp["std"].idxmax()]
     assert r["variant.objective"] == "wgan" and r["std"] == pytest.approx(3.0 / np.sqrt(2), rel=0.2)
-    assert line.startswith(f"Across the lens K in {{1000, 2000}} (sine), the spread (std of per-K means) of the final "
+    assert line.startswith(f"Across the lens K in {{1000, 2000}} (sine), the spread (of the true per-K means, seed noise taken out) of the final "
                            f"energy distance to real is at most {fmt(r['std'])} [{fmt(r['std_lo'])}, "
                            f"{fmt(r['std_hi'])}] (at variant.objective = wgan; 2 setting(s)"), line
     assert k_spread(table(0.1, 0.1, n_seeds=3), "energy_distance") == []  # one K: nothing to say

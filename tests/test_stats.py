@@ -45,10 +45,21 @@ def known_means_grid(metric="final.fid"):
 def test_axis_spread_exact_point_estimates_and_direction():
     sp = S.axis_spread(known_means_grid(), "fid", "train.lr", n_boot=N_BOOT).iloc[0]
     assert sp["n_points"] == 4 and sp["min_seeds"] == 3 and not sp["higher_is_better"]
-    assert sp["std"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))  # 1.2910
+    # the same seeds at every point, each seed shifting every point alike (a pure seed effect): paired, no
+    # seed x point noise left, so the true spread is the spread of the means
+    assert sp["paired"] and sp["noise_floor"] == pytest.approx(0, abs=1e-12)
+    assert sp["std_means"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1)) == sp["std"]  # 1.2910
+    # other seeds at every point: independent, the within-point variance (0.04, 3 seeds) taken out
+    t = known_means_grid()
+    t["seed"] = range(len(t))
+    sp2 = S.axis_spread(t, "fid", "train.lr", n_boot=N_BOOT).iloc[0]
+    assert not sp2["paired"] and sp2["noise_floor"] == pytest.approx(math.sqrt(0.04 / 3))
+    assert sp2["std"] == pytest.approx(math.sqrt(np.var([1, 2, 3, 4], ddof=1) - 0.04 / 3))  # 1.2858
     assert sp["iqr"] == pytest.approx(3.25 - 1.75) and sp["range"] == pytest.approx(3.0)
-    for s in ("std", "iqr", "range"):
+    for s in ("iqr", "range"):
         assert sp[f"{s}_lo"] <= sp[s] <= sp[f"{s}_hi"] and sp[f"{s}_lo"] < sp[f"{s}_hi"]
+    assert sp["std_lo"] == pytest.approx(sp["std"]) == sp["std_hi"]  # no noise: the means are the truth
+    assert sp2["std_lo"] < sp2["std"] < sp2["std_hi"]
     # FID: lower is better, so the worst point is the largest mean
     assert (sp["worst"], sp["worst_at"]) == (pytest.approx(4.0), 1e-2)
     assert (sp["best"], sp["best_at"]) == (pytest.approx(1.0), 1e-5)
@@ -79,7 +90,7 @@ def test_axis_spread_reproducible_and_independent_of_other_groups():
     t = known_means_grid()
     a = S.axis_spread(t, "fid", "train.lr", n_boot=N_BOOT, seed=3)
     pd.testing.assert_frame_equal(a, S.axis_spread(t, "fid", "train.lr", n_boot=N_BOOT, seed=3))
-    assert a["std_lo"].iloc[0] != S.axis_spread(t, "fid", "train.lr", n_boot=N_BOOT, seed=4)["std_lo"].iloc[0]
+    assert a["iqr_lo"].iloc[0] != S.axis_spread(t, "fid", "train.lr", n_boot=N_BOOT, seed=4)["iqr_lo"].iloc[0]
     other = known_means_grid().assign(variant="lsgan", trial_id=lambda d: "u" + d["trial_id"])
     both = S.axis_spread(pd.concat([other, t]), "fid", "train.lr", n_boot=N_BOOT, seed=3).set_index("variant")
     assert both.loc["ns", "std_lo"] == a["std_lo"].iloc[0] and both.loc["ns", "std_hi"] == a["std_hi"].iloc[0]
@@ -268,7 +279,8 @@ def test_spread_ratio_known_values_and_tests():
     a = [[0.9, 1.1], [1.0, 1.2], [0.8, 1.0], [1.05, 1.15]]  # point means 1.0, 1.1, 0.9, 1.1
     b = [[0.9, 1.1], [1.9, 2.1], [2.9, 3.1], [3.9, 4.1]]    # point means 1, 2, 3, 4
     r = S.spread_ratio(a, b, n_boot=N_BOOT, seed=0)
-    expect = np.std([1.0, 1.1, 0.9, 1.1], ddof=1) / np.std([1, 2, 3, 4], ddof=1)
+    expect = S.true_spread(a)[0] / S.true_spread(b)[0]  # the true spreads, seed noise taken out
+    assert r.std_a == S.true_spread(a)[0] and r.std_b == S.true_spread(b)[0] < np.std([1, 2, 3, 4], ddof=1)
     assert r.ratio == pytest.approx(expect) and r.ratio_lo < expect < r.ratio_hi < 1
     bf = sps.levene([1.0, 1.1, 0.9, 1.1], [1, 2, 3, 4], center="median")
     assert r.test_on == "point_means" and r.p_value == pytest.approx(bf.pvalue)
@@ -276,12 +288,68 @@ def test_spread_ratio_known_values_and_tests():
     assert rt.p_value == pytest.approx(sps.levene(np.ravel(a), np.ravel(b), center="median").pvalue)
     assert S.spread_ratio(a, b, n_boot=N_BOOT, seed=5) == S.spread_ratio(a, b, n_boot=N_BOOT, seed=5)
     flat = S.spread_ratio(a, [[2.0, 2.0]] * 4, n_boot=N_BOOT)
-    assert flat.ratio == math.inf and "zero spread" in flat.reason
+    assert flat.ratio == math.inf and "spread is 0" in flat.reason
     single = S.spread_ratio([[1.0], [2.0]], [[1.0], [3.0]], n_boot=N_BOOT)
     assert math.isnan(single.ratio_lo) and "fewer than 2 seeds" in single.reason
     assert math.isnan(single.p_value) and "Brown-Forsythe undefined" in single.reason  # 2 points a side
     both_flat = S.spread_ratio([[1.0, 1.0]] * 3, [[2.0, 2.0]] * 3, n_boot=N_BOOT)
     assert math.isnan(both_flat.p_value) and "neither side varies" in both_flat.reason
+
+
+@pytest.mark.parametrize("seeds,tau", [(2, 0.0), (2, 1.0), (3, 0.1), (12, 1.0)])
+def test_true_spread_covers_the_spread_of_the_true_means(seeds, tau):
+    """Normal seed noise (std 1), 5 axis points whose true means have spread tau: the interval holds tau in
+    at least 93 % of 600 simulated studies; the seed-resampling bootstrap of the std of the point means
+    (what axis_spread reported before) held it far less often."""
+    from bench.stats.spread import _boot_point_means
+
+    rng = np.random.default_rng(seeds)
+    mu = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    mu = mu / mu.std(ddof=1) * tau
+    hit = boot_hit = 0
+    for _ in range(600):
+        pts = [m + rng.standard_normal(seeds) for m in mu]
+        est, lo, hi, floor = S.true_spread(pts)
+        assert lo <= hi and floor > 0
+        hit += lo <= tau <= hi
+        b = np.std(_boot_point_means(pts, 200, rng), axis=1, ddof=1)
+        boot_hit += np.percentile(b, 2.5) <= tau <= np.percentile(b, 97.5)
+    assert hit / 600 >= 0.93
+    assert boot_hit / 600 < (0.85 if seeds <= 3 else 0.95)  # measured 0.0-0.77 with 2-3 seeds, 0.90 with 12
+
+
+def test_true_spread_paired_by_seed():
+    """A study's seeds are blocks: the same seed shifts every axis point alike (here by N(0, 1), ten times
+    the seed x point noise 0.1). Paired, the shift cancels: the interval holds the true spread 0.3 in
+    >= 95 % of simulated studies and is narrow; treated as independent seeds it would take the shift for
+    noise (noise floor ~0.7, interval up to ~3)."""
+    rng = np.random.default_rng(11)
+    mu = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    mu = mu / mu.std(ddof=1) * 0.3
+    hit, widths, floors = 0, [], []
+    for _ in range(300):
+        shift = rng.standard_normal(3)
+        pts = [m + shift + 0.1 * rng.standard_normal(3) for m in mu]
+        est, lo, hi, floor = S.true_spread(pts, paired=True)
+        hit += lo <= 0.3 <= hi
+        widths.append(hi - lo)
+        floors.append(S.true_spread(pts)[3])
+    assert hit / 300 >= 0.95 and np.median(widths) < 0.6 and np.median(floors) > 0.4
+
+
+def test_spread_ratio_interval_covers_when_one_side_is_mostly_noise():
+    """ED//GAN-like: a's true spread (0.1) well under its seed noise (0.3), b's 1: the ratio's interval
+    holds the true ratio 0.1 in >= 95 % of simulated studies (the bootstrap it replaces: about 26 %)."""
+    rng = np.random.default_rng(7)
+    base = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    base = base / base.std(ddof=1)
+    hit = 0
+    for _ in range(300):
+        a = [m * 0.1 + 0.3 * rng.standard_normal(2) for m in base]
+        b = [m * 1.0 + 0.3 * rng.standard_normal(2) for m in base]
+        r = S.spread_ratio(a, b)
+        hit += r.ratio_lo <= 0.1 <= r.ratio_hi
+    assert hit / 300 >= 0.95
 
 
 def test_spread_comparison_dataframe_level():
@@ -293,7 +361,9 @@ def test_spread_comparison_dataframe_level():
     t = pd.DataFrame(rows)
     out = S.spread_comparison(t, "fid", "variant.w", "variant", "ED//GAN", "ED+GAN", n_boot=N_BOOT).iloc[0]
     assert out["dataset.name"] == "ring8" and out["n_points_a"] == 4 and out["n_points_b"] == 4
-    assert out["ratio"] == pytest.approx(np.std([1.0, 1.1, 0.9, 1.1], ddof=1) / np.std([1, 2, 3, 4], ddof=1))
+    means = {"ED//GAN": [1.0, 1.1, 0.9, 1.1], "ED+GAN": [1.0, 2.0, 3.0, 4.0]}
+    spreads = [S.true_spread([[m - 0.1, m + 0.1] for m in means[v]], paired=True)[0] for v in means]
+    assert out["ratio"] == pytest.approx(spreads[0] / spreads[1])
     assert out["ratio_lo"] <= out["ratio"] <= out["ratio_hi"]
 
 

@@ -224,7 +224,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
             out.append(("table", *lbm.table(lb)))
             img = lbm.figure(lb)
             if img:
-                out.append(("img", "leaderboard", img, "seed spread per variant with its 95 % bootstrap interval"))
+                out.append(("img", "leaderboard", img, "seed spread per variant with its 95 % confidence interval"))
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))

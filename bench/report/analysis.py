@@ -345,7 +345,8 @@ def spread_sentence(row: pd.Series, axis: Axis, metric: str, others: list[str], 
     # (one setting: the other axes are not swept in this variant, e.g. another zoo variant's weight)
     where = (f" (the largest of its {of_n} settings of {', '.join(others)}, at " +
              ", ".join(f"{c} = {show_value(row[c])}" for c in others) + ")") if others and of_n > 1 else ""
-    head = f"Across {axis.name} {axis.span()}, the spread (std of per-point means) of {row['variant']}'s final " \
+    head = f"Across {axis.name} {axis.span()}, the spread (of the true per-point means, seed noise taken out) of " \
+           f"{row['variant']}'s final " \
            f"{metric_name(metric)}"
     if show_dataset:
         head += f" on {row[DATASET]}"
@@ -365,7 +366,7 @@ def spread_sentence(row: pd.Series, axis: Axis, metric: str, others: list[str], 
 def sensitivity_table(table: pd.DataFrame, others: list[str]) -> tuple[list[str], list[list[str]]]:
     by = [c for c in ("study", "variant", DATASET) if c in table]
     header = [*[("dataset" if c == DATASET else c) for c in by], *others, "points (empty)", "min seeds",
-              "std [95 % CI]", "IQR [95 % CI]", "range [95 % CI]", "best (at)", "worst (at)", "note"]
+              "std [95 % CI]", "IQR [resampled]", "range [resampled]", "best (at)", "worst (at)", "note"]
     rows = []
     for _, r in table.iterrows():
         rows.append([*[str(r[c]) for c in by], *[show_value(r[c]) for c in others],
@@ -487,9 +488,12 @@ def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
                              "sensitivity table.)")
             tables.append(("h3", f"Sensitivity to {ax.name} (final {metric}"
                                + (f"; {', '.join(datasets)})" if len(by_metric) > 1 else ")")))
-            tables.append(("p", f"Per-point mean = mean over seeds at one value of {ax.name}; std / IQR / range are "
-                                f"taken across the {len(ax.values)} values, with 95 % bootstrap intervals that "
-                                f"resample seeds within each point ({N_BOOT} resamples; the axis values are fixed). "
+            tables.append(("p", f"Per-point mean = mean over seeds at one value of {ax.name}. std: the spread of the "
+                                f"true per-point means across the {len(ax.values)} values with the seed noise taken "
+                                "out, with its 95 % confidence interval (noncentral F, normal seed noise: "
+                                "bench.stats.true_spread; the std of the noisy means is higher by up to the noise "
+                                "floor). IQR / range: of the per-point means, with resampling intervals "
+                                f"({N_BOOT} resamples of the seeds within each point; descriptive). "
                                 "No interval when a point has fewer than 2 seeds." +
                                 (f" Other swept axes ({', '.join(others)}) are held fixed per row." if others else "")))
             tables.append(("table", *sensitivity_table(t, others)))

@@ -39,6 +39,8 @@ def p_is(p) -> str:
 
 def interval(est, lo, hi, why: str = "") -> str:
     """'est [lo, hi]', or 'est (no interval: why)' when the bounds are NaN — never a zero-width band made up."""
+    if np.isfinite(lo) and hi == np.inf:  # a bound that the data cannot give (a ratio whose denominator may be 0)
+        return f"{fmt(est)} [{fmt(lo)}, no upper bound]"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{fmt(est)} (no interval: {why})" if why else f"{fmt(est)} (no interval)"
     return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"

@@ -5,8 +5,9 @@ never ranked against each other) and per variant (a study's variant label):
 - **seed spread**: the pooled std across seeds of the final metric over the variant's settings (each
   setting = one point of its own swept weights, run with >= 2 seeds), with its chi-square interval
   (bench.stats.std_interval);
-- **weight spread**: for each of the variant's own swept axes, the std across the axis of the per-point
-  means (bench.stats.axis_spread, interval resampling seeds within points); the largest is shown with
+- **weight spread**: for each of the variant's own swept axes, the spread across the axis of the true
+  per-point means, seed noise taken out (bench.stats.axis_spread / true_spread, with its confidence
+  interval); the largest is shown with
   its axis (the weight the variant is most sensitive to), and, per group, the other axes held fixed;
 - **success rate** with its Wilson interval (analysis.success_rule), and the **worst case**: the worst
   final value over every finished seed and setting (diverged runs count in the success rate).
@@ -28,8 +29,8 @@ DS = analysis.DATASET
 TEXT = ("Robustness leaderboard: per dataset and headline metric, every variant of every study ranked by its "
         "seed spread (pooled std across seeds of the final metric over the variant's settings, 95 % chi-square "
         "interval, normal seed noise), smallest first. Weight spread: the "
-        "largest std across one of the variant's own swept axes of the per-point means (bench.stats.axis_spread, "
-        "interval resampling seeds). Success: status ok and not collapsed, Wilson 95 % interval. Worst: the worst "
+        "largest spread across one of the variant's own swept axes of the per-point means, seed noise taken out "
+        "(bench.stats.true_spread, 95 % confidence interval). Success: status ok and not collapsed, Wilson 95 % interval. Worst: the worst "
         "final value over every finished run of the variant. Variants on different datasets or metrics are "
         "not ranked against each other.")
 

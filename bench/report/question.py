@@ -247,8 +247,8 @@ def k_spread(trials: pd.DataFrame, metric: str) -> list[str]:
         r = t.loc[t["std"].astype(float).idxmax()]
         where = ", ".join(f"{c} = {show_value(r[c])}" for c in by[1:])
         seed_std = stats.seed_spread(sub, metric, by=[*by, K], n_boot=200, seed=SEED)["std"].median()
-        out.append(f"Across the lens K in {{{', '.join(show_value(k) for k in ks)}}} ({sched}), the spread (std of "
-                   f"per-K means) of the final {metric_name(metric)} is at most "
+        out.append(f"Across the lens K in {{{', '.join(show_value(k) for k in ks)}}} ({sched}), the spread (of the "
+                   f"true per-K means, seed noise taken out) of the final {metric_name(metric)} is at most "
                    f"{interval(r['std'], r['std_lo'], r['std_hi'], note(r))}" + (f" (at {where}" if where else " (")
                    + f"; {len(t)} setting(s), median {fmt(t['std'].median())}); for scale, the median std across "
                    f"seeds of these lens trials is {fmt(seed_std)}.")

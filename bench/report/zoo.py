@@ -1,7 +1,8 @@
 """A section per variant of the conditional and encoder GANs (CGAN, ACGAN, InfoGAN, AGE, ALI, SGAN, and
 any structure added after them): what it is, each of its own weights named in words (the config
 schema's description), its own metrics per weight value with seed-bootstrap intervals, the spread
-across the weight (`bench.stats.axis_spread`: std / range with intervals, best and worst value), the
+across the weight (`bench.stats.axis_spread`: the spread with the seed noise taken out and its
+confidence interval, the range of the per-value means, best and worst value), the
 success rate per weight value, a figure of every own metric against the weight, and its own images
 (class grids, latent traversals, reconstructions) at each weight.
 
@@ -99,7 +100,7 @@ def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], m
 
 def spread_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
     """Per metric (and setting of the other axes): the spread across the weight, with intervals."""
-    header = ["metric", *others, "points (empty)", "std across the weight [95 % CI]", "range [95 % CI]", "best (at)",
+    header = ["metric", *others, "points (empty)", "spread across the weight [95 % CI]", "range [resampled]", "best (at)",
               "worst (at)", "note"]
     rows, first = [], {}
     for m in metrics:
@@ -216,15 +217,16 @@ def blocks(trials: pd.DataFrame, curves: pd.DataFrame) -> tuple[list[str], list[
                              f"over seeds, {N_BOOT} resamples]."))
             out.append(("table", *per_value_table(sub, ax, others, metrics)))
             header, rows, first = spread_table(sub, ax, others, metrics)
-            out.append(("p", f"Spread across {ax.name}: std / range of the per-value means, intervals resampling "
-                             "seeds within each value (bench.stats.axis_spread); best and worst per the metric's "
-                             "direction."))
+            out.append(("p", f"Spread across {ax.name}: std = the spread of the true per-value means with the seed "
+                             "noise taken out [95 % confidence interval, noncentral F: bench.stats.true_spread]; "
+                             "range of the per-value means [resampling interval over seeds]; best and worst per the "
+                             "metric's direction (bench.stats.axis_spread)."))
             out.append(("table", header, rows))
             lead = next((m for m in own if m in first), next(iter(first), None))
             if lead is not None and first[lead]["n_points"] >= 2:
                 r = first[lead]
                 heads.append(f"{title}: across {ax.name} {ax.span()} ({describe(ax.column) or ax.name}), its final "
-                             f"{analysis.metric_name(lead)} has a spread (std of per-value means) of "
+                             f"{analysis.metric_name(lead)} has a spread (of the true per-value means, seed noise taken out) of "
                              + interval(r["std"], r["std_lo"], r["std_hi"], analysis.note(r))
                              + f"; best {fmt(r['best'])} at {show_value(r['best_at'])}, worst {fmt(r['worst'])} at "
                              f"{show_value(r['worst_at'])} ({analysis.direction(lead)}).")

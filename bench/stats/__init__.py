@@ -28,7 +28,7 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
   not a config column.
 
 Modules: `common` (metric and config columns, the helpers every statistic shares), `spread`
-(`axis_spread`, `spread_ratio`, `spread_comparison`: sensitivity to an axis), `paired`
+(`axis_spread`, `spread_ratio`, `spread_comparison`, `true_spread`: sensitivity to an axis), `paired`
 (`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`, `std_interval`:
 sensitivity to the seed), `rates` (`success_rate`, `wilson_interval`), `budget`
 (`expected_best`, `budget_curve`). Import the functions from here (`from bench import stats`).
@@ -41,7 +41,7 @@ from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_c
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power, std_interval
 from bench.stats.rates import success_rate, wilson_interval
-from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio
+from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio, true_spread
 
 __all__ = [
     "LEVEL",
@@ -62,5 +62,6 @@ __all__ = [
     "spread_comparison",
     "spread_ratio",
     "success_rate",
+    "true_spread",
     "wilson_interval",
 ]
