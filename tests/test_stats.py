@@ -352,6 +352,20 @@ def test_spread_ratio_interval_covers_when_one_side_is_mostly_noise():
     assert hit / 300 >= 0.95
 
 
+@pytest.mark.parametrize("n", [2, 3, 12])
+def test_t_interval_covers_the_mean_as_it_claims(n):
+    """Means over seeds and paired differences: the t interval holds the true mean in ~95 % of 2000
+    simulated studies; a percentile bootstrap of the mean in far fewer with 2-3 seeds (51 %, 73 %)."""
+    rng = np.random.default_rng(n)
+    hit = 0
+    for _ in range(2000):
+        v = 1.0 + 0.5 * rng.standard_normal(n)
+        lo, hi = S.t_interval(v)
+        hit += lo <= 1.0 <= hi
+    assert 0.93 <= hit / 2000 <= 0.97
+    assert all(math.isnan(x) for x in S.t_interval([1.0]))
+
+
 def test_spread_comparison_dataframe_level():
     rows = []
     for v, means in (("ED//GAN", [1.0, 1.1, 0.9, 1.1]), ("ED+GAN", [1.0, 2.0, 3.0, 4.0])):

@@ -246,8 +246,8 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     # 2. tables
     out.append(("h2", "Summary"))
-    out.append(("p", "Final metric per variant: mean over seeds [95 % bootstrap interval over seeds, "
-                     f"{N_BOOT} resamples, percentile]. Runs without a value (diverged, failed, or the "
+    out.append(("p", "Final metric per variant: mean over seeds [95 % Student t interval over seeds]. "
+                     "Runs without a value (diverged, failed, or the "
                      "metric undefined) are left out of the mean and counted."))
     out.append(("table", *summary(trials, metrics)))
     out.append(("p", "; ".join(f"{m}: {INFO[m][1]} ({'higher' if INFO[m][0] else 'lower'} is better)"
@@ -310,7 +310,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
             img = plots.paired_differences(rows, found.paired_pairs, m, labels) if not rows.empty else None
             if img:
                 figs.append(("img", f"paired_{m}", img, f"final {m}, lens minus no lens, per pair (same seed and "
-                                                        "settings), with the mean and its 95 % bootstrap interval"))
+                                                        "settings), with the mean and its 95 % t interval"))
         if figs:
             out.append(("h2", "Paired differences (lens - no lens)"))
             out += figs

@@ -48,7 +48,7 @@ SUCCESS_TEXT = (f"A trial succeeds when it finished without diverging (status ok
 PAIRING_TEXT = ("Lens vs no lens is compared pair by pair: a trial with the lens is paired with the trial without "
                 "it that has the same objective, dataset, seed and every other setting (the same seed gives the "
                 "same initial generator and discriminator). The difference is lens minus no lens; its interval is "
-                f"a 95 % percentile bootstrap over pairs ({N_BOOT} resamples); the test is a two-sided Wilcoxon "
+                "a 95 % Student t interval over pairs; the test is a two-sided Wilcoxon "
                 "signed-rank test; rank-biserial r > 0 means the lens gives larger values. p-values are "
                 "Holm-adjusted over every test in the paired-difference table. Pairs where either trial diverged "
                 "are dropped and counted.")
@@ -264,14 +264,14 @@ def paired_sentence(row: pd.Series, label: str) -> str:
 
 
 def paired_digest(prim: pd.DataFrame, names: list[str]) -> list[str]:
-    """Many lens comparisons: one sentence with the counts, and the comparisons whose bootstrap interval
+    """Many lens comparisons: one sentence with the counts, and the comparisons whose interval
     excludes 0 (better / worse), instead of one sentence each; the table lists them all."""
     tested = prim[np.isfinite(prim["lo"].astype(float))]
     sig = int((prim["holm_p"].astype(float) <= 0.05).sum())
     metric_words = " / ".join(dict.fromkeys(metric_name(m) for m in prim["metric"]))
     head = (f"{len(prim)} lens-vs-no-lens comparisons of the final {metric_words} (paired over seeds): {sig} "
             f"significant after Holm (adjusted p <= 0.05); {int(((tested['lo'] > 0) | (tested['hi'] < 0)).sum())} "
-            f"of the {len(tested)} with an interval have a 95 % bootstrap interval that excludes 0. All are in the "
+            f"of the {len(tested)} with an interval have a 95 % t interval that excludes 0. All are in the "
             "paired-difference table.")
     out = [head]
     for side, word in ((True, "better"), (False, "worse")):

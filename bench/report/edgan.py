@@ -1,5 +1,5 @@
 """The seed paper's Table 2 for ED+GAN vs ED//GAN studies: NRDS per structure (rows) and adversarial
-weight w (columns), mean over seeds with seed-bootstrap intervals, the std across w of the per-w means
+weight w (columns), mean over seeds with t intervals, the std across w of the per-w means
 (the paper's robustness measure), the spread across w with the seed noise taken out and its confidence
 interval (bench.stats.true_spread), the ED//GAN vs ED+GAN spread ratio with a Brown-Forsythe test,
 and the NRDS curves. Reads nrds.parquet and trials.parquet only."""
@@ -51,7 +51,7 @@ def blocks(results_dirs) -> tuple[list[str], list[tuple]]:
     out: list[tuple] = [("h2", "ED+GAN vs ED//GAN: NRDS across the adversarial weight w (seed Table 2)")]
     out.append(("p", "NRDS is relative: scores are normalised within a comparison group (all structures and "
                      "weights of one dataset, task, optimizer and seed), so each sums to 1 over its group. "
-                     "Cells: mean over seeds [95 % bootstrap interval over seeds]; 'std across w': the std of "
+                     "Cells: mean over seeds [95 % t interval over seeds]; 'std across w': the std of "
                      "the per-w means (the seed paper's robustness measure, which seed noise alone raises to about "
                      "its noise floor); 'spread across w': the spread of the true per-w means with the seed noise "
                      "taken out [95 % confidence interval, noncentral F, normal seed noise: "

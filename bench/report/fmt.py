@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
-N_BOOT = 2000  # resamples of the report's own bootstraps (`mean_ci`) and of the `bench.stats` calls it makes
+from bench.stats.common import t_interval
+
+N_BOOT = 2000  # resamples of the `bench.stats` bootstraps the report calls
 
 
 def fmt(x) -> str:
@@ -47,8 +48,9 @@ def interval(est, lo, hi, why: str = "") -> str:
 
 
 def mean_ci(values, n_boot: int = N_BOOT, seed: int = 0) -> str:
-    """Mean over seeds with a 95 % percentile bootstrap interval (seeds resampled with replacement);
-    non-finite values are left out."""
+    """Mean over seeds with its 95 % Student t interval (bench.stats.common.t_interval: a percentile
+    bootstrap over a few seeds under-covers); non-finite values are left out. (`n_boot`, `seed`: unused,
+    kept for callers.)"""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
@@ -57,10 +59,8 @@ def mean_ci(values, n_boot: int = N_BOOT, seed: int = 0) -> str:
         return f"{fmt(v[0])}, no CI (n=1)"
     if np.all(v == v[0]):
         return f"{fmt(v[0])} (all {len(v)} equal)"
-    # seeded per cell: the same table on every build
-    ci = stats.bootstrap((v,), np.mean, n_resamples=n_boot, method="percentile",
-                         rng=np.random.default_rng(seed)).confidence_interval
-    return interval(v.mean(), ci.low, ci.high)
+    lo, hi = t_interval(v)
+    return interval(v.mean(), lo, hi)
 
 
 def show_value(v) -> str:

@@ -381,7 +381,7 @@ def budget_curves(curves_by_variant: dict, metric: str, variants: list[str]) -> 
 
 def paired_differences(summary: pd.DataFrame, pairs: pd.DataFrame, metric: str, labels: list[str]) -> bytes | None:
     """Per comparison (one row per label, in summary order): each pair's difference (dots), the mean
-    (diamond) and its 95 % bootstrap interval (bar); the dashed line is no difference."""
+    (diamond) and its 95 % t interval (bar); the dashed line is no difference."""
     s = summary[summary["metric"] == metric].reset_index(drop=True)
     if s.empty:
         return None

@@ -1,6 +1,6 @@
 """A section per variant of the conditional and encoder GANs (CGAN, ACGAN, InfoGAN, AGE, ALI, SGAN, and
 any structure added after them): what it is, each of its own weights named in words (the config
-schema's description), its own metrics per weight value with seed-bootstrap intervals, the spread
+schema's description), its own metrics per weight value with t intervals over seeds, the spread
 across the weight (`bench.stats.axis_spread`: the spread with the seed noise taken out and its
 confidence interval, the range of the per-value means, best and worst value), the
 success rate per weight value, a figure of every own metric against the weight, and its own images
@@ -83,7 +83,7 @@ def variants(trials: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
     """Rows: one value of the weight (and of the other swept axes), in the axis' order; cells: ok / trials,
     success rate [Wilson] (`stats.success_rate` with the report's rule) and each metric's mean over seeds
-    [bootstrap]."""
+    [t interval]."""
     mask, _ = analysis.success_rule(sub)
     keys = [axis.column, *others]
     header = [*keys, "ok / trials", "success [95 % Wilson]", *[f"{m} {'↑' if INFO[m][0] else '↓'}" for m in metrics]]
@@ -213,8 +213,8 @@ def blocks(trials: pd.DataFrame, curves: pd.DataFrame) -> tuple[list[str], list[
             others = [a.column for a in axes if a is not ax]
             out.append(("h3", f"{title} across {ax.name}: " + "; ".join(describe(c) or c for c in ax.columns)))
             out.append(("p", f"Per value of {ax.name}: trials that finished ok, success rate (rule as in 'Success "
-                             f"rate'), and each metric's final value as the mean over seeds [95 % bootstrap interval "
-                             f"over seeds, {N_BOOT} resamples]."))
+                             f"rate'), and each metric's final value as the mean over seeds [95 % Student t interval "
+                             "over seeds]."))
             out.append(("table", *per_value_table(sub, ax, others, metrics)))
             header, rows, first = spread_table(sub, ax, others, metrics)
             out.append(("p", f"Spread across {ax.name}: std = the spread of the true per-value means with the seed "

@@ -7,8 +7,10 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
   (`"fid"`, which means `final.fid`). Its direction comes from `bench.metrics.INFO`
   (`higher_is_better`); pass `higher_is_better=` for a column INFO does not know.
 - **Intervals.** Every interval is a two-sided 95 % interval unless `level` is given. Bootstrap
-  intervals are percentile intervals; a std across seeds has a chi-square interval instead
-  (`std_interval`: a percentile bootstrap of a std over few seeds covers far less than it claims). Bounds are called `<stat>_lo` / `<stat>_hi` (or `lo` / `hi`).
+  intervals are percentile intervals, used only where simulation shows they cover what they claim
+  with a few seeds; elsewhere: a mean or paired difference has a Student t interval (`t_interval`), a
+  std across seeds a chi-square interval (`std_interval`), a spread across an axis a noncentral-F
+  interval of the true spread (`true_spread`): percentile bootstraps of those covered 0-92 %. Bounds are called `<stat>_lo` / `<stat>_hi` (or `lo` / `hi`).
 - **Reproducible bootstraps.** Every bootstrap takes `seed`. Within a grouped table each group
   draws from its own generator, seeded from `seed` and a stable hash of the group's key, so a
   group's interval does not change when other groups are added or removed.
@@ -37,7 +39,7 @@ This package never imports torch or model code.
 """
 
 from bench.stats.budget import budget_curve, expected_best
-from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_column
+from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_column, t_interval
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power, std_interval
 from bench.stats.rates import success_rate, wilson_interval
@@ -62,6 +64,7 @@ __all__ = [
     "spread_comparison",
     "spread_ratio",
     "success_rate",
+    "t_interval",
     "true_spread",
     "wilson_interval",
 ]

@@ -4,12 +4,14 @@ are in the package docstring (`bench/stats/__init__.py`)."""
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bench.metrics import INFO
 
@@ -124,6 +126,21 @@ def _percentile_ci(samples: np.ndarray, level: float) -> tuple[float, float]:
     method = "linear" if np.all(np.isfinite(samples)) else "inverted_cdf"
     lo, hi = np.quantile(samples, [a, 1.0 - a], axis=0, method=method)
     return lo, hi
+
+
+def t_interval(values, level: float = LEVEL) -> tuple[float, float]:
+    """Student t interval of the mean: mean -+ t(level, n - 1) * sd / sqrt(n); NaN below 2 values.
+    Why not a percentile bootstrap: with the few seeds of a GAN study a bootstrap's resamples repeat
+    seeds and its interval is too narrow; simulated with normal values its nominal 95 % covers the mean
+    51 % of the time with 2 seeds, 73 % with 3, 83 % with 5, 92 % with 12; this one 94-96 %
+    (tests/test_stats.py). Normal values are the assumption; with 12+ seeds the mean is close to normal
+    anyway."""
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return float(v.mean()) - half, float(v.mean()) + half
 
 
 def _degenerate(lo: float, hi: float, scale: float = 1.0) -> bool:

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.stats.common import (DEGENERATE, LEVEL, _as_tuple, _canon, _check_columns, _degenerate, _is_null, _join,
-                                _rng, _values, config_columns, is_higher_better, metric_column)
+                                _rng, _values, config_columns, is_higher_better, metric_column, t_interval)
 
 
 @dataclass
@@ -104,8 +104,8 @@ def paired_difference(trials: pd.DataFrame, metric: str,
     counted in `n_dropped` (a diverged trial has no `final.*` metric: see `success_rate`).
 
     Summary columns: by..., `arm`, `n_pairs` (matched), `n` (used), `n_dropped`, `n_treated_unpaired`,
-    `n_control_unpaired`, `higher_is_better`, `mean_diff` (treated - control) with percentile
-    bootstrap `lo`, `hi` over pairs, `median_diff`, `sd_diff` (ddof=1), `frac_better`, `frac_worse`
+    `n_control_unpaired`, `higher_is_better`, `mean_diff` (treated - control) with its Student t
+    interval `lo`, `hi` over pairs (`t_interval`; a percentile bootstrap over a few pairs under-covers), `median_diff`, `sd_diff` (ddof=1), `frac_better`, `frac_worse`
     (share of pairs where the treated trial is strictly better / worse in the metric's direction),
     `wilcoxon_stat`, `p_value` (two-sided Wilcoxon signed-rank, scipy's zero_method="wilcox": zero
     differences are dropped; all differences zero -> p = 1, stated in `reason`), `n_nonzero`,
@@ -203,9 +203,7 @@ def _paired_stats(d: np.ndarray, hib: bool, n_boot: int, rng: np.random.Generato
     if n < 2:
         out["reason"] = "no usable pairs" if n == 0 else "fewer than 2 pairs: no interval, no test"
         return out
-    ci = stats.bootstrap((d,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
-                         rng=rng).confidence_interval
-    out["lo"], out["hi"] = float(ci.low), float(ci.high)
+    out["lo"], out["hi"] = t_interval(d, level)
     reasons = [DEGENERATE if _degenerate(out["lo"], out["hi"], out["mean_diff"]) else None]
     sd = out["sd_diff"]
     if sd > 0:
