@@ -2,9 +2,10 @@
 and whether one arm moves less than another (`spread_ratio`, `spread_comparison`: ratio of spreads
 and a Brown-Forsythe test).
 
-The bootstraps here resample the seeds within every axis point at once, keeping the axis points fixed
-(they are the design, not a sample), and take std, IQR and range (or both arms' spreads) from the same
-resampled point means; `_boot_point_means` does that directly.
+The spread that counts is that of the TRUE per-point means, with the seed noise taken out, and its
+confidence interval (`true_spread`: noncentral F; seeds paired across points when every point has the same
+seeds). The IQR and range of the per-point means keep bootstraps that resample the seeds within every axis
+point, the axis points fixed (they are the design, not a sample): descriptive, `_boot_point_means`.
 """
 
 from __future__ import annotations
