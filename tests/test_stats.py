@@ -337,6 +337,34 @@ def test_true_spread_paired_by_seed():
     assert hit / 300 >= 0.95 and np.median(widths) < 0.6 and np.median(floors) > 0.4
 
 
+def test_axis_spread_pairs_on_the_seeds_every_point_has():
+    """A seed that diverged at one point is left out of the paired spread (not the whole design treated as
+    unpaired, whose within-point variance would count the seed effect as noise: 64-87 % coverage)."""
+    rng = np.random.default_rng(3)
+    hit = 0
+    for r in range(200):
+        shift = rng.standard_normal(4)
+        vals = {x: m * 0.3 / 1.2909944 + shift + 0.1 * rng.standard_normal(4) for x, m in MEANS.items()}
+        t = grid({x: list(v) for x, v in vals.items()})
+        t.loc[(t["train.lr"] == 1e-3) & (t["seed"] == 3), "status"] = "diverged"
+        sp = S.axis_spread(t, "fid", "train.lr", n_boot=50).iloc[0]
+        assert sp["paired"] and "paired on the 3 seeds every point has: 3 trial(s)" in sp["reason"]
+        hit += sp["std_lo"] <= 0.3 <= sp["std_hi"]
+    assert hit / 200 >= 0.93
+
+
+def test_true_spread_empty_interval_is_said():
+    """Means that agree more closely than the seed noise predicts: the interval is empty ([0, 0]) and the
+    reason says so instead of passing it off as certainty."""
+    t = grid({1e-4: [25.0, 24.0, 25.0], 1e-3: [24.0, 25.0, 25.0], 1e-2: [25.0, 25.0, 24.0]})
+    t["seed"] = range(len(t))  # other seeds at every point: unpaired
+    sp = S.axis_spread(t, "fid", "train.lr", n_boot=50).iloc[0]
+    assert (sp["std"], sp["std_lo"], sp["std_hi"]) == (0, 0, 0) and sp["noise_floor"] > 0
+    assert "agree more closely than the seed noise predicts" in sp["reason"]
+    with pytest.raises(ValueError, match="same seeds"):
+        S.true_spread([[1.0, 2.0], [1.0]], paired=True)
+
+
 def test_spread_ratio_interval_covers_when_one_side_is_mostly_noise():
     """ED//GAN-like: a's true spread (0.1) well under its seed noise (0.3), b's 1: the ratio's interval
     holds the true ratio 0.1 in >= 95 % of simulated studies (the bootstrap it replaces: about 26 %)."""

@@ -92,9 +92,9 @@ def axis_spread(trials: pd.DataFrame, metric: str, axis: str | Sequence[str], by
                 continue
             points.append((sd, v))
             labels.append(akey[0] if len(axis) == 1 else akey)
-        points, paired = _aligned(points)
-        rows.append({**dict(zip(by, key)),
-                     **_spread_row(points, labels, empty, hib, n_boot, _rng(seed, key), level, paired)})
+        blocks = _blocks(points)
+        rows.append({**dict(zip(by, key)), **_spread_row([v for _, v in points], labels, empty, hib, n_boot,
+                                                         _rng(seed, key), level, blocks)})
     cols = [*by, "n_points", "n_points_empty", "min_seeds", "higher_is_better"]
     for s in ("std", "iqr", "range"):
         cols += [s, f"{s}_lo", f"{s}_hi"]
@@ -118,11 +118,17 @@ def true_spread(points: Sequence[np.ndarray], level: float = LEVEL,
     noncentral F(P - 1, df, lambda) with lambda = n (P - 1) tau^2 / sigma^2; the lambda bounds at which it
     sits at the 97.5th / 2.5th percentile, times MSE / (n (P - 1)), bound tau^2 (0 where even lambda = 0
     puts it there: the means agree more closely than the noise predicts). Simulated with 5 points and 2-12
-    seeds it covers the true spread in 95-100 % of studies; the seed-resampling bootstrap of the std of
-    means it replaces covered 0-88 % (tests/test_stats.py). It is conservative where the axis effect is far
-    above the seed noise: the noise estimate's own uncertainty (few degrees of freedom) then sets its
-    width, about a factor 0.4-1.8 around the estimate with 5 points and 2 seeds."""
+    seeds it covers the true spread in 95-100 % of studies (also with unequal seeds per point and t(3)
+    noise); with only 2 points and 2-3 seeds, 90-92 %. The seed-resampling bootstrap of the std of means it
+    replaces covered 0-88 % (tests/test_stats.py). Converting lambda to tau uses the noisy MSE as if it were
+    sigma^2: where the axis effect is far above the seed noise the interval does not shrink with the noise
+    (about a factor 0.5-1.5 around the estimate with 5 points and 2 seeds). An empty interval (the means
+    agree more closely than the noise predicts: 2.5 % of studies with no axis effect, always when every
+    mean ties) comes out as [0, 0]; axis_spread says so in its reason."""
     points = [np.asarray(v, dtype=float) for v in points]
+    if paired and (len({len(v) for v in points}) > 1 or not all(np.isfinite(v).all() for v in points)):
+        raise ValueError("true_spread(paired=True): every point needs the same seeds, all finite values")
+    points = [v[np.isfinite(v)] for v in points]
     P = len(points)
     if P < 2 or min(len(v) for v in points) < 2:
         return math.nan, math.nan, math.nan, math.nan
@@ -138,7 +144,7 @@ def true_spread(points: Sequence[np.ndarray], level: float = LEVEL,
         dfe, n = float((k - 1).sum()), P / float((1 / k).sum())
         mse = float(sum(((v - v.mean()) ** 2).sum() for v in points) / dfe)
     s2m = float(np.var(means, ddof=1))
-    if mse <= 1e-300:  # no noise: the means are the mu's
+    if mse <= 1e-24 * max(s2m, 1e-300):  # no noise (but rounding): the means are the mu's
         return math.sqrt(s2m), math.sqrt(s2m), math.sqrt(s2m), 0.0
     F, d1 = n * s2m / mse, P - 1
 
@@ -174,13 +180,16 @@ def _ncf_cdf(x: float, d1: float, d2: float, lam: float) -> float:
     return float(stats.norm.cdf((x * d1 * y / d2 - d1 - lam) / math.sqrt(2 * (d1 + 2 * lam))).mean())
 
 
-def _aligned(seeded: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], bool]:
-    """Per point (seeds, finite values) -> (values per point, paired): aligned by seed when every point
-    has the same seeds (a complete seed x point block design), else as they come."""
-    sets = [tuple(sorted(sd.tolist())) for sd, _ in seeded]
-    if sets and all(st == sets[0] for st in sets) and len(set(sets[0])) == len(sets[0]):
-        return [v[np.argsort(sd, kind="stable")] for sd, v in seeded], True
-    return [v for _, v in seeded], False
+def _blocks(seeded: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray] | None:
+    """Per point (seeds, finite values) -> the values of the seeds that every point has, aligned by seed
+    (a seed x point block design: a seed that diverged at one point is left out of all), or None when
+    fewer than 2 seeds are common, a seed is unknown (NaN) or repeats within a point."""
+    if not seeded or any(np.isnan(sd).any() or len(set(sd.tolist())) < len(sd) for sd, _ in seeded):
+        return None
+    common = sorted(set.intersection(*(set(sd.tolist()) for sd, _ in seeded)))
+    if len(common) < 2:
+        return None
+    return [v[np.isin(sd, common)][np.argsort(sd[np.isin(sd, common)], kind="stable")] for sd, v in seeded]
 
 
 def _seeded(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +200,7 @@ def _seeded(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     return sd[ok], v[ok]
 
 
-def _spread_row(points, labels, empty, hib, n_boot, rng, level, paired=False) -> dict:
+def _spread_row(points, labels, empty, hib, n_boot, rng, level, blocks=None) -> dict:
     P = len(points)
     means = np.array([v.mean() for v in points])
     min_seeds = min((len(v) for v in points), default=0)
@@ -206,7 +215,7 @@ def _spread_row(points, labels, empty, hib, n_boot, rng, level, paired=False) ->
     if P >= 2 and min_seeds < 2:
         short = [str(l) for l, v in zip(labels, points) if len(v) < 2]
         reasons.append(f"fewer than 2 seeds at axis point(s) {', '.join(short)}: no interval, and the std is that "
-                       "of the per-point means (no seed noise to take out)")
+                       "of the per-point means (the seed noise cannot be estimated there)")
     boot = _spreads(_boot_point_means(points, n_boot, rng)) if can_boot else None
     degenerate = False
     for s in ("std", "iqr", "range"):
@@ -221,8 +230,16 @@ def _spread_row(points, labels, empty, hib, n_boot, rng, level, paired=False) ->
     row["std_means"] = row["std"]
     row["noise_floor"] = np.nan
     if can_boot:
-        row["std"], row["std_lo"], row["std_hi"], row["noise_floor"] = true_spread(points, level, paired)
-    row["paired"] = paired
+        row["std"], row["std_lo"], row["std_hi"], row["noise_floor"] = true_spread(
+            points if blocks is None else blocks, level, paired=blocks is not None)
+        left = sum(map(len, points)) - (sum(map(len, blocks)) if blocks is not None else 0)
+        if blocks is not None and left:
+            reasons.append(f"paired on the {len(blocks[0])} seeds every point has: {left} trial(s) of other seeds "
+                           "left out of the spread")
+        if row["std_hi"] == 0 < row["noise_floor"]:
+            reasons.append("the per-point means agree more closely than the seed noise predicts: the interval is "
+                           "empty, shown as [0, 0]")
+    row["paired"] = blocks is not None
     if P:
         iw = int(np.argmin(means) if hib else np.argmax(means))
         ib = int(np.argmax(means) if hib else np.argmin(means))
@@ -269,7 +286,7 @@ def spread_ratio(values_a_by_point, values_b_by_point, n_boot: int = 2000, seed:
     [lo_a / hi_b, hi_a / lo_b] from each side's 97.5 % interval, which hold together with probability
     >= 95 % (Bonferroni): conservative, where a seed-resampling bootstrap of the ratio covered 26-93 %
     in simulation (tests/test_stats.py). NaN when a side has < 2 points or a point has < 2 seeds; no
-    upper bound (inf) when b's spread may be 0; a zero spread in b gives an infinite ratio. `n_boot`
+    upper bound (inf) when b's 97.5 % interval reaches 0; a zero spread in b gives an infinite ratio. `n_boot`
     and `seed` are kept for callers and unused.
 
     Brown-Forsythe test (`scipy.stats.levene(center="median")`) of equal dispersion:
@@ -289,7 +306,8 @@ def spread_ratio(values_a_by_point, values_b_by_point, n_boot: int = 2000, seed:
     min_seeds = min((len(v) for v in a + b), default=0)
     if len(a) > 1 and len(b) > 1 and min_seeds >= 2:  # the true spreads, seed noise taken out
         joint = 1 - (1 - level) / 2  # each side's interval at 97.5 %: both hold together with >= 95 %
-        (sa, a_lo, a_hi, _), (sb, b_lo, b_hi, _) = true_spread(a, joint, paired[0]), true_spread(b, joint, paired[1])
+        (sa, a_lo, a_hi, a_floor), (sb, b_lo, b_hi, b_floor) = (true_spread(a, joint, paired[0]),
+                                                                true_spread(b, joint, paired[1]))
     reasons = []
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(np.divide(sa, sb)) if len(a) > 1 and len(b) > 1 else math.nan
@@ -302,14 +320,17 @@ def spread_ratio(values_a_by_point, values_b_by_point, n_boot: int = 2000, seed:
     if len(a) > 1 and len(b) > 1:
         if min_seeds < 2:
             reasons.append("fewer than 2 seeds at some axis point: no interval, and the spreads are the stds of "
-                           "the per-point means (no seed noise to take out)")
+                           "the per-point means (the seed noise cannot be estimated there)")
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 lo = float(np.divide(a_lo, b_hi)) if b_hi > 0 else math.nan
                 hi = float(np.divide(a_hi, b_lo)) if b_lo > 0 else math.inf
             if b_lo == 0:
-                reasons.append("b's spread may be 0: no upper bound")
-            if _degenerate(lo, hi, ratio):
+                reasons.append("b's 97.5 % interval reaches 0: no upper bound")
+            if a_hi == 0 < a_floor or b_hi == 0 < b_floor:
+                reasons.append("a side's per-point means agree more closely than its seed noise predicts (empty "
+                               "interval)")
+            elif _degenerate(lo, hi, ratio) and a_floor == 0 and b_floor == 0:
                 reasons.append("degenerate: no seed noise on either side")
     if test_on == "point_means":
         xa, xb = ma, mb
@@ -346,8 +367,9 @@ def spread_comparison(trials: pd.DataFrame, metric: str, axis: str | Sequence[st
         side, paired = {}, {}
         for name, val in (("a", a), ("b", b)):
             s = sub[sub[compare].isna()] if _is_null(val) else sub[sub[compare] == val]
-            side[name], paired[name] = _aligned([pt for pt in (_seeded(p, col) for _, p in _groups(s, axis))
-                                                 if len(pt[1])])
+            seeded = [pt for pt in (_seeded(p, col) for _, p in _groups(s, axis)) if len(pt[1])]
+            blocks = _blocks(seeded)
+            side[name], paired[name] = ([v for _, v in seeded], False) if blocks is None else (blocks, True)
         res = spread_ratio(side["a"], side["b"], n_boot=n_boot, seed=int(_rng(seed, key).integers(2**31)),
                            level=level, test_on=test_on, paired=(paired["a"], paired["b"]))
         rows.append({**dict(zip(by, key)), compare + "_a": a, compare + "_b": b, **asdict(res)})
