@@ -51,7 +51,7 @@ def std_interval(cells: Sequence[np.ndarray], level: float = LEVEL) -> tuple[flo
         return math.nan, math.nan, math.nan, math.nan
     dfs = np.array([len(c) - 1 for c in cells], dtype=float)
     var = np.array([np.var(c, ddof=1) for c in cells])
-    pooled = float((dfs * var).sum() / dfs.sum())
+    pooled = float(_pooled_var(cells))
     w = dfs / dfs.sum() * var  # each setting's share of the pooled variance
     df = float(dfs.sum())
     if len(cells) > 1 and pooled > 0:
