@@ -47,10 +47,9 @@ def interval(est, lo, hi, why: str = "") -> str:
     return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
 
 
-def mean_ci(values, n_boot: int = N_BOOT, seed: int = 0) -> str:
+def mean_ci(values) -> str:
     """Mean over seeds with its 95 % Student t interval (bench.stats.common.t_interval: a percentile
-    bootstrap over a few seeds under-covers); non-finite values are left out. (`n_boot`, `seed`: unused,
-    kept for callers.)"""
+    bootstrap over a few seeds under-covers); non-finite values are left out."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) == 0:

@@ -122,8 +122,7 @@ def figure(lb: pd.DataFrame) -> bytes | None:
     for ax, ((ds, m), g) in zip(axes, groups):
         g = g[np.isfinite(g["seed_std"])].iloc[::-1]
         y = np.arange(len(g))
-        # the interval as drawn from its ends: a percentile bootstrap of a std over few seeds can lie wholly
-        # below the estimate (resamples repeat seeds), which an error bar around the point cannot show
+        # each interval drawn from its ends, the estimate as a point: no assumption that one sits inside the other
         ok = np.isfinite(g["seed_std_lo"]) & np.isfinite(g["seed_std_hi"])
         ax.hlines(y[ok], g["seed_std_lo"][ok], g["seed_std_hi"][ok], color="C0")
         ax.plot(g["seed_std"], y, "o", color="C0")

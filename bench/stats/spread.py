@@ -218,7 +218,7 @@ def _spread_row(points, labels, empty, hib, n_boot, rng, level, blocks=None) -> 
                        "of the per-point means (the seed noise cannot be estimated there)")
     boot = _spreads(_boot_point_means(points, n_boot, rng)) if can_boot else None
     degenerate = False
-    for s in ("std", "iqr", "range"):
+    for s in ("iqr", "range"):  # descriptive resampling intervals; the std's comes from true_spread below
         row[s] = float(est[s][0]) if P >= 2 else np.nan
         lo, hi = _percentile_ci(boot[s], level) if can_boot else (np.nan, np.nan)
         row[f"{s}_lo"], row[f"{s}_hi"] = float(lo), float(hi)
@@ -227,8 +227,8 @@ def _spread_row(points, labels, empty, hib, n_boot, rng, level, blocks=None) -> 
         reasons.append(DEGENERATE)
     # the std: the spread of the true means (noise taken out) and its interval; the std of the noisy means
     # (the seed paper's Table 2 measure) stays as std_means
-    row["std_means"] = row["std"]
-    row["noise_floor"] = np.nan
+    row["std"] = row["std_means"] = float(est["std"][0]) if P >= 2 else np.nan
+    row["std_lo"] = row["std_hi"] = row["noise_floor"] = np.nan
     if can_boot:
         row["std"], row["std_lo"], row["std_hi"], row["noise_floor"] = true_spread(
             points if blocks is None else blocks, level, paired=blocks is not None)
@@ -275,7 +275,7 @@ def _points(values_by_point) -> list[np.ndarray]:
 
 def spread_ratio(values_a_by_point, values_b_by_point, n_boot: int = 2000, seed: int = 0, level: float = LEVEL,
                  test_on: str = "point_means", paired: tuple[bool, bool] = (False, False)) -> SpreadComparison:
-    """Is a less sensitive to the axis than b? Ratio of spreads with a bootstrap CI, and a
+    """Is a less sensitive to the axis than b? Ratio of spreads with a confidence interval, and a
     Brown-Forsythe test.
 
     `values_x_by_point`: one array of per-seed values per axis point (a list, or a dict keyed by
