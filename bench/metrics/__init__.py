@@ -1,5 +1,7 @@
 """Metrics: pure functions of samples. `INFO` (torch-free) tells reports which way is better."""
 
+import math
+
 # name -> (higher_is_better, label). Storage, statistics and reports read this, never model code.
 INFO: dict[str, tuple[bool, str]] = {
     "modes_covered": (True, "modes covered"),
@@ -40,3 +42,67 @@ INFO: dict[str, tuple[bool, str]] = {
     "inception_kid_mean": (False, "Inception KID"),
     "inception_kid_std": (False, "Inception KID std across subsets"),
 }
+
+# The values each metric can take, for intervals that stay inside them and for the scale a spread is read on
+# (bench.stats.scales): name -> (lower bound, upper bound, strictly positive). None = unbounded; "modes" = the
+# dataset's number of modes (N_MODES). Strictly positive = never 0 for a generator that differs from the data
+# at all, so a log scale is defined; a squared distance's unbiased estimate (energy distance, KID) can dip below 0
+# by sampling noise, so its lower bound 0 holds for the true value, not for every estimate.
+BOUNDS: dict[str, tuple[float | None, float | str | None, bool]] = {
+    "modes_covered": (0, "modes", False),
+    "hq_fraction": (0, 1, False),
+    "mode_kl": (0, None, False),
+    "energy_distance": (0, None, False),
+    "fid": (0, None, True),
+    "kid_mean": (0, None, False),
+    "kid_std": (0, None, False),
+    "precision": (0, 1, False),
+    "recall": (0, 1, False),
+    "density": (0, None, False),
+    "coverage": (0, 1, False),
+    "l1": (0, 1, True),
+    "psnr": (None, None, False),  # dB: already a log scale; its spread is read as is
+    "swap_accuracy": (0, 1, False),
+    "class_accuracy": (0, 1, False),
+    "class_fid": (0, None, True),
+    "d_class_accuracy": (0, 1, False),
+    "code_accuracy": (0, 1, False),
+    "code_nmi": (0, 1, False),
+    "code_kl": (0, None, False),
+    "rec_accuracy": (0, 1, False),
+    "probe_accuracy": (0, 1, False),
+    "inception_fid": (0, None, True),
+    "inception_kid_mean": (0, None, False),
+    "inception_kid_std": (0, None, False),
+}
+# modes of the toy mixtures; classes of the labelled image datasets (modes_covered counts evaluator classes)
+N_MODES = {"ring8": 8, "grid25": 25, "fashion_mnist": 10, "mnist": 10, "cifar10": 10}
+SCALES = ("absolute", "relative", "log")
+
+
+def bounds(metric: str, dataset: str | None = None) -> tuple[float, float]:
+    """(lower, upper) bound of a metric's values on a dataset; -inf / inf where unbounded or unknown."""
+    lo, hi, _ = BOUNDS.get(metric, (None, None, False))
+    if hi == "modes":
+        hi = N_MODES.get(dataset)
+    return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
+
+
+def default_scale(metric: str) -> str:
+    """The scale a spread of `metric` is judged on unless a question says otherwise: relative (the spread over
+    the mean: a std that falls with the mean is not more robust) for non-negative unbounded metrics; absolute
+    for metrics with a fixed range (proportions, modes) and for signed ones."""
+    lo, hi, _ = BOUNDS.get(metric, (None, None, False))
+    return "relative" if lo == 0 and hi is None else "absolute"
+
+
+def scale_error(metric: str, scale: str) -> str | None:
+    """Why `scale` cannot be used for `metric` (None when it can)."""
+    if scale not in SCALES:
+        return f"unknown scale '{scale}' (one of {', '.join(SCALES)})"
+    lo, _, positive = BOUNDS.get(metric, (None, None, False))
+    if scale == "log" and not positive:
+        return f"a log scale needs a strictly positive metric; {metric} can be zero or negative"
+    if scale == "relative" and lo is None:
+        return f"a relative scale (spread / mean) needs a non-negative metric; {metric} can be negative"
+    return None
