@@ -2,7 +2,7 @@
 (results/<study>/): the tables, the study file and the report, none of what only a rerun needs.
 
 Kept: trials.parquet and nrds.parquet as they are; curves and samples joined into one curves.parquet
-and samples.parquet (bench.results.compact's layout); study*.yaml, packs.json; the report, rebuilt in
+and samples.parquet (bench.results.compact's layout); study*.yaml, packs.json, runs.json; the report, rebuilt in
 DEST with --link-images. Image grids: only those the report draws, i.e. for each configuration (every
 field but the seed) its lowest-seed trial's last evaluation (its last six with a lens: the lens-progress
 figure), identical grids (the same test inputs in every ED trial) stored once. The curves' grid columns
@@ -28,7 +28,7 @@ from bench.status import status_counts
 from bench.study import StudyError
 
 LENS_STEPS = 6  # evaluations of a lens trial that bench.report.plots.lens_progress draws
-COPIED = (results.TRIALS, results.NRDS, "packs.json")
+COPIED = (results.TRIALS, results.NRDS, "packs.json", results.RUNS)
 
 
 def _lowest_seed_ids(trials: pd.DataFrame) -> set[str]:

@@ -15,6 +15,8 @@ results/<study>/
                     test outputs for NRDS (trials column `outputs_path`)
   nrds.parquet      ED structures: the study-level NRDS per comparison group and trial (bench.nrds_step)
   progress.json     the running study's expected / running trial ids (for `ganbench status`)
+  runs.json         one entry per `ganbench run` of the folder: start, measured wall seconds (Ray start to the
+                    last trial), trials finished, slots; the report's elapsed time is their sum
 
 Every table has one fixed Arrow schema (types from the config schema, bench.schema.column_types, and
 the metric registry, bench.metrics.INFO; never the `null` type), and a `schema_version` column, so the
@@ -39,6 +41,7 @@ from bench.fsutil import atomic_write
 from bench.metrics import INFO
 
 TRIALS, CURVES, SAMPLES, PROGRESS, STUDY = "trials.parquet", "curves", "samples", "progress.json", "study.yaml"
+RUNS = "runs.json"  # every `ganbench run` of the folder: its measured wall clock (the report's elapsed time)
 LEGACY_CURVES, LEGACY_SAMPLES = "curves.parquet", "samples.parquet"  # schema version 1: one file each
 NRDS = "nrds.parquet"
 SCHEMA_VERSION = 2
@@ -47,7 +50,8 @@ FINISHED = ("ok", "diverged")  # statuses that a rerun skips; `failed` trials ar
 # columns whose type is not a config field's or a metric's
 FIXED = {"study": "string", "trial_id": "string", "config_hash": "string", "variant": "string", "status": "string",
          "diverged_step": "int64", "error": "string", "steps_done": "int64", "evaluations": "int64",
-         "wall_seconds": "float64", "attempts": "int64", "resumed_from_step": "int64", "evaluator": "string",
+         "wall_seconds": "float64", "pack_wall_seconds": "float64", "pack_size": "int64", "pack_id": "string",
+         "attempts": "int64", "resumed_from_step": "int64", "evaluator": "string",
          "evaluator_id": "string", "evaluator_accuracy": "float64", "torch_version": "string", "device": "string",
          "torch_threads": "int64", "inception_skipped": "string", "outputs_path": "string", "ray_node_id": "string",
          "hostname": "string", "config": "string", "ray_version": "string", "ganbench_version": "string",
@@ -92,7 +96,8 @@ def trial_columns() -> list[str]:
     from bench.schema import column_types  # pydantic only
 
     return [*IDS, "config_hash", "variant", *column_types(), "resources.cpu", "resources.gpu", "resources.retries",
-            "status", "diverged_step", "error", "steps_done", "evaluations", "wall_seconds", "attempts",
+            "status", "diverged_step", "error", "steps_done", "evaluations", "wall_seconds", "pack_wall_seconds",
+            "pack_size", "pack_id", "attempts",
             "resumed_from_step", *(f"{w}.{m}" for m in INFO for w in ("final", "best")), "evaluator", "evaluator_id",
             "evaluator_accuracy", "inception_skipped", "outputs_path", "torch_version", "ray_version",
             "ganbench_version", "git_commit", "device", "hostname", "torch_threads", "ray_node_id", "config"]
@@ -246,6 +251,16 @@ def write_progress(path: str | Path, progress: dict) -> None:
     write_text(json.dumps(progress, indent=1), Path(path) / PROGRESS)
 
 
+def read_runs(path: str | Path) -> list[dict]:
+    p = Path(path) / RUNS
+    return json.loads(p.read_text()) if p.exists() else []
+
+
+def record_run(path: str | Path, entry: dict) -> None:
+    """Append one `ganbench run`'s measured wall clock to runs.json (atomically)."""
+    write_text(json.dumps([*read_runs(path), entry], indent=1), Path(path) / RUNS)
+
+
 CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator", "evaluator_id", "evaluator_accuracy")
 
 
@@ -284,7 +299,10 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         "error": error if error is not None else last.get("error"),
         "steps_done": last.get("step", 0) if status == "ok" else (last.get("diverged_step") or last.get("step", 0)),
         "evaluations": len(curves),
-        "wall_seconds": last.get("wall_seconds", math.nan),
+        "wall_seconds": last.get("wall_seconds", math.nan),  # this configuration's share of its pack's time
+        "pack_wall_seconds": last.get("pack_wall_seconds", math.nan),
+        "pack_size": last.get("pack_size"),
+        "pack_id": last.get("pack_id"),
         **metric_summary(curves, status),
         **{k: next((r[k] for r in reversed(curves) if r.get(k) is not None), None)
            for k in ("evaluator", "evaluator_id", "evaluator_accuracy")},

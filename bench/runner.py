@@ -471,6 +471,15 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         console.print(f"{study.name}: {total - n_todo} of {total} trials already finished, running {n_todo}")
 
     t0 = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat()
+    slots = [1]
+
+    def record(stopped: bool, failure: str | None = None) -> None:  # this run's measured wall clock (runs.json)
+        results.record_run(results_dir, {"started_at": started, "wall_seconds": round(time.perf_counter() - t0, 3),
+                                         "trials_finished": sum(writer.counts.values()) if writer else 0,
+                                         "slots": slots[0], "stopped": stopped, "ray_failure": failure})
+
+    writer = None
     logging.getLogger("optuna").setLevel(logging.WARNING)
     with run_log(results_dir, verbose), ray_session(address, verbose, num_cpus) as embedded:
         import ray
@@ -489,7 +498,8 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
             every = {t["trial_id"]: t for t in trials}
             kept, rest = packing.reuse_previous(results_dir, todo, every,
                                                 lambda pid: bool(checkpoints.candidates(storage, pid)))
-            packs = kept + packing.make_packs(rest, study.sweep.pack, trial_slots(study, max_concurrent))
+            slots[0] = trial_slots(study, max_concurrent)
+            packs = kept + packing.make_packs(rest, study.sweep.pack, slots[0])
             packing.record(results_dir, packs)
             if len(packs) < len(todo):
                 console.print(f"{study.name}: {len(todo)} trials in {len(packs)} packs")
@@ -525,6 +535,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                 progress.stop()
             writer.running.clear()
             writer.write_progress(wall_seconds=time.perf_counter() - t0, ray_failure=why)
+            record(True, why)
             log.error("Ray failed: %s", why)
             print(f"error: Ray failed: {why}. Finished trials are in {results_dir}; run the same command again "
                   "to resume the others from their checkpoints.", file=sys.stderr, flush=True)
@@ -545,6 +556,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     unfinished = len(writer.running)
     writer.running.clear()
     writer.write_progress(wall_seconds=time.perf_counter() - t0)
+    record(stopped)
     for pid in writer.finished_packs:  # checkpoints are only for resuming
         with contextlib.suppress(Exception):
             checkpoints.remove(storage, pid)

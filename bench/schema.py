@@ -225,6 +225,7 @@ class NrdsCfg(_Strict):
 
 
 STATISTICS = ("mean_difference", "seed_spread", "axis_spread")
+SCALES = ("absolute", "relative", "log")  # = bench.metrics.SCALES
 
 
 class QuestionCfg(_Strict):
@@ -234,21 +235,54 @@ class QuestionCfg(_Strict):
     compare: str = Field(description="config path whose levels are compared, e.g. variant.lens (null vs set)")
     levels: Optional[list[Any]] = Field(None, min_length=2, max_length=2, description=(
         "the two levels of `compare`, control first (default: null vs set)"))
-    metric: str = Field(description="a metric name (bench.metrics.INFO), e.g. energy_distance")
+    metric: str = Field(description="the primary metric (bench.metrics.INFO), e.g. energy_distance")
+    co_primary: list[str] = Field([], description=(
+        "further metrics that must agree with `metric` for a verdict: 'smaller', 'better' or 'worse' holds only "
+        "when every co-primary metric is significant in that direction (an intersection-union test, each at alpha)"))
+    secondary: list[str] = Field([], description="metrics answered beside the verdict, not deciding it")
+    scale: Optional[str | dict[str, str]] = Field(None, description=(
+        "the scale a spread is judged on: absolute (std), relative (std / mean) or log (std of log values); one for "
+        "every metric or {metric: scale}; default per metric: relative for non-negative unbounded metrics, absolute "
+        "for bounded ones (bench.metrics.default_scale)"))
     statistic: Literal[STATISTICS] = "seed_spread"
     axis: Optional[str] = Field(None, description="axis_spread: the swept config path the spread is taken across")
     effect: Optional[float] = Field(None, gt=0, description=(
         "the effect worth detecting, for the power line (a spread ratio, or a mean difference); "
         "default: the observed one"))
 
-    @field_validator("metric")
+    @field_validator("metric", "co_primary", "secondary")
     @classmethod
-    def _metric(cls, v: str) -> str:
+    def _metric(cls, v):
         from bench.metrics import INFO  # torch-free
 
-        if v not in INFO:
-            raise ValueError(f"unknown metric '{v}' (known: {', '.join(INFO)})")
+        for m in [v] if isinstance(v, str) else v:
+            if m not in INFO:
+                raise ValueError(f"unknown metric '{m}' (known: {', '.join(INFO)})")
         return v
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v):
+        for name in ([v] if isinstance(v, str) else (v or {}).values()):
+            if name not in SCALES:
+                raise ValueError(f"unknown scale '{name}' (one of {', '.join(SCALES)})")
+        return v
+
+    @property
+    def deciding(self) -> list[str]:
+        """The co-primary metrics, the primary first."""
+        return list(dict.fromkeys([self.metric, *self.co_primary]))
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys([*self.deciding, *self.secondary]))
+
+    def scale_of(self, metric: str) -> str:
+        from bench.metrics import default_scale
+
+        if isinstance(self.scale, dict):
+            return self.scale.get(metric) or default_scale(metric)
+        return self.scale or default_scale(metric)
 
 
 class Study(TrialConfig):

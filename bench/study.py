@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bench.metrics import recorded, scale_error
 from bench.schema import Dist, Study, Sweep, TrialConfig, config_hash, variant_label
 
 
@@ -182,7 +183,7 @@ def _check_sweep(file, study: Study) -> None:
         if sw.seeds and len(sw.seeds) > 1:
             raise StudyError(file, "sweep.seeds", "optuna sweeps run one seed per sampled point")
     # Expand now so that every trial is validated before anything is written.
-    expand(study, file=file)
+    _check_recorded(file, study, expand(study, file=file))
 
 
 def _check_question(file, study: Study) -> None:
@@ -197,6 +198,29 @@ def _check_question(file, study: Study) -> None:
         raise StudyError(file, "question.axis", f"'{q.axis}' is not a field of the trial config")
     if q.axis is not None and q.axis == q.compare:
         raise StudyError(file, "question.axis", "the axis must differ from question.compare")
+    if isinstance(q.scale, dict):
+        for m in q.scale:
+            if m not in q.metrics:
+                raise StudyError(file, f"question.scale.{m}", f"'{m}' is not one of the question's metrics")
+    for m in q.metrics:
+        why = scale_error(m, q.scale_of(m))
+        if why:
+            raise StudyError(file, "question.scale" + (f".{m}" if isinstance(q.scale, dict) else ""), why)
+
+
+def _check_recorded(file, study: Study, trials: list[dict]) -> None:
+    """Every metric the question names is recorded by every trial (bench.metrics.recorded)."""
+    q = study.question
+    if q is None:
+        return
+    for t in trials:
+        have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
+        for field, ms in (("question.metric", [q.metric]), ("question.co_primary", q.co_primary),
+                          ("question.secondary", q.secondary)):
+            for m in ms:
+                if m not in have:
+                    raise StudyError(file, field, f"'{m}' is not recorded by {t['variant'].get('structure', 'gan')} "
+                                                  f"trials on {t['dataset']['name']} (they record {', '.join(have)})")
 
 
 def set_path(cfg: dict, path: str, value: Any) -> None:

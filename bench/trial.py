@@ -6,7 +6,9 @@ row per configuration (a row of curves.parquet); artifacts (image grids, samples
 as files under `artifacts` by bench.artifacts and the rows carry their paths. The last row of each
 configuration has `final=True` and its status: `ok`, or `diverged` at the step where a loss, a weight or
 a sample became NaN/Inf: a result, not a crash. A diverged configuration stops reporting; the others
-of its pack go on.
+of its pack go on. Rows carry `wall_seconds` (the configuration's own share of the pack's wall time),
+`pack_wall_seconds` and `pack_size`: the shares of a pack add up to its wall time, so summing rows never
+counts a pack's time once per member.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def run_trial(configs: list[dict] | dict, report: Callable[..., None], artifacts
     # what a checkpoint holds besides the networks, optimizers and random streams
     st = {"t": 0, "elapsed": 0.0, "attempt": 1, "resumed_from_step": 0, "last_checkpoint": 0,
           "alive": list(range(K)), "losses": [{} for _ in range(K)], "saved": [{} for _ in range(K)],
-          "rows": [[] for _ in range(K)], "last": [None] * K}
+          "rows": [[] for _ in range(K)], "last": [None] * K, "share": [0.0] * K}
     if resume is not None:
         if resume["ids"] != ids or resume["format"] != CHECKPOINT_FORMAT:
             raise ValueError("the checkpoint is of another pack of configurations")
@@ -133,11 +135,22 @@ def run_trial(configs: list[dict] | dict, report: Callable[..., None], artifacts
                 report({"config_id": ids[k], **r, "attempt": st["attempt"], "replayed": True})
     start = time.perf_counter() - st["elapsed"]
     losses, saved, alive, last = st["losses"], st["saved"], st["alive"], st["last"]
+    st.setdefault("share", [0.0] * K)  # (a checkpoint written before shares were kept)
+    share, clock = st["share"], [time.perf_counter()]
+
+    def tick() -> None:
+        """Each configuration's share of the pack's wall time: every interval split equally among the
+        configurations still training in it, so the shares of a pack add up to its wall time."""
+        now = time.perf_counter()
+        for k in alive:
+            share[k] += (now - clock[0]) / len(alive)
+        clock[0] = now
 
     def row(k: int, t: int, metrics: dict, **extra) -> dict:
+        tick()
         return {"step": t, **scalars(pack.cfgs[k], t), **losses[k], **metrics,
-                "wall_seconds": time.perf_counter() - start, "attempt": st["attempt"],
-                "resumed_from_step": st["resumed_from_step"], **extra}
+                "wall_seconds": share[k], "pack_wall_seconds": time.perf_counter() - start, "pack_size": K,
+                "attempt": st["attempt"], "resumed_from_step": st["resumed_from_step"], **extra}
 
     def finish(k: int, t: int, metrics: dict, status: str, why: str | None = None) -> None:
         keep = {key: v for key, v in saved[k].items() if status == "ok" or key.startswith("samples")}
@@ -153,7 +166,8 @@ def run_trial(configs: list[dict] | dict, report: Callable[..., None], artifacts
     def state(t: int) -> dict:
         return {"format": CHECKPOINT_FORMAT, "ids": ids, "nets": nets.state_dict(),
                 "gens": [{name: g.get_state() for name, g in gk.items()} for gk in run.gens],
-                "torch_rng": torch.get_rng_state(), "loop": {**st, "t": t, "elapsed": time.perf_counter() - start}}
+                "torch_rng": torch.get_rng_state(), "loop": {**st, "t": t, "elapsed": time.perf_counter() - start,
+                                                             "share": list(share)}}
 
     # Divergence is tracked on the device (no synchronisation per step on a GPU): the first step at which
     # a configuration's losses were not all finite, and their values then; read every `sync` steps.
@@ -236,4 +250,5 @@ def train_trial(config: dict) -> None:
             checkpoints.write(state, d)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
 
-    run_trial(pack, report, config["artifacts"], resume=resume, ray_node_id=ray.get_runtime_context().get_node_id())
+    run_trial(pack, report, config["artifacts"], resume=resume, ray_node_id=ray.get_runtime_context().get_node_id(),
+              pack_id=config["pack_id"])

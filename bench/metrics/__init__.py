@@ -106,3 +106,20 @@ def scale_error(metric: str, scale: str) -> str | None:
     if scale == "relative" and lo is None:
         return f"a relative scale (spread / mean) needs a non-negative metric; {metric} can be negative"
     return None
+
+# What a trial records, by its data and structure (final.* columns with a value): the toys' mode and distance
+# metrics; the image metrics (evaluator features) on images; plus each structure's own.
+TOY_METRICS = ("modes_covered", "hq_fraction", "mode_kl", "energy_distance")
+IMAGE_METRICS = ("modes_covered", "mode_kl", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
+OWN_METRICS = {"ed+gan": ("l1", "psnr"), "ed+gan2": ("l1", "psnr"), "ed//gan": ("l1", "psnr"),
+               "cgan": ("class_accuracy", "class_fid"), "acgan": ("class_accuracy", "class_fid", "d_class_accuracy"),
+               "infogan": ("code_accuracy", "code_nmi"), "sgan": ("d_class_accuracy",),
+               "ali": ("l1", "psnr", "rec_accuracy", "probe_accuracy"), "age": ("l1", "psnr", "code_kl")}
+TOY_DATASETS = ("ring8", "grid25")
+
+
+def recorded(structure: str, dataset: str, task: str | None = None) -> tuple[str, ...]:
+    """The metrics a trial of this structure on this dataset records (Inception metrics only with local weights)."""
+    base = TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
+    own = OWN_METRICS.get(structure, ())
+    return base + own + (("swap_accuracy",) if task == "caae" else ())

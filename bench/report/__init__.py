@@ -26,7 +26,6 @@ from bench.schema import variant_label  # pydantic only: no model code
 
 ENV_COLUMNS = ("torch_version", "ray_version", "ganbench_version", "git_commit", "hostname", "device", "torch_threads",
                "evaluator_id")
-GPU_COLUMNS = ("resources.gpu", "resources_gpu", "gpu")
 CONFIG_PREFIXES = ("dataset.", "model.", "train.", "variant.")
 
 
@@ -83,8 +82,40 @@ def status_sentence(trials: pd.DataFrame) -> str:
     return f"{len(trials)} trials: " + ", ".join(parts) + "."
 
 
-def environment(trials: pd.DataFrame) -> list[list[str]]:
-    """Versions, commit, hardware (hostname / device / torch threads), wall time and GPU-hours."""
+def pack_costs(trials: pd.DataFrame, folders: dict[str, Path] | None = None) -> pd.DataFrame:
+    """One row per pack that trained the trials: study, pack, size, wall seconds, cpu, gpu.
+
+    Rows written since the cost columns exist name their `pack_id` and `pack_wall_seconds`. Older rows' `wall_seconds`
+    is the pack's elapsed time when the configuration finished: their packs come from the folder's packs.json
+    (a trial in several packs, after a resume, belongs to the last) and a pack's wall time is its members' largest."""
+    t = trials.copy()
+    for c in ("pack_id", "pack_wall_seconds", "pack_size"):
+        if c not in t:
+            t[c] = np.nan
+    t["pack_wall_seconds"] = pd.to_numeric(t["pack_wall_seconds"], errors="coerce")
+    t["pack_id"] = t["pack_id"].astype(object)
+    old = t["pack_id"].isna()
+    if old.any():
+        member = {}
+        for study, d in (folders or {}).items():
+            f = Path(d) / "packs.json"
+            for pid, ids in (json.loads(f.read_text()).items() if f.exists() else []):
+                for i in ids:
+                    member[(study, str(i))] = pid
+        tid = t["trial_id"].astype(str).str.split("/").str[-1]
+        t.loc[old, "pack_id"] = [member.get((s, i), f"alone:{i}") for s, i in zip(t.loc[old, "study"], tid[old])]
+        t.loc[old, "pack_wall_seconds"] = pd.to_numeric(t.loc[old, "wall_seconds"], errors="coerce")
+    res = {c: pd.to_numeric(t[c], errors="coerce").fillna(0) if c in t else 0.0 for c in ("resources.cpu", "resources.gpu")}
+    t = t.assign(cpu=res["resources.cpu"], gpu=res["resources.gpu"])
+    g = t.groupby(["study", "pack_id"], sort=True)
+    return pd.DataFrame({"size": g.size(), "wall_seconds": g["pack_wall_seconds"].max(), "cpu": g["cpu"].first(),
+                         "gpu": g["gpu"].first()}).reset_index()
+
+
+def environment(trials: pd.DataFrame, folders: dict[str, Path] | None = None) -> list[list[str]]:
+    """Versions, commit, hardware (hostname / device / torch threads) and the study's real costs: the measured
+    wall clock of its `ganbench run`s (runs.json), the packs' summed wall time, CPU- and GPU-hours (each pack
+    counted once, not once per configuration it trains)."""
     rows = []
     if trials["study"].nunique() > 1:
         rows.append(["studies", ", ".join(dict.fromkeys(trials["study"].astype(str)))])
@@ -93,16 +124,27 @@ def environment(trials: pd.DataFrame) -> list[list[str]]:
             vals = [str(x) for x in trials[c].dropna().unique()]
             if vals:
                 rows.append([c, ", ".join(sorted(vals))])
-    wall = trials["wall_seconds"].astype(float) if "wall_seconds" in trials else pd.Series(dtype=float)
-    if wall.notna().any():
-        rows.append(["total wall time (sum over trials)", f"{hms(wall.sum())} ({wall.sum():.1f} s)"])
-        rows.append(["median wall seconds per trial", f"{wall.median():.1f}"])
-    gpu = next((c for c in GPU_COLUMNS if c in trials), None)
-    if gpu is not None:
-        hours = float((wall.fillna(0) * pd.to_numeric(trials[gpu], errors="coerce").fillna(0)).sum() / 3600)
-        rows.append(["GPU-hours (wall seconds x resources gpu)", f"{hours:.3g}"])
+    runs = [r for d in (folders or {}).values() for r in results.read_runs(d)]
+    if runs:
+        el = sum(float(r["wall_seconds"]) for r in runs)
+        rows.append(["elapsed wall time (measured: `ganbench run`, Ray start to the last trial" +
+                     (f", summed over {len(runs)} runs" if len(runs) > 1 else "") + ")", f"{hms(el)} ({el:.1f} s)"])
     else:
-        rows.append(["GPU-hours", "0 (no GPU resources recorded)"])
+        rows.append(["elapsed wall time", "not recorded (folder written before runs.json)"])
+    packs = pack_costs(trials, folders)
+    w = packs["wall_seconds"]
+    if w.notna().any():
+        rows.append([f"training time (sum over the {len(packs)} packs' wall times; packs running side by side "
+                     "each count)", f"{hms(w.sum())} ({w.sum():.1f} s)"])
+        share = pd.to_numeric(trials.get("wall_seconds"), errors="coerce")
+        if "pack_size" in trials and pd.to_numeric(trials["pack_size"], errors="coerce").notna().all():
+            rows.append(["median wall seconds per trial (its share of its pack)", f"{share.median():.1f}"])
+        else:
+            rows.append(["median wall seconds per trial (pack wall time / pack size; older rows)",
+                         f"{(packs['wall_seconds'] / packs['size']).median():.1f}"])
+        rows.append(["CPU-hours (pack wall time x resources cpu)", f"{(w * packs['cpu']).sum() / 3600:.3g}"])
+        gpu = (w * packs["gpu"]).sum() / 3600
+        rows.append(["GPU-hours (pack wall time x resources gpu)", f"{gpu:.3g}" if gpu else "0 (no GPU resources)"])
     return rows
 
 
@@ -345,7 +387,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         out.append(("pre", text) if text else ("p", f"No {results.STUDY} in {d}."))
 
     out.append(("h2", "Environment"))
-    env = environment(trials)
+    env = environment(trials, {sname: d for sname, d, _ in data.studies})
     out.append(("table", ["", "value"], env) if env else ("p", "No environment columns."))
     return name, out
 
