@@ -1,6 +1,6 @@
 """Lucic et al. (2018)'s budget curve: the expected best metric of k configurations drawn at random
 from a random search, exact over the order statistics (`expected_best`), with a bootstrap band
-(`budget_curve`).
+(`budget_curve`); a failed configuration is an outcome, the worst one, never dropped.
 
 The band's bootstrap is written out: the statistic is the whole curve, and every resample's curve is
 one product with the weights computed once (`_budget_weights`)."""
@@ -43,7 +43,8 @@ def expected_best(values: Sequence[float], higher_is_better: bool, replace: bool
 
 
 def budget_curve(values: Sequence[float], higher_is_better: bool, n_boot: int = 1000, seed: int = 0,
-                 level: float = LEVEL, replace: bool = False, nan_policy: str = "drop") -> pd.DataFrame:
+                 level: float = LEVEL, replace: bool = False, nan_policy: str = "fail",
+                 failure_value: float | None = None) -> pd.DataFrame:
     """Lucic et al. (2018): the expected best metric reachable with a budget of k random
     configurations, k = 1..N, where the N `values` are the results of N random-search trials.
 
@@ -52,25 +53,50 @@ def budget_curve(values: Sequence[float], higher_is_better: bool, n_boot: int = 
     k = N (without replacement) the best value. The band (`lo`, `hi`) is a percentile bootstrap
     over the N values (resampled with replacement, the curve recomputed exactly on each resample):
     the uncertainty due to having observed only N configurations.
-    NaN values (diverged trials have NaN `final.*`) are dropped (`nan_policy="drop"`, counted in
-    `n_dropped`) — the curve is then conditional on not diverging, so report `success_rate` next to
-    it — or `nan_policy="raise"`. With N < 2 the band is NaN (`reason`).
-    Columns: `k`, `expected_best`, `lo`, `hi`, `n`, `n_dropped`, `reason`.
+
+    Failures are outcomes (`nan_policy="fail"`, the default): a non-finite value (a diverged or failed trial
+    has NaN `final.*`) is a failed configuration, worse than every finished one. It enters the curve at
+    `failure_value` (default: the worst finite value among `values`; pass the worst value of the whole
+    comparison, or the metric's worst bound, so that variants are judged alike), and `p_all_failed` is the
+    probability that all k draws failed (C(f, k) / C(N, k) without replacement, (f / N)^k with). So a variant
+    that often diverges pays for it at small budgets instead of looking as good as a stable one.
+    `nan_policy="drop"` leaves them out (the curve is then conditional on not failing: report
+    `success_rate` next to it), `"raise"` refuses them. With N < 2 the band is NaN (`reason`).
+    Columns: `k`, `expected_best`, `lo`, `hi`, `p_all_failed`, `n`, `n_failed`, `failure_value`, `reason`.
     """
     v = np.asarray(values, dtype=float)
     bad = ~np.isfinite(v)
-    if bad.any():
-        if nan_policy == "raise":
-            raise ValueError(f"budget_curve: {int(bad.sum())} non-finite value(s)")
-        if nan_policy != "drop":
-            raise ValueError(f"nan_policy: 'drop' or 'raise', not {nan_policy!r}")
-    v = v[~bad]
+    if nan_policy not in ("fail", "drop", "raise"):
+        raise ValueError(f"nan_policy: 'fail', 'drop' or 'raise', not {nan_policy!r}")
+    if bad.any() and nan_policy == "raise":
+        raise ValueError(f"budget_curve: {int(bad.sum())} non-finite value(s)")
+    cols = ["k", "expected_best", "lo", "hi", "p_all_failed", "n", "n_failed", "failure_value", "reason"]
+    reason = None
+    fail = np.nan
+    if nan_policy == "drop" or not bad.any():
+        v = v[~bad]
+    else:
+        finite = v[~bad]
+        fail = failure_value if failure_value is not None else \
+            ((finite.min() if higher_is_better else finite.max()) if len(finite) else np.nan)
+        if not np.isfinite(fail):
+            return pd.DataFrame([], columns=cols)  # every configuration failed and no value stands for a failure
+        worse = (finite < fail) if higher_is_better else (finite > fail)
+        if worse.any():
+            raise ValueError("budget_curve: failure_value must be no better than every finished value")
+        v = np.where(bad, fail, v)
     N = len(v)
-    cols = ["k", "expected_best", "lo", "hi", "n", "n_dropped", "reason"]
     if N == 0:
         return pd.DataFrame([], columns=cols)
+    n_failed = int(bad.sum()) if nan_policy == "fail" else 0
     e = expected_best(v, higher_is_better, replace)
-    reason = None
+    k = np.arange(1, N + 1)
+    if replace:
+        p_fail = (n_failed / N) ** k
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_fail = np.where(k <= n_failed, np.exp(special.gammaln(n_failed + 1) - special.gammaln(n_failed - k + 1)
+                                                      - special.gammaln(N + 1) + special.gammaln(N - k + 1)), 0.0)
     if N < 2:
         lo = hi = np.full(N, np.nan)
         reason = "fewer than 2 values: no band"
@@ -82,5 +108,7 @@ def budget_curve(values: Sequence[float], higher_is_better: bool, n_boot: int = 
         lo, hi = _percentile_ci(curves, level)
         if all(_degenerate(a, b, c) for a, b, c in zip(lo, hi, e)):
             reason = DEGENERATE
-    return pd.DataFrame({"k": np.arange(1, N + 1), "expected_best": e, "lo": lo, "hi": hi, "n": N,
-                         "n_dropped": int(bad.sum()), "reason": reason}, columns=cols)
+    if n_failed:
+        reason = "; ".join(x for x in (reason, f"{n_failed} failed configuration(s) counted at {fail:.4g}") if x)
+    return pd.DataFrame({"k": k, "expected_best": e, "lo": lo, "hi": hi, "p_all_failed": p_fail, "n": N,
+                         "n_failed": n_failed, "failure_value": fail, "reason": reason}, columns=cols)
