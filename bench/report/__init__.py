@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from bench import results, stats
-from bench.metrics import INFO
+from bench.metrics import INFO, bounds
 from bench.report import analysis, edgan, html, plots, question, zoo
 from bench.report.fmt import N_BOOT, hms, mean_ci
 from bench.schema import variant_label  # pydantic only: no model code
@@ -54,7 +54,7 @@ def summary(trials: pd.DataFrame, metrics: list[str]) -> tuple[list[str], list[l
             for m in metrics:
                 vals = g[f"final.{m}"].astype(float) if f"final.{m}" in g else pd.Series(np.nan, index=g.index)
                 missing = int((~np.isfinite(vals)).sum())
-                cell = mean_ci(vals)
+                cell = mean_ci(vals, *bounds(m, ds))
                 if missing and missing < len(g):
                     cell += f"; {missing} of {len(g)} runs had no value"
                 elif missing:
@@ -218,14 +218,27 @@ def load(results_dirs) -> Loaded:
 
 
 def _budget(trials: pd.DataFrame, metric: str, variants: list[str]) -> dict:
+    """Budget curve per (dataset, variant) over every configuration that ran: a diverged or failed one counts as
+    a failure at the worst value (the metric's bound on its bad side where it has one, e.g. 0 modes, else the
+    worst finished value of any variant on the dataset), so variants are judged alike."""
     col = f"final.{metric}"
     out = {}
-    ok = trials[trials["status"] == "ok"]
+    hib = INFO[metric][0]
     for ds in sorted(trials[plots.DATASET].unique()):
+        sub = trials[trials[plots.DATASET] == ds]
+        vals = pd.to_numeric(sub[col], errors="coerce").astype(float) if col in sub else pd.Series(dtype=float)
+        fin = vals[np.isfinite(vals)]
+        if fin.empty:
+            continue
+        lo, hi = bounds(metric, ds)
+        fail = (lo if np.isfinite(lo) else fin.min()) if hib else (hi if np.isfinite(hi) else fin.max())
         for v in variants:
-            vals = ok.loc[(ok[plots.DATASET] == ds) & (ok["variant"] == v), col].astype(float)
-            if np.isfinite(vals).sum() >= 2:
-                out[(ds, v)] = stats.budget_curve(vals.to_numpy(), INFO[metric][0], n_boot=1000, seed=analysis.SEED)
+            g = sub[sub["variant"] == v]
+            # an ok trial without a value (the metric undefined for it) is not a failure: leave it out
+            g = g[(g["status"] != "ok") | np.isfinite(vals[g.index])]
+            x = vals[g.index].to_numpy()
+            if len(x) >= 2 and np.isfinite(x).any():
+                out[(ds, v)] = stats.budget_curve(x, hib, n_boot=1000, seed=analysis.SEED, failure_value=fail)
     return out
 
 
@@ -339,8 +352,9 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
             if img:
                 out.append(("img", f"budget_{m}", img,
                             f"expected best final {m} of k trials drawn at random (without replacement) from a "
-                            "variant's finished trials (bench.stats.budget_curve, exact), band: 95 % bootstrap over "
-                            "trials; diverged trials are left out, see the success rates"))
+                            "variant's trials (bench.stats.budget_curve, exact), band: 95 % bootstrap over trials; a "
+                            "diverged or failed trial counts as a failure at the worst value (the metric's bound, else "
+                            "the worst finished value on the dataset): never left out"))
 
     if not found.paired_summary.empty:
         s = found.paired_summary

@@ -43,8 +43,9 @@ SUCCESS_TEXT = (f"A trial succeeds when it finished without diverging (status ok
                 f"data at least half of the modes covered (ring8: >= 4 of 8, grid25: >= 13 of 25); on image data "
                 f"recall >= {RECALL_MIN}. Encoder-decoder (ED+GAN, ED//GAN) trials only need status ok: their "
                 f"outputs are conditioned on test inputs, so a low recall of blurry reconstructions is not a "
-                f"collapse (their quality is in l1, psnr, fid and NRDS). Failed trials (an error, not a training outcome) are left out of the "
-                f"denominator and counted. Intervals are Wilson 95 % score intervals.")
+                f"collapse (their quality is in l1, psnr, fid and NRDS). Diverged and failed trials (a failed one raised an "
+                f"error) count in the denominator as failures: never left out. Intervals are Wilson 95 % score "
+                f"intervals.")
 PAIRING_TEXT = ("Lens vs no lens is compared pair by pair: a trial with the lens is paired with the trial without "
                 "it that has the same objective, dataset, seed and every other setting (the same seed gives the "
                 "same initial generator and discriminator). The difference is lens minus no lens; its interval is "
@@ -180,7 +181,7 @@ def success_rule(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
 
 def success(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     mask, words = success_rule(trials)
-    table = stats.success_rate(trials, lambda t: mask.loc[t.index], by=group_columns(trials))
+    table = stats.success_rate(trials, lambda t: mask.loc[t.index], by=group_columns(trials), count_failed=True)
     return table, words
 
 
@@ -384,7 +385,7 @@ def sensitivity_table(table: pd.DataFrame, others: list[str]) -> tuple[list[str]
 def success_table(table: pd.DataFrame, words: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     by = [c for c in ("study", DATASET, "variant") if c in table]
     header = [*[("dataset" if c == DATASET else c) for c in by], "rule", "successes / n", "success rate [95 % Wilson]",
-              "diverged", "diverged rate [95 % Wilson]", "failed (left out)", "note"]
+              "diverged", "diverged rate [95 % Wilson]", "failed (counted)", "note"]
     rows = []
     for _, r in table.iterrows():
         rows.append([*[str(r[c]) for c in by], words.get(r[DATASET], ""), f"{int(r['successes'])} / {int(r['n'])}",

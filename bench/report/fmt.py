@@ -47,9 +47,11 @@ def interval(est, lo, hi, why: str = "") -> str:
     return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
 
 
-def mean_ci(values) -> str:
+def mean_ci(values, lo: float = -math.inf, hi: float = math.inf) -> str:
     """Mean over seeds with its 95 % Student t interval (bench.stats.common.t_interval: a percentile
-    bootstrap over a few seeds under-covers); non-finite values are left out."""
+    bootstrap over a few seeds under-covers), kept inside the metric's range [lo, hi] (bench.metrics.bounds:
+    a proportion's interval never leaves [0, 1], a count of modes never [0, modes]; the true mean lies in the
+    range, so intersecting costs no coverage); non-finite values are left out."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
@@ -58,8 +60,8 @@ def mean_ci(values) -> str:
         return f"{fmt(v[0])}, no CI (n=1)"
     if np.all(v == v[0]):
         return f"{fmt(v[0])} (all {len(v)} equal)"
-    lo, hi = t_interval(v)
-    return interval(v.mean(), lo, hi)
+    a, b = t_interval(v)
+    return interval(v.mean(), max(a, lo), min(b, hi))
 
 
 def show_value(v) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench import stats
-from bench.metrics import INFO
+from bench.metrics import INFO, bounds
 from bench.report import analysis, plots
 from bench.report.fmt import N_BOOT, fmt, interval, mean_ci, show_value
 from bench.schema import TrialConfig
@@ -92,9 +92,9 @@ def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], m
     rows = []
     for _, g in sorted(groups, key=lambda kg: order.get(kg[0][0], len(order))):
         first = g.iloc[0]
-        r = stats.success_rate(g, lambda t: mask.loc[t.index], by=()).iloc[0]
+        r = stats.success_rate(g, lambda t: mask.loc[t.index], by=(), count_failed=True).iloc[0]
         rows.append([*[show_value(first[k]) for k in keys], f"{int((g['status'] == 'ok').sum())} / {len(g)}",
-                     interval(r["rate"], r["lo"], r["hi"]), *[mean_ci(g[f"final.{m}"].astype(float)) for m in metrics]])
+                     interval(r["rate"], r["lo"], r["hi"]), *[mean_ci(g[f"final.{m}"].astype(float), *bounds(m, g[analysis.DATASET].iloc[0] if analysis.DATASET in g else None)) for m in metrics]])
     return header, rows
 
 
