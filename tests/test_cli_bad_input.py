@@ -40,6 +40,31 @@ CASES = {
                    "YAML error: could not determine a constructor for the tag"),
     "python-tag-side-effect": ('name: bad\nseed: !!python/object/apply:os.system ["touch pwned"]\n', [],
                                "line 2, column 7", "YAML error: could not determine a constructor"),
+    # the study's question (issue 22): a scale that does not exist, a log scale on a metric that can be zero, a
+    # co-primary metric the trials do not record, a scale for a metric the question does not name
+    "question-unknown-scale": (OK + "question: {compare: variant.lens, metric: energy_distance, scale: cubic}\n",
+                               [], "question.scale", "unknown scale 'cubic' (one of absolute, relative, log)"),
+    "question-unknown-scale-per-metric": (OK + "question: {compare: variant.lens, metric: energy_distance, "
+                                          "scale: {energy_distance: cubic}}\n", [], "question.scale",
+                                          "unknown scale 'cubic'"),
+    "question-log-energy-distance": (OK + "question: {compare: variant.lens, metric: energy_distance, scale: log}\n",
+                                     [], "question.scale", "a log scale needs a strictly positive metric; "
+                                                           "energy_distance can be zero or negative"),
+    "question-log-modes-covered": (OK + "question: {compare: variant.lens, metric: energy_distance, co_primary: "
+                                   "[modes_covered], scale: {energy_distance: relative, modes_covered: log}}\n", [],
+                                   "question.scale.modes_covered", "a log scale needs a strictly positive metric; "
+                                                                   "modes_covered can be zero or negative"),
+    "question-co-primary-not-recorded": (OK + "question: {compare: variant.lens, metric: energy_distance, "
+                                         "co_primary: [modes_covered, fid]}\n", [], "question.co_primary",
+                                         "'fid' is not recorded by gan trials on ring8"),
+    "question-metric-not-recorded": (OK + "question: {compare: variant.lens, metric: fid}\n", [], "question.metric",
+                                     "'fid' is not recorded by gan trials on ring8"),
+    "question-scale-of-another-metric": (OK + "question: {compare: variant.lens, metric: energy_distance, "
+                                         "scale: {fid: absolute}}\n", [], "question.scale.fid",
+                                         "'fid' is not one of the question's metrics"),
+    "question-unknown-metric": (OK + "question: {compare: variant.lens, metric: energy_distance, "
+                                "co_primary: [modes_coverd]}\n", [], "question.co_primary",
+                                "unknown metric 'modes_coverd'"),
     "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
                      "Input should be greater than 0 (from --set train.steps=-5)"),
     "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),
@@ -142,3 +167,15 @@ def test_publish_refuses_what_it_must_not_replace(tmp_path):
     assert len(p.stderr.splitlines()) == 1
     assert [f.name for f in other.iterdir()] == ["mine.txt"] and [f.name for f in src.iterdir()] == ["trials.parquet"]
     assert sorted(f.name for f in tmp_path.iterdir()) == ["notes", "run"]  # no temporary folder left
+
+
+def test_validate_a_question_with_co_primary_metrics_and_scales_ok(tmp_path):
+    """A question block like the quickstart's (co-primary metrics, a scale per metric) is accepted."""
+    study = tmp_path / "study.yaml"
+    study.write_text(OK + "question: {compare: variant.lens, metric: energy_distance, co_primary: [modes_covered, "
+                     "hq_fraction, mode_kl], secondary: [], scale: {energy_distance: relative, modes_covered: "
+                     "absolute, hq_fraction: absolute, mode_kl: relative}}\n")
+    p, _ = ganbench(["validate", str(study)], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == "" and "1 trials" in p.stdout
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["study.yaml"]

@@ -37,7 +37,15 @@ def test_quickstart_expands_to_12_trials_in_4_variants():
         assert t["study"] == "quickstart"
         assert t["trial_id"] == config_hash(t)
         assert t["resources"] == {"cpu": 1.0, "gpu": 0.0, "retries": 2}
-        assert TrialConfig.model_validate({k: t[k] for k in ("dataset", "model", "train", "variant", "seed")})
+        # the trial's config is a valid TrialConfig that validation leaves as it is (no field dropped or defaulted
+        # differently), with the quickstart's values
+        own = {k: t[k] for k in ("dataset", "model", "train", "variant", "seed")}
+        assert TrialConfig.model_validate(own).model_dump(mode="json") == own
+        assert (t["model"]["name"], t["model"]["width"], t["train"]["lr"], t["train"]["batch_size"]) == \
+            ("mlp", 128, 1e-3, 256)
+        assert t["variant"]["objective"] in ("ns", "lsgan") and t["seed"] in (0, 1, 2)
+        assert t["variant"]["lens"] is None or (t["variant"]["lens"]["schedule"], t["variant"]["lens"]["K"]) == \
+            ("sine", 1000)
         # base config fields not swept are carried into every trial
         assert t["train"]["steps"] == 2000 and t["dataset"]["name"] == "ring8"
 
@@ -383,3 +391,69 @@ def test_flat_config_same_columns_with_and_without_lens(tmp_path):
     assert a["train.betas"] == "[0.5, 0.999]"  # lists become one JSON column
     # the flat row carries everything the trial config has
     assert trial_config(plain).model_dump(mode="json")["model"]["width"] == a["model.width"]
+
+
+# ----------------------------------------------------------------------------- the question block (issue 22)
+def test_question_scales_and_co_primary_metrics():
+    from bench.schema import QuestionCfg
+
+    q = QuestionCfg(compare="variant.lens", metric="energy_distance", co_primary=["modes_covered", "energy_distance"],
+                    secondary=["hq_fraction"])
+    assert q.deciding == ["energy_distance", "modes_covered"]  # the primary first, no duplicate
+    assert q.metrics == ["energy_distance", "modes_covered", "hq_fraction"]
+    # defaults: relative for a non-negative unbounded metric, absolute for a bounded one
+    assert [q.scale_of(m) for m in q.metrics] == ["relative", "absolute", "absolute"]
+    assert QuestionCfg(compare="x", metric="fid", scale="log").scale_of("fid") == "log"
+    per = QuestionCfg(compare="x", metric="fid", co_primary=["recall"], scale={"fid": "absolute"})
+    assert (per.scale_of("fid"), per.scale_of("recall")) == ("absolute", "absolute")
+
+
+def test_published_questions_declare_co_primary_metrics_on_valid_scales():
+    """Every shipped study's question names co-primary metrics its trials record, on scales they allow."""
+    from bench.metrics import recorded, scale_error
+
+    seen = 0
+    for p in sorted((ROOT / "studies").glob("*.yaml")):
+        study = load_study(p)
+        q = study.question
+        if q is None:
+            continue
+        seen += 1
+        assert q.co_primary, p.name
+        for t in expand(study):
+            have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
+            assert set(q.metrics) <= set(have), (p.name, q.metrics, have)
+        assert all(scale_error(m, q.scale_of(m)) is None for m in q.metrics), p.name
+    assert seen >= 5
+    quick = load_study(QUICKSTART).question
+    assert quick.deciding == ["energy_distance", "modes_covered", "hq_fraction", "mode_kl"]
+    assert [quick.scale_of(m) for m in quick.deciding] == ["relative", "absolute", "absolute", "relative"]
+
+
+@pytest.mark.parametrize("question, field, message", [
+    ("{compare: variant.lens, metric: energy_distance, scale: log}", "question.scale", "a log scale needs"),
+    ("{compare: variant.lens, metric: energy_distance, co_primary: [hq_fraction], scale: {hq_fraction: log}}",
+     "question.scale.hq_fraction", "a log scale needs a strictly positive metric; hq_fraction"),
+    ("{compare: variant.lens, metric: energy_distance, co_primary: [recall]}", "question.co_primary",
+     "'recall' is not recorded by gan trials on ring8"),
+    ("{compare: variant.lens, metric: energy_distance, secondary: [l1]}", "question.secondary",
+     "'l1' is not recorded by gan trials on ring8"),
+    ("{compare: variant.lens, metric: energy_distance, scale: {mode_kl: relative}}", "question.scale.mode_kl",
+     "'mode_kl' is not one of the question's metrics"),
+])
+def test_bad_question_names_its_field(tmp_path, question, field, message):
+    p = write(tmp_path, f"name: q\ntrain: {{steps: 10, eval_every: 5}}\nquestion: {question}\n")
+    with pytest.raises(StudyError) as e:
+        trials_of(p)
+    assert (e.value.file, e.value.field) == (str(p), field)
+    assert e.value.message.startswith(message), e.value.message
+
+
+def test_a_question_on_image_metrics_is_checked_against_what_image_trials_record(tmp_path):
+    base = ("name: q\ndataset: {name: fashion_mnist}\nmodel: {name: dcgan}\ntrain: {steps: 10, eval_every: 5}\n"
+            "question: {compare: variant.lens, metric: fid, co_primary: [kid_mean, precision, recall], scale: %s}\n")
+    q = load_study(write(tmp_path, base % "{fid: log}")).question
+    assert q.scale_of("fid") == "log" and q.scale_of("kid_mean") == "relative" and q.scale_of("recall") == "absolute"
+    with pytest.raises(StudyError) as e:
+        trials_of(write(tmp_path, base % "{kid_mean: log}"))  # KID's estimate can be negative
+    assert e.value.field == "question.scale.kid_mean"
