@@ -85,3 +85,74 @@ def digits_config(structure: str, steps: int, eval_samples: int, **over) -> dict
         base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
     cfg = TrialConfig.model_validate(base).model_dump(mode="json")
     return {**cfg, "study": "test", "trial_id": f"{structure}-{cfg['seed']}", "variant_label": structure}
+
+
+@pytest.fixture
+def by_hand():
+    """Statistics written out from their textbook definitions, for tests that check the report's numbers through
+    a route other than the bench.stats call the report makes (issue 22): the Student t interval of a mean, the
+    Wilson interval, Holm's adjustment, Brown-Forsythe as a one-way ANOVA of absolute deviations from the median,
+    and the spread of true per-point means across an axis (seed noise taken out) from a two-way ANOVA."""
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import optimize
+    from scipy import stats as sps
+
+    def t_interval(x, level=0.95):
+        x = np.asarray(x, dtype=float)
+        n = len(x)
+        half = sps.t.ppf(1 - (1 - level) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+        return x.mean(), x.mean() - half, x.mean() + half
+
+    def wilson(k, n, level=0.95):
+        z = sps.norm.ppf(1 - (1 - level) / 2)
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return centre - half, centre + half
+
+    def holm(ps):
+        ps = np.asarray(ps, dtype=float)
+        m = len(ps)
+        out, running = np.empty(m), 0.0
+        for rank, i in enumerate(np.argsort(ps)):
+            running = max(running, min(1.0, (m - rank) * ps[i]))
+            out[i] = running
+        return out
+
+    def brown_forsythe_p(a, b):
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        return float(sps.f_oneway(np.abs(a - np.median(a)), np.abs(b - np.median(b))).pvalue)
+
+    def true_spread(Y, level=0.95):
+        """Y: seeds x axis points, every point run with the same seeds (a block design). The spread of the true
+        point means: sqrt(max(0, var(point means) - MS_interaction / seeds)); interval: noncentral F(P - 1,
+        (P - 1)(S - 1), lambda) inverted at the observed F = MS_points / MS_interaction, lambda = S (P - 1)
+        tau^2 / sigma^2. Returns (estimate, lo, hi)."""
+        Y = np.asarray(Y, dtype=float)
+        S, P = Y.shape
+        grand = Y.mean()
+        ss_points = S * ((Y.mean(axis=0) - grand) ** 2).sum()
+        ss_seeds = P * ((Y.mean(axis=1) - grand) ** 2).sum()
+        ss_inter = ((Y - grand) ** 2).sum() - ss_points - ss_seeds
+        d1, d2 = P - 1, (P - 1) * (S - 1)
+        ms_points, mse = ss_points / d1, ss_inter / d2
+        est = math.sqrt(max(0.0, ms_points / S - mse / S))
+        F = ms_points / mse
+
+        def lam(p):
+            if sps.f.cdf(F, d1, d2) <= p:
+                return 0.0
+            hi = max(1.0, 2 * F * d1)
+            while sps.ncf.cdf(F, d1, d2, hi) > p:
+                hi *= 2
+            return optimize.brentq(lambda x: sps.ncf.cdf(F, d1, d2, x) - p, 0.0, hi, xtol=1e-12 * hi, rtol=1e-10)
+
+        a = (1 - level) / 2
+        to_tau = mse / (S * d1)
+        return est, math.sqrt(lam(1 - a) * to_tau), math.sqrt(lam(a) * to_tau)
+
+    return SimpleNamespace(t_interval=t_interval, wilson=wilson, holm=holm, brown_forsythe_p=brown_forsythe_p,
+                           true_spread=true_spread)

@@ -70,6 +70,12 @@ def test_report_files_and_content(results_dir, tmp_path):
     # dataset, variant, trials, ok, diverged, failed
     assert re.findall(r"<td>([^<]*)</td>", ns_row)[:6] == ["ring8", "ns", "4", "2", "1", "1"]
     assert "2 of 4 runs had no value" in ns_row
+    # success rate: the failed trial counts as a failure (n = 4, not 3); successes counted here from the rows
+    trials, _ = results.load(results_dir)
+    ns = trials[trials["variant"] == "ns"]
+    k = int(((ns["status"] == "ok") & (ns["final.modes_covered"] >= 4)).sum())
+    row = next(l for l in md.splitlines() if l.startswith("| ring8 | ns | modes covered >= 4 of 8 |"))
+    assert f"| {k} / 4 |" in row and row.split("|")[-3].strip() == "1", row  # ... | failed (counted) | note |
     assert "7 trials: 5 ok, 1 diverged, 1 failed." in html
     assert "&lt;tiny&gt; study &amp; its report" in html  # text is escaped
     assert "pool trials that also differ in train.lr, train.optimizer" in html
@@ -123,8 +129,9 @@ def test_report_does_not_import_torch(results_dir, tmp_path):
 
 
 def _synthetic(out, objectives=("ns", "lsgan"), lens=True, lrs=(1e-3,), batches=(256,), seeds=(0, 1, 2),
-               study="syn", diverge=(), extra=None, grids=False):
-    """A results folder with one row per config; final energy distance = f(objective, lens, lr, seed)."""
+               study="syn", diverge=(), extra=None, grids=False, noise=0.0):
+    """A results folder with one row per config; final energy distance = f(objective, lens, lr, seed), plus
+    `noise` x a fixed seed-by-setting term (so that the seed noise is not the same at every setting)."""
     import numpy as np
     import pandas as pd
 
@@ -136,7 +143,8 @@ def _synthetic(out, objectives=("ns", "lsgan"), lens=True, lrs=(1e-3,), batches=
                     for s in seeds:
                         tid = f"{obj}-{ln}-{lr}-{bs}-{s}"
                         ed = 0.1 + 0.05 * (obj == "lsgan") - (0.02 + 0.01 * s) * (ln is not None) \
-                            + 0.3 * abs(np.log10(lr) + 3) + 0.001 * bs / 256 + 0.013 * ((s * 7) % 3)
+                            + 0.3 * abs(np.log10(lr) + 3) + 0.001 * bs / 256 + 0.013 * ((s * 7) % 3) \
+                            + noise * np.sin(100 * s + 10 * np.log10(lr) + bs)
                         status = "diverged" if (obj, ln, s) in diverge else "ok"
                         rows.append({"study": study, "trial_id": tid, "variant": obj + ("+lens(sine K=50)" if ln else ""),
                                      "dataset.name": "ring8", "train.lr": lr, "train.batch_size": bs,
@@ -171,26 +179,41 @@ def _headlines(html: str) -> list[str]:
     return [h.unescape(x) for x in re.findall(r"<li>(.*?)</li>", sec)]
 
 
-def test_lens_headline_numbers_match_bench_stats(tmp_path):
+def test_lens_headline_numbers_by_hand(tmp_path, by_hand):
+    """The paired lens sentences, recomputed from the trials table by hand: pairs = the lens trial and the trial
+    without it of the same objective and seed; mean difference with its t interval, Wilcoxon p (scipy), Holm over
+    every test of the paired table (2 objectives x 2 metrics), rank-biserial from the signed ranks."""
     import numpy as np
+    from scipy import stats as sps
 
-    from bench import stats
     from bench.report import build_report
     from bench.report.fmt import fmt, p_is
 
     d = _synthetic(tmp_path / "lens")
     html = build_report(d)["html"].read_text()
     trials, _ = results.load(d)
-    by = ["variant.objective", "dataset.name"]
-    ed = stats.paired_difference(trials, "energy_distance", treatment="variant.lens.schedule", by=by).summary
-    mc = stats.paired_difference(trials, "modes_covered", treatment="variant.lens.schedule", by=by).summary
-    holm = stats.holm(np.r_[ed["p_value"], mc["p_value"]])  # the family: every test of the paired table
+    diffs, ps = {}, {}
+    for obj in ("ns", "lsgan"):
+        for m in ("energy_distance", "modes_covered"):
+            sub = trials[(trials["variant.objective"] == obj) & (trials["status"] == "ok")]
+            lens = sub[sub["variant.lens.schedule"].notna()].set_index("seed")[f"final.{m}"]
+            plain = sub[sub["variant.lens.schedule"].isna()].set_index("seed")[f"final.{m}"]
+            dd = (lens - plain.reindex(lens.index)).dropna().to_numpy()
+            diffs[obj, m] = dd
+            ps[obj, m] = sps.wilcoxon(dd).pvalue
+    keys = list(ps)
+    holm = dict(zip(keys, by_hand.holm([ps[k] for k in keys])))
     heads = _headlines(html)
-    for i, r in ed.iterrows():
-        s = next(h for h in heads if h.startswith(f"With the lens (sine K=50), {r['variant.objective']}'s final energy"))
-        assert (f"changes by {fmt(r['mean_diff'])} [{fmt(r['lo'])}, {fmt(r['hi'])}] (paired over 3 seeds, "
-                f"Wilcoxon {p_is(r['p_value'])}, Holm-adjusted {p_is(holm[i])}, "
-                f"rank-biserial r = {r['rank_biserial']:.2f}") in s, s
+    for obj in ("ns", "lsgan"):
+        dd = diffs[obj, "energy_distance"]
+        assert dd.tolist() == pytest.approx([-0.02, -0.03, -0.04])  # the lens term of the fixture, seeds 0, 1, 2
+        mean, lo, hi = by_hand.t_interval(dd)
+        ranks = sps.rankdata(np.abs(dd))
+        r = (ranks[dd > 0].sum() - ranks[dd < 0].sum()) / ranks.sum()
+        s = next(h for h in heads if h.startswith(f"With the lens (sine K=50), {obj}'s final energy"))
+        assert (f"changes by {fmt(mean)} [{fmt(lo)}, {fmt(hi)}] (paired over 3 seeds, "
+                f"Wilcoxon {p_is(ps[obj, 'energy_distance'])}, Holm-adjusted {p_is(holm[obj, 'energy_distance'])}, "
+                f"rank-biserial r = {r:.2f}; lower is better, better in 3 of 3)") in s, s
     # the tables, the rules in words, and the order of the sections
     assert "Lens vs no lens, paired" in html and "Success rate" in html
     assert "same seed gives the same initial generator and discriminator" in html
@@ -199,40 +222,57 @@ def test_lens_headline_numbers_match_bench_stats(tmp_path):
              "Paired differences", "Learning curves", "Study file", "Environment"]
     pos = [html.index(f"<h2>{t}") for t in order]
     assert pos == sorted(pos)
-    assert "GPU-hours" in html and "0 (no GPU resources recorded)" in html and "torch_threads" in html
+    assert "GPU-hours" in html and "0 (no GPU resources)" in html and "torch_threads" in html
 
 
-def test_success_rates_with_wilson_intervals(tmp_path):
-    from bench import stats
+def test_success_rates_with_wilson_intervals(tmp_path, by_hand):
     from bench.report import build_report
     from bench.report.fmt import interval
 
     d = _synthetic(tmp_path / "succ", objectives=("ns",), diverge={("ns", None, 2)})
     md = build_report(d)["md"].read_text()
-    # ns: seeds 0, 1, 2 -> modes 2, 4, (diverged): 1 success of 3, 1 diverged
-    lo, hi = stats.wilson_interval(1, 3)
+    # ns: seeds 0, 1, 2 -> modes 2, 4, (diverged): 1 success of 3, 1 diverged; Wilson by its formula
+    lo, hi = by_hand.wilson(1, 3)
     row = next(l for l in md.splitlines() if l.startswith("| ring8 | ns | modes covered >= 4 of 8 |"))
     assert f"| 1 / 3 | {interval(1 / 3, lo, hi)} | 1 |" in row
+    # the lens variant: modes 3, 5, 7 -> 2 of 3
+    lo, hi = by_hand.wilson(2, 3)
+    row = next(l for l in md.splitlines() if l.startswith("| ring8 | ns+lens(sine K=50) | modes covered >= 4 of 8 |"))
+    assert f"| 2 / 3 | {interval(2 / 3, lo, hi)} | 0 |" in row
     assert "1 pair(s) dropped" in md
+    assert "On ring8, 3 of 6 trials succeeded (status ok and modes covered >= 4 of 8; 1 diverged)" in md
 
 
-def test_swept_axes_sentences_tables_and_plots(tmp_path):
-    from bench import stats
+def test_swept_axes_sentences_tables_and_plots(tmp_path, by_hand):
+    """The spread across lr, recomputed by hand from the trials table: per batch size, the seeds x lr values (a
+    block design, seeds 0 and 1 at every lr), the spread of the true per-lr means with its noncentral-F interval
+    (tests/conftest.py by_hand.true_spread, a two-way ANOVA); the headline names the batch size with the largest."""
+    import numpy as np
+
     from bench.report import build_report
     from bench.report.fmt import fmt
 
     d = _synthetic(tmp_path / "lr", objectives=("lsgan",), lens=False, lrs=(1e-4, 1e-3, 1e-2), batches=(64, 256),
-                   seeds=(0, 1))
+                   seeds=(0, 1), noise=0.02)
     paths = build_report(d)
     html = paths["html"].read_text()
     trials, _ = results.load(d)
-    sp = stats.axis_spread(trials, "energy_distance", "train.lr", by=["variant", "dataset.name", "train.batch_size"])
-    r = sp.loc[sp["std"].idxmax()]  # with another swept axis the headline names the largest spread
+    spread = {}
+    for bs, sub in trials[trials["status"] == "ok"].groupby("train.batch_size"):
+        Y = sub.pivot(index="seed", columns="train.lr", values="final.energy_distance").to_numpy()
+        assert Y.shape == (2, 3)
+        spread[bs] = by_hand.true_spread(Y)
+    bs = max(spread, key=lambda b: spread[b][0])
+    std, lo, hi = spread[bs]
+    assert 0.1 < std < 0.25 and lo < std < hi  # the lr term: 0.3 x (1, 0, 1) has std 0.173; noise 0.02
     s = next(h for h in _headlines(html) if h.startswith("Across train.lr"))
     assert s.startswith("Across train.lr in [0.0001, 0.01] (3 values), the spread (of the true per-point means, seed noise taken out) of lsgan's "
                         "final energy distance to real (the largest of its 2 settings of train.batch_size, at "
-                        f"train.batch_size = {r['train.batch_size']})")
-    assert f"is {fmt(r['std'])} [{fmt(r['std_lo'])}, {fmt(r['std_hi'])}]" in s
+                        f"train.batch_size = {bs})"), s
+    assert f"is {fmt(std)} [{fmt(lo)}, {fmt(hi)}]" in s, s
+    # best / worst per-lr mean (lower is better): lr 1e-3 best
+    means = trials[(trials["train.batch_size"] == bs)].groupby("train.lr")["final.energy_distance"].mean()
+    assert f"best {fmt(means.min())} at 0.001, worst {fmt(means.max())} at {means.idxmax():g}" in s, s
     assert "Sensitivity to train.lr" in html and "Sensitivity to train.batch_size" in html
     figs = {p.name for p in (paths["html"].parent / "figures").glob("*.png")}
     assert {"axis_0_energy_distance.png", "axis_1_energy_distance.png", "heatmap_energy_distance.png",
@@ -365,3 +405,127 @@ def test_formatting():
     assert text == f"{fmt(v.mean())} [{fmt(lo_t)}, {fmt(hi_t)}]"  # Student t over the seeds
     assert (mean_ci([]), mean_ci([2.0, np.nan]), mean_ci([3.0] * 4)) == ("no value", "2, no CI (n=1)",
                                                                           "3 (all 4 equal)")
+
+
+# ----------------------------------------------------------------------------- headline branches (issue 22)
+
+
+def _ring(variants: dict, seeds=range(6)):
+    """A trials table on ring8: variant -> (modes per seed, status per seed or None); energy distance 1 + seed/10."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for v, (modes, status) in variants.items():
+        for s in seeds:
+            st = status[s] if status else "ok"
+            rows.append({"study": "syn", "trial_id": f"{v}-{s}", "variant": v, "dataset.name": "ring8",
+                         "variant.objective": v, "seed": s, "status": st,
+                         "final.energy_distance": 1 + s / 10 if st == "ok" else np.nan,
+                         "final.modes_covered": float(modes[s]) if st == "ok" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_success_sentence_when_every_trial_succeeded():
+    from bench.report import analysis
+
+    t = _ring({"ns": ([8] * 6, None), "lsgan": ([4, 5, 6, 7, 8, 8], None)})
+    heads = analysis.findings(t, ["energy_distance", "modes_covered"]).headlines
+    assert "On ring8, all 12 trials succeeded (status ok and modes covered >= 4 of 8)." in heads
+
+
+def test_success_sentence_when_no_trial_succeeded(by_hand):
+    """None succeeded: collapsed (3 modes), diverged and failed trials all count; n and the Wilson upper bound by
+    hand."""
+    from bench.report import analysis
+    from bench.report.fmt import fmt
+
+    t = _ring({"ns": ([3] * 6, ["ok", "ok", "ok", "ok", "diverged", "failed"]),
+               "lsgan": ([0] * 6, ["diverged"] * 6)})
+    heads = analysis.findings(t, ["energy_distance", "modes_covered"]).headlines
+    # n = 6 per variant, failed counted: the Wilson upper bound of 0 of 6
+    hi = by_hand.wilson(0, 6)[1]
+    assert (f"On ring8, none of the 12 trials succeeded (status ok and modes covered >= 4 of 8; 7 diverged): no "
+            f"successes in any of its 2 variants (n = 6 each); the upper 95 % Wilson bounds reach at most "
+            f"{fmt(hi)}.") in heads, heads
+
+
+def test_success_sentence_when_some_succeeded_counts_failed_trials(by_hand):
+    from bench.report import analysis
+    from bench.report.fmt import interval
+
+    t = _ring({"ns": ([8, 8, 2, 8, 8, 8], ["ok", "ok", "ok", "ok", "failed", "diverged"]),
+               "lsgan": ([8] * 6, None)})
+    heads = analysis.findings(t, ["energy_distance", "modes_covered"]).headlines
+    # ns: seeds 0, 1, 3 succeed; seed 2 collapsed, 4 failed, 5 diverged: 3 of 6 (the failed one is not left out)
+    parts = [f"ns 3/6 = {interval(3 / 6, *by_hand.wilson(3, 6))}", f"lsgan 6/6 = {interval(1.0, *by_hand.wilson(6, 6))}"]
+    s = next(h for h in heads if h.startswith("On ring8,"))
+    assert s.startswith("On ring8, 9 of 12 trials succeeded (status ok and modes covered >= 4 of 8; 1 diverged); "
+                        "success rate per variant [95 % Wilson]: "), s
+    assert all(p in s for p in parts), (s, parts)
+
+
+def test_also_significant_after_holm(by_hand):
+    """A non-headline metric significant after Holm over the paired table gets its own sentence; numbers by hand.
+    8 seeds: the smallest exact Wilcoxon p is 2 / 2^8, and Holm over 2 tests doubles it: < 0.05."""
+    import numpy as np
+    import pandas as pd
+    from scipy import stats as sps
+
+    from bench.report import analysis
+    from bench.report.fmt import interval, p_is
+
+    seeds = range(8)
+    rows = []
+    for lens in (None, "sine"):
+        for s in seeds:
+            ed = 1 + 0.1 * s + (0.01 * ((s * 5) % 7 - 3) if lens else 0.0)  # no consistent lens effect
+            modes = 4.0 + (s % 3) + ((1.0 + 0.1 * s) if lens else 0.0)  # the lens adds 1.0-1.7 modes, every seed
+            rows.append({"study": "syn", "trial_id": f"{lens}-{s}", "variant": "ns" + ("+lens" if lens else ""),
+                         "dataset.name": "ring8", "variant.objective": "ns", "variant.lens.schedule": lens,
+                         "variant.lens.K": 500.0 if lens else None, "seed": s, "status": "ok",
+                         "final.energy_distance": ed, "final.modes_covered": modes})
+    t = pd.DataFrame(rows)
+    heads = analysis.findings(t, ["energy_distance", "modes_covered"]).headlines
+    d_modes = np.array([1.0 + 0.1 * s for s in seeds])
+    d_ed = np.array([0.01 * ((s * 5) % 7 - 3) for s in seeds])
+    p_modes, p_ed = sps.wilcoxon(d_modes).pvalue, sps.wilcoxon(d_ed).pvalue
+    holm = by_hand.holm([p_ed, p_modes])
+    assert p_modes == pytest.approx(2 / 256) and holm[1] <= 0.05 < holm[0]
+    mean, lo, hi = by_hand.t_interval(d_modes)
+    assert (f"Also significant after Holm: the lens changes ns's final modes covered by {interval(mean, lo, hi)} "
+            f"(Holm-adjusted {p_is(holm[1])}).") in heads, heads
+    # the headline metric is not repeated as 'also significant'
+    assert not any(h.startswith("Also significant after Holm") and "energy distance" in h for h in heads)
+
+
+def test_a_random_search_study_through_the_report(tmp_path):
+    """A random search: every configuration its own learning rate (log-uniform draws), one seed each, one of them
+    diverged. The report says there is no interval where one seed cannot give one, draws the budget curves, and
+    the budget curve counts the diverged configuration at the worst finished value (checked by hand)."""
+    import numpy as np
+
+    from bench.report import _budget, build_report
+    from bench.report.fmt import fmt
+
+    lrs = tuple(float(x) for x in 10 ** np.random.default_rng(4).uniform(-4.5, -2, size=8))
+    d = _synthetic(tmp_path / "random", objectives=("ns",), lens=False, lrs=lrs, seeds=(0,))
+    t, _ = results.load(d)
+    t.loc[t["train.lr"] == lrs[3], ["status", "final.energy_distance", "final.modes_covered"]] = ["diverged", np.nan,
+                                                                                                   np.nan]
+    results.write_parquet(t, d / results.TRIALS)
+    paths = build_report(d)
+    html = paths["html"].read_text()
+    ok = t.loc[t["status"] == "ok", "final.energy_distance"].to_numpy()
+    spread = [h for h in _headlines(html) if h.startswith("Across train.lr")]
+    assert len(spread) == 1, spread
+    # one seed per point: the std of the 7 finished points' values, with no interval, and saying why
+    assert f"of ns's final energy distance to real is {fmt(ok.std(ddof=1))} (no interval: " in spread[0], spread
+    assert "fewer than 2 seeds at axis point(s)" in spread[0]
+    assert "1 axis point(s) had no finite value (diverged or failed)" in spread[0]
+    assert (paths["html"].parent / "figures" / "budget_energy_distance.png").exists()
+    curve = _budget(t, "energy_distance", ["ns"])[("ring8", "ns")]
+    assert curve["expected_best"].iloc[0] == pytest.approx((ok.sum() + ok.max()) / 8)  # k = 1: the mean, failure = worst
+    assert curve["expected_best"].iloc[-1] == pytest.approx(ok.min())
+    assert curve["p_all_failed"].iloc[0] == pytest.approx(1 / 8)
+    assert "8 trials: 7 ok, 1 diverged, 0 failed." in html
