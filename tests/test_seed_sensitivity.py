@@ -209,10 +209,11 @@ def test_question_block_loads_and_does_not_change_trial_ids(tmp_path):
 @pytest.mark.parametrize("block, field, words", [
     ("question: {compare: variant.lens, metric: fid_typo}", "question.metric", "unknown metric"),
     ("question: {compare: variant.lens, metric: fid, statistic: median}", "question.statistic", ""),
-    ("question: {compare: variant.lense, metric: fid}", "question.compare", "not a field"),
-    ("question: {compare: variant.lens, metric: fid, statistic: axis_spread}", "question.axis", "needs the axis"),
-    ("question: {compare: variant.lens, metric: fid, statistic: axis_spread, axis: train.lrr}", "question.axis",
-     "not a field"),
+    ("question: {compare: variant.lense, metric: energy_distance}", "question.compare", "not a field"),
+    ("question: {compare: variant.lens, metric: energy_distance, statistic: axis_spread}", "question.axis",
+     "needs the axis"),
+    ("question: {compare: variant.lens, metric: energy_distance, statistic: axis_spread, axis: train.lrr}",
+     "question.axis", "not a field"),
     ("question: {compare: variant.lens, metric: fid, colour: red}", "question.colour", ""),
     ("question: {metric: fid}", "question.compare", ""),
 ])
@@ -265,11 +266,16 @@ def test_report_answers_the_seed_question_first(tmp_path):
           statistic: seed_spread
         """)
     heads, html = _first_headlines(d)
-    r = S.seed_spread_comparison(t, "energy_distance", n_boot=2000, seed=0).iloc[0]
+    # energy distance is judged on the relative scale (std / mean; bench.metrics.default_scale), absolute beside it
+    r = S.seed_spread_comparison(t, "energy_distance", scale="relative").iloc[0]
+    a = S.seed_spread_comparison(t, "energy_distance", n_boot=2000, seed=0).iloc[0]
     first = heads[0]
-    assert first.startswith("Seed sensitivity: with the lens the spread of the final energy distance to real across "
-                            f"seeds is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])}-{fmt(r['ratio_hi'])}) that "
-                            f"without the lens (Brown-Forsythe {p_is(r['p_value'])}, 8 seeds x 2 settings)"), first
+    assert first.startswith("Seed sensitivity: with the lens the relative spread (std / mean) of the final energy "
+                            f"distance to real across seeds is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])}-"
+                            f"{fmt(r['ratio_hi'])}) that without the lens (Brown-Forsythe {p_is(r['p_value'])}, 8 seeds "
+                            "x 2 settings)"), first
+    assert (f"absolute {fmt(a['ratio'])}x (95 % CI {fmt(a['ratio_lo'])}-{fmt(a['ratio_hi'])}) ({p_is(a['p_value'])})"
+            in first), first
     assert '"Does the lens make training robust to the seed?"' in first and "not Holm-adjusted" in first
     assert r["p_value"] < 0.05 and "the spread is smaller with the lens" in first
     assert heads[1].startswith("Power (80% at alpha 0.05, 2 settings, simulated)") and "a ratio of 0.5 needs" in heads[1]
@@ -306,7 +312,8 @@ def test_report_axis_spread_question(tmp_path):
     heads, _ = _first_headlines(d)
     r = S.spread_comparison(pd.DataFrame(rows), "l1", "variant.w", "variant.structure", "ed//gan", "ed+gan", by=(),
                             n_boot=2000).iloc[0]
-    assert heads[0].startswith("Sensitivity to variant.w: the spread across variant.w of the per-point mean final L1")
+    assert heads[0].startswith("Sensitivity to variant.w: the spread (std) across variant.w of the per-point mean "
+                               "final L1")
     assert (f"with variant.structure = ed//gan is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])}-"
             f"{fmt(r['ratio_hi'])}) that with variant.structure = ed+gan (Brown-Forsythe on 5 vs 5 point means, "
             f"{p_is(r['p_value'])})") in heads[0], heads[0]

@@ -181,8 +181,11 @@ def test_budget_curve_endpoints_band_and_edge_cases():
         assert np.all(bc["lo"] <= bc["hi"]) and bc["lo"].iloc[0] < v.mean() < bc["hi"].iloc[0]
     again = S.budget_curve(v, False, n_boot=N_BOOT, seed=1)
     pd.testing.assert_frame_equal(again, S.budget_curve(v, False, n_boot=N_BOOT, seed=1))
-    with_nan = S.budget_curve(np.r_[v, np.nan], False, n_boot=N_BOOT)
-    assert len(with_nan) == 20 and (with_nan["n_dropped"] == 1).all()
+    dropped = S.budget_curve(np.r_[v, np.nan], False, n_boot=N_BOOT, seed=1, nan_policy="drop")
+    assert len(dropped) == 20 and (dropped["n_failed"] == 0).all()
+    assert dropped["expected_best"].tolist() == pytest.approx(again["expected_best"].tolist())
+    failed = S.budget_curve(np.r_[v, np.nan], False, n_boot=N_BOOT)  # a failure is an outcome, the worst value
+    assert len(failed) == 21 and (failed["n_failed"] == 1).all() and (failed["failure_value"] == v.max()).all()
     with pytest.raises(ValueError):
         S.budget_curve([1.0, np.nan], True, nan_policy="raise")
     one = S.budget_curve([2.5], True)

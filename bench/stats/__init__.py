@@ -11,6 +11,15 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
   with a few seeds; elsewhere: a mean or paired difference has a Student t interval (`t_interval`), a
   std across seeds a chi-square interval (`std_interval`), a spread across an axis a noncentral-F
   interval of the true spread (`true_spread`): percentile bootstraps of those covered 0-92 %. Bounds are called `<stat>_lo` / `<stat>_hi` (or `lo` / `hi`).
+  A mean of a bounded metric (a proportion, modes covered) has its interval clipped to the metric's range
+  (`bounded_t_interval` with `bench.metrics.bounds`); a difference is signed and is not clipped.
+- **Scales.** A spread across seeds is read on one of `bench.metrics.SCALES` (`bench.stats.scales`):
+  `absolute` (the std, in the metric's units), `relative` (std / mean, the coefficient of variation: a std
+  that falls with the mean is not more robust) or `log` (the std of the log values). `spread_interval`
+  gives the pooled spread and its interval on any of them, `seed_spread` reports all three (`std`, `cv`,
+  `log_std`), `seed_spread_comparison(scale=)` compares on one; `bench.metrics.default_scale` says which
+  a metric is judged on. Where a scale is undefined for the data (a value <= 0 for log, a mean <= 0 for
+  relative) the numbers are NaN and `reason` says why; nothing raises.
 - **Reproducible bootstraps.** Every bootstrap takes `seed`. Within a grouped table each group
   draws from its own generator, seeded from `seed` and a stable hash of the group's key, so a
   group's interval does not change when other groups are added or removed.
@@ -31,17 +40,19 @@ plain arrays, and returns a DataFrame or a dataclass. Conventions shared by all 
 
 Modules: `common` (metric and config columns, the helpers every statistic shares), `spread`
 (`axis_spread`, `spread_ratio`, `spread_comparison`, `true_spread`: sensitivity to an axis), `paired`
-(`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`, `std_interval`:
-sensitivity to the seed), `rates` (`success_rate`, `wilson_interval`), `budget`
+(`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`:
+sensitivity to the seed), `scales` (`spread_interval`, `std_interval`, `transform`, `scale_note`: a spread
+on the absolute, relative or log scale), `rates` (`success_rate`, `wilson_interval`), `budget`
 (`expected_best`, `budget_curve`). Import the functions from here (`from bench import stats`).
 
 This package never imports torch or model code.
 """
 
 from bench.stats.budget import budget_curve, expected_best
-from bench.stats.common import LEVEL, config_columns, is_higher_better, metric_column, t_interval
+from bench.stats.common import LEVEL, bounded_t_interval, config_columns, is_higher_better, metric_column, t_interval
 from bench.stats.paired import PairedResult, holm, paired_difference
-from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power, std_interval
+from bench.stats.scales import scale_note, spread_interval, std_interval, transform
+from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power
 from bench.stats.rates import success_rate, wilson_interval
 from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio, true_spread
 
@@ -50,6 +61,7 @@ __all__ = [
     "PairedResult",
     "SpreadComparison",
     "axis_spread",
+    "bounded_t_interval",
     "budget_curve",
     "config_columns",
     "expected_best",
@@ -57,14 +69,17 @@ __all__ = [
     "is_higher_better",
     "metric_column",
     "paired_difference",
+    "scale_note",
     "seed_spread",
     "seed_spread_comparison",
     "seed_spread_power",
     "std_interval",
     "spread_comparison",
+    "spread_interval",
     "spread_ratio",
     "success_rate",
     "t_interval",
+    "transform",
     "true_spread",
     "wilson_interval",
 ]

@@ -143,6 +143,19 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float]:
     return float(v.mean()) - half, float(v.mean()) + half
 
 
+def bounded_t_interval(values, lo: float = -math.inf, hi: float = math.inf, level: float = LEVEL) -> tuple[float, float]:
+    """`t_interval` clipped to the metric's range [lo, hi] (`bench.metrics.bounds`): a proportion's interval
+    never reaches below 0 nor a mode count above the dataset's modes. The true mean lies in the range, so
+    clipping keeps every interval that held it: coverage is t's, study by study (simulated, 3 / 5 seeds,
+    tests/test_scales.py: a recall near 0.01, 94.9 / 93.8 %, where t's interval went below 0 in 76 / 32 % of
+    studies; a precision near 0.98, 94.9 / 94.8 %). A metric that often sits on its bound (every seed covers
+    all 8 modes) gets zero-width intervals from t and so from this (7 or 8 modes: 62 / 83 %). An interval
+    wholly outside the range (an estimate can leave it: an unbiased energy distance below 0) shrinks to the
+    nearest bound. NaN below 2 values. Differences (`paired_difference`) are signed and not clipped."""
+    a, b = t_interval(values, level)
+    return (float(min(max(a, lo), hi)), float(max(min(b, hi), lo))) if not math.isnan(a) else (a, b)
+
+
 def _degenerate(lo: float, hi: float, scale: float = 1.0) -> bool:
     return bool(np.isfinite(lo) and np.isfinite(hi) and abs(hi - lo) <= 1e-9 * max(1.0, abs(scale)))
 
