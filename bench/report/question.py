@@ -152,7 +152,10 @@ def _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name):
     cmp = per[q.metric]
     if cmp is None or cmp.empty:
         return [f"{head} cannot be answered: no treated trials."], []
-    beside = {s: compare(q.metric, s) for s in SCALES if s != scale and scale_error(q.metric, s) is None}
+    # the other scales beside the verdict, wherever the data allow them (a log scale needs every value > 0: shown
+    # for energy distance when it holds, though a question may not declare it)
+    beside = {s: compare(q.metric, s) for s in SCALES if s != scale and (s == "log" or scale_error(q.metric, s) is None)}
+    beside = {s: t for s, t in beside.items() if t is not None and np.isfinite(t["ratio"].astype(float)).any()}
     smaller, larger = f"the spread is smaller {wb}", f"the spread is larger {wb}"
     lines = []
     for i, r in cmp.iterrows():
@@ -240,8 +243,10 @@ def _ratio(r) -> str:
         return "no value"
     if not np.isfinite(r["ratio"]):
         return f"no ratio ({note(r) or 'undefined'})"
-    return f"{fmt(r['ratio'])}x" + (f" (95 % CI {fmt(r['ratio_lo'])}-{fmt(r['ratio_hi'])})"
-                                   if np.isfinite(r["ratio_lo"]) else " (no interval)")
+    if not np.isfinite(r["ratio_lo"]):
+        return f"{fmt(r['ratio'])}x (no interval)"
+    hi = "no upper bound" if r["ratio_hi"] == np.inf else fmt(r["ratio_hi"])
+    return f"{fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])} to {hi})"
 
 
 def _seeds(r) -> str:
@@ -313,7 +318,7 @@ def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
                 f"across {q.axis} of the per-point mean final {name} {wb} is {_ratio(r)} that {wa} (Brown-Forsythe on "
                 f"{int(r['n_points_a'])} vs {int(r['n_points_b'])} point means, {p_is(r['p_value'])}" +
                 (f", Holm over the {len(cmp)} settings {p_is(ph)}" if len(cmp) > 1 else "") + ")" +
-                (f" [note: {r['reason']}]" if r["reason"] else ""))
+                (f" [note: {note(r)}]" if note(r) else ""))
         dirs = {}
         for m in q.deciding:
             label = f"{metric_name(m)} ({q.scale_of(m)})"
@@ -346,7 +351,7 @@ def _mean_difference(trials, q, head, ctrl, trt, tcols, wa, wb, name):
             per[m] = stats.paired_difference(trials, m, treatment=trt, control=ctrl, treatment_columns=tcols,
                                              by=by, n_boot=N_BOOT, seed=SEED).summary
     res = per.get(q.metric)
-    if res is None or res.empty:
+    if res is None or res.empty or not (res["n"] > 0).any():
         return [f"{head} cannot be answered: no pairs."], []
     key = lambda r: tuple(_canon(r[c]) for c in [*by, "arm"])
     index = {m: {key(r): r for _, r in t.iterrows()} for m, t in per.items()}
