@@ -40,8 +40,17 @@ CASES = {
                    "YAML error: could not determine a constructor for the tag"),
     "python-tag-side-effect": ('name: bad\nseed: !!python/object/apply:os.system ["touch pwned"]\n', [],
                                "line 2, column 7", "YAML error: could not determine a constructor"),
-    # the study's question (issue 22): a scale that does not exist, a log scale on a metric that can be zero, a
-    # co-primary metric the trials do not record, a scale for a metric the question does not name
+    "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
+                     "Input should be greater than 0 (from --set train.steps=-5)"),
+    "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),
+    "set-python-tag": (OK, ["--set", "seed=!!python/object/apply:os.system [\"echo hacked\"]"], "--set seed",
+                       "value is not valid YAML"),
+}
+
+# the study's question (issue 22): a scale that does not exist, a log scale on a metric that can be zero, a co-primary
+# metric the trials do not record, a scale for a metric the question does not name. `ganbench validate` for each,
+# `ganbench run` for one (the other run cases above show that run and validate share the checks).
+QUESTION_CASES = {
     "question-unknown-scale": (OK + "question: {compare: variant.lens, metric: energy_distance, scale: cubic}\n",
                                [], "question.scale", "unknown scale 'cubic' (one of absolute, relative, log)"),
     "question-unknown-scale-per-metric": (OK + "question: {compare: variant.lens, metric: energy_distance, "
@@ -65,11 +74,6 @@ CASES = {
     "question-unknown-metric": (OK + "question: {compare: variant.lens, metric: energy_distance, "
                                 "co_primary: [modes_coverd]}\n", [], "question.co_primary",
                                 "unknown metric 'modes_coverd'"),
-    "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
-                     "Input should be greater than 0 (from --set train.steps=-5)"),
-    "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),
-    "set-python-tag": (OK, ["--set", "seed=!!python/object/apply:os.system [\"echo hacked\"]"], "--set seed",
-                       "value is not valid YAML"),
 }
 
 
@@ -98,6 +102,29 @@ def expect_bad_input(p, study, field, message, tmp_path):
     assert "hacked" not in p.stdout + p.stderr.replace("echo hacked", "")
     assert not (tmp_path / "pwned").exists()
     assert sorted(x.name for x in tmp_path.iterdir()) == (["study.yaml"] if study.exists() else [])
+
+
+@pytest.fixture(params=sorted(QUESTION_CASES))
+def question_case(request, tmp_path):
+    text, extra, field, message = QUESTION_CASES[request.param]
+    study = tmp_path / "study.yaml"
+    study.write_text(text)
+    return request.param, study, extra, field, message
+
+
+def test_validate_question(question_case, tmp_path):
+    name, study, extra, field, message = question_case
+    p, _ = ganbench(["validate", str(study), *extra], tmp_path)
+    expect_bad_input(p, study, field, message, tmp_path)
+
+
+def test_run_fails_before_ray_on_a_bad_question(tmp_path):
+    text, extra, field, message = QUESTION_CASES["question-co-primary-not-recorded"]
+    study = tmp_path / "study.yaml"
+    study.write_text(text)
+    p, seconds = ganbench(["run", str(study), "--results", str(tmp_path / "res")], tmp_path)
+    expect_bad_input(p, study, field, message, tmp_path)  # no res/, no ray_tmp/
+    assert seconds < 15
 
 
 def test_validate(case, tmp_path):
