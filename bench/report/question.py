@@ -344,7 +344,7 @@ def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
 def _mean_difference(trials, q, head, ctrl, trt, tcols, wa, wb, name):
     # never pool variants whose metric scales differ: one comparison per dataset and objective (and structure)
     by = [c for c in (DATASET, "variant.structure", "variant.objective")
-          if c in trials and c not in tcols and trials[c].map(_canon).nunique() > 1 or c == DATASET]
+          if c in trials and (c == DATASET or (c not in tcols and trials[c].map(_canon).nunique() > 1))]
     per = {}
     for m in q.metrics:
         if has_finite(trials, f"final.{m}"):
