@@ -4,9 +4,12 @@ parameters (bench.nets.packed), random streams, data order, optimizer state and 
 Two configurations can share a pack when they differ only in what does not change the computation's
 shape: the seed, loss weights (`variant.w`, `gp_weight`, lens `lam`, `code_prior` while on, `lambda_cls`,
 `lambda_info`, `age_lambda`, `age_mu`, `ali_dropout`, `lambda_fm`), the lens schedule and K, learning rates, betas, momentum and WGAN's `clip`. Everything else (dataset, networks,
-objective, structure, task, steps, batch, evaluation and checkpoint cadence, resources) must be equal.
-Within a pack, configurations with the same optimizer settings sit next to each other, so each network
-needs one torch optimizer per run of equal settings (bench.structures.PackOptimizer).
+objective, structure, task, steps, batch, evaluation and checkpoint cadence, resources) must be equal,
+the optimizer kind too (`train.optimizer`, `d_optimizer`: Adam and SGD are different updates). Settings
+that differ inside a pack (learning rates, betas, momentum) cost nothing: each network has one fused
+update for the whole pack (bench.optim, bench.structures.PackOptimizer). Configurations with equal
+settings still sit next to each other, so a pack cut from a larger group is uniform where it can be (and
+then uses torch's own optimizer over the pack).
 
 `sweep.pack`: `off` (one configuration per trial), a number (at most that many per pack), or `auto`:
 packs no larger than the structure's network family runs efficiently on its device (AUTO_CAP, measured

@@ -100,29 +100,42 @@ def torch_optimizer(params, kind: str, lr: float, betas: tuple, momentum: float)
     return cls(params, lr=lr, betas=betas) if kind == "adam" else cls(params, lr=lr, momentum=momentum)
 
 
-class PackOptimizer:
-    """One network's optimizer for every configuration of a pack. Each run of consecutive
-    configurations with equal settings gets torch's own optimizer over its slice of the packed
-    parameters, so every configuration is updated by exactly the arithmetic of an unpacked run; a
-    pack whose configurations share their settings (e.g. seeds) is one optimizer over whole tensors."""
+def _spans(settings: list[tuple]) -> list[tuple[int, int]]:
+    """[a, b) of each run of consecutive configurations with equal settings."""
+    cuts = [0] + [b for b in range(1, len(settings)) if settings[b] != settings[b - 1]] + [len(settings)]
+    return list(zip(cuts[:-1], cuts[1:]))
 
-    def __init__(self, params, settings: list[tuple]):
-        self.params = [p for p in params]
-        runs, a = [], 0
-        for b in range(1, len(settings) + 1):
-            if b == len(settings) or settings[b] != settings[a]:
-                runs.append((a, b, settings[a]))
-                a = b
-        if len(runs) == 1:
-            self.runs = [(None, self.params, torch_optimizer(self.params, *settings[0]))]
+
+class PackOptimizer:
+    """One network's optimizer for every configuration of a pack. Configurations that share their
+    settings (K = 1, or seeds of one setting) get torch's own optimizer over the whole packed tensors;
+    settings that differ (learning rates, betas, momentum) one fused update for the pack (bench.optim),
+    which on the CPU gives each configuration exactly torch's arithmetic for it alone. Kinds that differ
+    (Adam and SGD; bench.packing keeps them apart), or `per_run=True` (the implementation before
+    bench.optim, kept for benchmarks/fused_optim.py), give each run of equal settings torch's optimizer
+    over its slice of the packed parameters."""
+
+    def __init__(self, params, settings: list[tuple], per_run: bool = False):
+        from bench import optim
+
+        self.params, self.settings = list(params), list(settings)
+        self.spans = _spans(self.settings)
+        self.fused = None
+        if len(self.spans) == 1:
+            self.runs = [(None, self.params, torch_optimizer(self.params, *self.settings[0]))]
+        elif not per_run and len({s[0] for s in self.settings}) == 1:
+            kind, lr, betas, momentum = zip(*self.settings)
+            hp = {"lr": lr, "betas": betas} if kind[0] == "adam" else {"lr": lr, "momentum": momentum}
+            self.fused = optim.fused(self.params, kind[0], len(self.settings), **hp)
+            self.runs = [(None, self.params, self.fused)]
         else:
             self.runs = []
-            for a, b, s in runs:
+            for a, b in self.spans:
                 views = [p.data[a:b] for p in self.params]
-                self.runs.append(((a, b), views, torch_optimizer(views, *s)))
+                self.runs.append(((a, b), views, torch_optimizer(views, *self.settings[a])))
 
     @property
-    def optimizers(self) -> list[torch.optim.Optimizer]:
+    def optimizers(self) -> list:
         return [opt for _, _, opt in self.runs]
 
     def zero_grad(self) -> None:
@@ -140,6 +153,10 @@ class PackOptimizer:
         return [opt.state_dict() for _, _, opt in self.runs]
 
     def load_state_dict(self, states: list) -> None:
+        from bench import optim
+
+        if self.fused is not None and "fused" not in states[0]:  # a checkpoint of per-run torch optimizers
+            states = [optim.from_torch(self.fused.kind, states, self.spans, self.params)]
         for (_, _, opt), s in zip(self.runs, states):
             opt.load_state_dict(s)
 
