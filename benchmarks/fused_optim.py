@@ -8,8 +8,9 @@ of studies/quickstart.yaml: 8 configurations with 8 distinct learning rates trai
     same-lr     (reference) one pack of 8 seeds sharing one learning rate: torch's optimizer over the pack
 
 Configuration-steps per second (training steps only, one torch thread: a trial's CPU share, the trial's
-per-step synchronisation included), the median of `repeats` interleaved rounds, and the ratios; appended
-to benchmarks/results/fused_optim.parquet. `compiled` adds the fused Adam's update under torch.compile.
+per-step synchronisation included) by CPU time and by wall time, the median of `repeats` interleaved
+rounds, the ratios, and the CPU time in optimizer steps; appended to benchmarks/results/fused_optim.parquet
+(`seconds` wall, `cpu`, `optimizer_cpu` per round). `compiled` adds the fused Adam's update under torch.compile.
 Usage: python -m benchmarks.fused_optim [repeats] [compiled]"""
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ def configs(lrs: list[float]) -> list[dict]:
 
 def timed(step, spent: list):
     def f():
-        t = time.perf_counter()
+        t = time.thread_time()
         step()
-        spent[0] += time.perf_counter() - t
+        spent[0] += time.thread_time() - t
     return f
 
 
-def seconds(cfgs: list[dict], per_run: bool = False, compiled: bool = False) -> tuple[float, float]:
-    """Seconds for STEPS training steps of one pack of these configurations, and those in optimizer steps."""
+def seconds(cfgs: list[dict], per_run: bool = False, compiled: bool = False) -> dict:
+    """Wall and CPU seconds of STEPS training steps of one pack of these configurations, and the CPU
+    seconds of its optimizer steps."""
     run = setup(cfgs, "cpu")
     if per_run:
         run.nets.opt = {n: PackOptimizer(o.params, o.settings, per_run=True) for n, o in run.nets.opt.items()}
@@ -62,51 +64,53 @@ def seconds(cfgs: list[dict], per_run: bool = False, compiled: bool = False) -> 
         optim.adam_update = torch.compile(plain_update, dynamic=False)
     for t in range(WARM):
         run.step(t)
-    t0, spent[0] = time.perf_counter(), 0.0
+    wall, cpu, spent[0] = time.perf_counter(), time.thread_time(), 0.0
     for t in range(WARM, WARM + STEPS):
         out = run.step(t)
         {k: v.tolist() for k, v in out.items()}  # the trial reads the losses every step on a CPU
     optim.adam_update = plain_update
-    return time.perf_counter() - t0, spent[0]
+    return {"wall": time.perf_counter() - wall, "cpu": time.thread_time() - cpu, "optimizer_cpu": spent[0]}
+
+
+def total(parts: list[dict]) -> dict:
+    return {k: sum(p[k] for p in parts) for k in parts[0]}
 
 
 WAYS = {
     "fused": lambda: seconds(configs(LRS)),
     "per-run": lambda: seconds(configs(LRS), per_run=True),
-    "plain": lambda: tuple(map(sum, zip(*(seconds(configs([lr])) for lr in LRS)))),
+    "plain": lambda: total([seconds(configs([lr])) for lr in LRS]),
     "same-lr": lambda: seconds(configs([1e-3] * K)),
 }
 
 
-def main(repeats: int = 3, compiled: bool = False) -> list[dict]:
+def main(repeats: int = 3, compiled: bool = False) -> pd.DataFrame:
     torch.set_num_threads(1)
     ways = dict(WAYS)
     if compiled:
         ways["fused-compiled"] = lambda: seconds(configs(LRS), compiled=True)
-    times = {w: [] for w in ways}
-    for _ in range(repeats):  # interleaved: a busy spell of the machine hits every way alike
-        for w, f in ways.items():
-            times[w].append(f())
-    med = {w: statistics.median(s for s, _ in ts) for w, ts in times.items()}
-    opt_ms = {w: statistics.median(o for _, o in ts) / (K * STEPS) * 1e3 for w, ts in times.items()}
-    rate = {w: K * STEPS / m for w, m in med.items()}
+    rows = []
+    for i in range(repeats):  # interleaved: a busy spell of the machine hits every way alike
+        rows += [{"how": w, "repeat": i, **f()} for w, f in ways.items()]
+    df = pd.DataFrame(rows).assign(configurations=K, steps=STEPS)
+    med = df.groupby("how", sort=False)[["wall", "cpu", "optimizer_cpu"]].median()
+    rate = K * STEPS / med[["wall", "cpu"]]
     print(f"{K} toy configurations (quickstart MLP GAN), {K} distinct learning rates, {STEPS} steps, 1 thread, "
-          f"median of {repeats}")
-    print("way             configuration-steps/s   vs per-run   vs plain   optimizer ms / configuration-step")
+          f"median of {repeats}; configuration-steps per second by CPU time (wall time: a shared machine's is noisier)")
+    print("way             per CPU s   vs per-run   vs plain   per wall s   vs per-run   vs plain   optimizer ms")
     for w in ways:
-        print(f"{w:15s} {rate[w]:21.0f}   {rate[w] / rate['per-run']:9.2f}x  {rate[w] / rate['plain']:8.2f}x   "
-              f"{opt_ms[w]:8.3f}")
-    rows = [{"how": w, "configurations": K, "steps": STEPS, "repeat": i, "seconds": s, "optimizer_seconds": o,
-             "config_steps_per_second": K * STEPS / s, "median_config_steps_per_second": rate[w],
-             "vs_per_run": rate[w] / rate["per-run"], "vs_plain": rate[w] / rate["plain"]}
-            for w, ts in times.items() for i, (s, o) in enumerate(ts)]
-    df = pd.DataFrame(rows).assign(machine=f"{os.cpu_count()} CPU cores", torch_version=torch.__version__,
-                                   when=pd.Timestamp.now(tz="UTC"))
+        c, wl = rate.loc[w, "cpu"], rate.loc[w, "wall"]
+        print(f"{w:15s} {c:9.0f}   {c / rate.loc['per-run', 'cpu']:9.2f}x  {c / rate.loc['plain', 'cpu']:8.2f}x"
+              f"   {wl:10.0f}   {wl / rate.loc['per-run', 'wall']:9.2f}x  {wl / rate.loc['plain', 'wall']:8.2f}x"
+              f"   {med.loc[w, 'optimizer_cpu'] / (K * STEPS) * 1e3:12.3f}")
+    print("(optimizer ms: CPU milliseconds in optimizer steps per configuration-step)")
+    df = df.assign(config_steps_per_cpu_second=K * STEPS / df["cpu"], config_steps_per_second=K * STEPS / df["wall"],
+                   machine=f"{os.cpu_count()} CPU cores", torch_version=torch.__version__, when=pd.Timestamp.now(tz="UTC"))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     old = pd.read_parquet(OUT) if OUT.exists() else pd.DataFrame()
     pd.concat([old, df], ignore_index=True).to_parquet(OUT)
     print(f"-> {OUT}")
-    return rows
+    return df
 
 
 if __name__ == "__main__":
