@@ -97,31 +97,47 @@ def blocks(results_dirs) -> tuple[list[str], list[tuple]]:
     return headlines, out
 
 
-def curves_plot(df: pd.DataFrame) -> bytes | None:
-    """NRDS curves of the lowest seed's group, one panel per dataset / task / optimizer: colour =
-    structure, darker = larger w; dashed = the classifier's mean output on the real images."""
+def curves_figure(df: pd.DataFrame):
+    """NRDS curves of the lowest seed's group: one row of panels per dataset / task / optimizer, one panel per
+    structure, one line per w (colour: w, dark = small, the same in every panel); dashed = the classifier's
+    mean output on the real images."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     ok = df.dropna(subset=["final.nrds"])
     if ok.empty:
         return None
     keys = [k for k in GROUP if k in ok]
-    firsts = ok.sort_values(["seed", "group"]).groupby(keys, dropna=False, sort=True)["group"].first()
-    fig, axes = plots._panel_grid(len(firsts), 2, 5.2, 3.6)
-    colors = dict(zip(STRUCTURES, plots.palette(list(STRUCTURES)).values()))
-    for ax, group in zip(axes.flat, firsts):
+    firsts = list(ok.sort_values(["seed", "group"]).groupby(keys, dropna=False, sort=True)["group"].first())
+    structures = [s for s in STRUCTURES if s in set(ok["variant.structure"])] + \
+        sorted(set(ok["variant.structure"]) - set(STRUCTURES))
+    ws = sorted(ok["variant.w"].dropna().unique())
+    wcol = dict(zip(ws, plots.sns.color_palette("viridis", len(ws))))
+    ncol = len(structures)
+    fig = Figure(figsize=(3.6 * ncol, 2.9 * len(firsts) + 0.8), layout="constrained")
+    axes = fig.subplots(len(firsts), ncol, squeeze=False, sharey=True)
+    for row, group in zip(axes, firsts):
         g = ok[ok["group"] == group]
-        ws = sorted(g["variant.w"].unique())
-        order = {s: i for i, s in enumerate(STRUCTURES)}
-        g = g.assign(_o=g["variant.structure"].map(order)).sort_values(["_o", "variant.w"])
-        for _, r in g.iterrows():
-            alpha = 0.3 + 0.7 * (ws.index(r["variant.w"]) + 1) / len(ws)
-            ax.plot(range(1, len(r["curve"]) + 1), list(r["curve"]), color=colors.get(r["variant.structure"]),
-                    alpha=alpha, label=f"{r['variant.structure']} w={show_value(r['variant.w'])}")
-        real = g["real_curve"].iloc[0]
-        ax.plot(range(1, len(real) + 1), list(real), "k--", label="real")
-        ax.set(xlabel="epoch", ylabel="mean classifier output", ylim=(-0.02, 1.02))
-        ax.set_title(f"{group.rsplit('/', 1)[0]}", fontsize=9)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False,
-               ncol=1 if len(labels) <= 16 else 2)
-    fig.tight_layout()
-    return plots.png(fig)
+        for ax, s in zip(row, structures):
+            gs = g[g["variant.structure"] == s].sort_values("variant.w")
+            for _, r in gs.iterrows():
+                ax.plot(range(1, len(r["curve"]) + 1), list(r["curve"]), color=wcol.get(r["variant.w"], "grey"), lw=1.4)
+            real = g["real_curve"].iloc[0]
+            ax.plot(range(1, len(real) + 1), list(real), "k--", lw=1.2)
+            ax.set(xlabel="epoch", ylim=(-0.02, 1.02))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel("mean classifier output" if ax is row[0] else "")
+            ax.set_title(f"{s}: {group.rsplit('/', 1)[0]}" + ("" if not gs.empty else " (no run)"), fontsize=9)
+    handles = [Line2D([], [], color=wcol[w], lw=2, label=f"w = {show_value(w)}") for w in ws]
+    handles.append(Line2D([], [], color="black", ls="--", label="real"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.suptitle("NRDS curves, lowest seed's comparison group: one panel per structure, colour = w", fontsize=10)
+    return fig
+
+
+def curves_plot(df: pd.DataFrame) -> bytes | None:
+    """NRDS curves of the lowest seed's group (see curves_figure)."""
+    with plots.themed():
+        fig = curves_figure(df)
+        return None if fig is None else plots.png(fig)

@@ -146,25 +146,104 @@ def lines(results_dirs) -> list[str]:
     return out
 
 
-def figure(lb: pd.DataFrame) -> bytes | None:
-    """One panel per (dataset, metric): each variant's seed spread with its interval, most robust on top."""
+def figure_object(lb: pd.DataFrame):
+    """The leaderboard figure as a matplotlib Figure (tests inspect its panels): per (dataset, task, metric)
+    group a block of two panels sharing the rows, in rank order (most robust on top): the success rate with
+    its Wilson interval, and the seed spread on the metric's scale with its interval. Points coloured by arm
+    (bench.report.plots.arm_colors); log x where the spreads span more than 30x; constrained layout with
+    each block in a subfigure of its own, so one block's long labels never run into its neighbour."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    from bench.report.plots import png
+    from bench.report import plots
 
-    groups = [(k, g) for k, g in lb.groupby(["dataset", "metric"], sort=False) if np.isfinite(g["seed_std"]).any()]
+    if lb.empty:
+        return None
+    keys = [k for k in ("dataset", "task", "metric") if k in lb]
+    groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in lb.groupby(keys, sort=False)
+              if np.isfinite(g["seed_std"].astype(float)).any()]
     if not groups:
         return None
-    fig = Figure(figsize=(7 * len(groups), 0.45 * max(len(g) for _, g in groups) + 1.5))
-    axes = fig.subplots(1, len(groups), squeeze=False)[0]
-    for ax, ((ds, m), g) in zip(axes, groups):
-        g = g[np.isfinite(g["seed_std"])].iloc[::-1]
+    variants = list(lb["variant"])
+    colors = plots.variant_colors(variants)
+    label_of = lambda r: r["label"] if isinstance(r.get("label"), str) else f"{r['variant']} [{r['study']}]"  # noqa: E731
+    labels = {k: [plots.wrap(label_of(r), 34) for _, r in g.iterrows()] for k, g in groups}
+    # blocks two to a row (five side by side would be too wide to read); a row as tall as its longest block
+    ncol = min(2, len(groups))
+    rows = [groups[i:i + ncol] for i in range(0, len(groups), ncol)]
+    row_n = [max(len(g) for _, g in r) for r in rows]
+    per_row = lambda r: (0.42 if any("\n" in t for k, _ in r for t in labels[k]) else 0.3)  # noqa: E731
+    heights = [per_row(r) * m + 2.0 for r, m in zip(rows, row_n)]
+    fig = Figure(figsize=(9.5 * ncol, sum(heights) + 0.6), layout="constrained")
+    fig.get_layout_engine().set(wspace=0.05)  # room between a block's two panels for their end tick labels
+    grid = np.array(fig.subfigures(len(rows), ncol, wspace=0.04, hspace=0.02, height_ratios=heights,
+                                   squeeze=False))
+    subs, n_of = [], {}
+    for i, r in enumerate(rows):
+        for j in range(ncol):
+            if j < len(r):
+                subs.append(grid[i, j])
+                n_of[r[j][0]] = row_n[i]
+    for sf, (key, g) in zip(subs, groups):
+        d = dict(zip(keys, key))
+        m = d.get("metric", "")
+        rate_ax, spread_ax = sf.subplots(1, 2, sharey=True, width_ratios=[1, 2])
         y = np.arange(len(g))
+        c = [colors[v] for v in g["variant"]]
+        rate = g["success_rate"].astype(float) if "success_rate" in g else g["success"] / g["n"]
+        rate_ax.hlines(y, g["success_lo"].astype(float), g["success_hi"].astype(float), colors=c, linewidth=2)
+        rate_ax.scatter(rate, y, color=c, edgecolor="black", linewidth=0.5, zorder=3, s=30)
+        rate_ax.set(xlim=(-0.03, 1.03), xlabel="success rate\n[Wilson 95 %]")
+        rate_ax.xaxis.set_major_locator(MaxNLocator(3))
+        ranks = [None if pd.isna(r) else int(r) for r in g["rank"]] if "rank" in g else [i + 1 for i in y]
+        rate_ax.set_yticks(y, [f"{rk}. {lab}" if rk is not None else f"(not ranked) {lab}"
+                               for rk, lab in zip(ranks, labels[key])], fontsize=9)
+        rate_ax.set_ylim(n_of[key] - 0.5, -0.7)  # rank 1 on top
         # each interval drawn from its ends, the estimate as a point: no assumption that one sits inside the other
-        ok = np.isfinite(g["seed_std_lo"]) & np.isfinite(g["seed_std_hi"])
-        ax.hlines(y[ok], g["seed_std_lo"][ok], g["seed_std_hi"][ok], color="C0")
-        ax.plot(g["seed_std"], y, "o", color="C0")
-        ax.set_yticks(y, [f"{v} [{s}]" for v, s in zip(g["variant"], g["study"])])
-        ax.set_xlabel(f"std across seeds of the final {m}")
-        ax.set_title(f"{ds}: most robust at the top")
-    return png(fig)
+        s_, lo, hi = (g[c_].astype(float).to_numpy() for c_ in ("seed_std", "seed_std_lo", "seed_std_hi"))
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        spread_ax.hlines(y[ok], lo[ok], hi[ok], colors=[c[i] for i in np.flatnonzero(ok)], linewidth=2)
+        fin = np.isfinite(s_)
+        spread_ax.scatter(s_[fin], y[fin], color=[c[i] for i in np.flatnonzero(fin)], edgecolor="black",
+                          linewidth=0.5, zorder=3, s=30)
+        for i in np.flatnonzero(~fin):
+            spread_ax.annotate("no spread (fewer than 2 finished seeds)", (0.01, y[i]), xycoords=("axes fraction", "data"),
+                               va="center", fontsize=8, color="0.4")
+        # an interval without an upper bound (few seeds on the relative scale): from its lower end to the
+        # panel's edge, an arrow head there
+        open_ = np.isfinite(lo) & np.isposinf(hi)
+        log, bad = plots.metric_scale(None, np.concatenate([s_[fin], lo[ok | open_], hi[ok]]))
+        if log:
+            spread_ax.set_xscale("log")
+        else:
+            spread_ax.xaxis.set_major_locator(MaxNLocator(5))
+        if open_.any():
+            x0, x1 = spread_ax.get_xlim()
+            idx = np.flatnonzero(open_)
+            spread_ax.hlines(y[idx], lo[idx], x1, colors=[c[i] for i in idx], linewidth=2)
+            spread_ax.scatter([x1] * len(idx), y[idx], marker=">", color=[c[i] for i in idx], s=40, clip_on=False,
+                              zorder=3)
+            spread_ax.set_xlim(x0, x1)
+        scale = str(g["scale"].iloc[0]) if "scale" in g else "absolute"
+        word = {"relative": "relative seed spread (std / mean)", "log": "seed spread (std of logs)"}.get(
+            scale, "seed spread (std)")
+        spread_ax.set_xlabel(f"{word} [95 % CI]\nof the final {m}" + (" (log)" if log else "")
+                             + (f"\n({bad} at 0 off the log axis)" if bad else "")
+                             + ("\n(arrow head: no upper bound)" if open_.any() else ""))
+        spread_ax.tick_params(labelleft=False)
+        sf.suptitle(", ".join(str(d[k]) for k in keys if k != "metric") + f", final {m}: rank 1 (most robust) on top",
+                    fontsize=10)
+    if plots.has_arms(variants):
+        shown = plots.arm_order(plots.arm_of(v)[1] for v in variants)
+        plots._color_legend(fig, shown, plots.arm_colors(variants), title="arm (colour)")
+    return fig
+
+
+def figure(lb: pd.DataFrame) -> bytes | None:
+    """Per (dataset, task, metric): each variant's success rate and seed spread with their intervals, in rank
+    order."""
+    from bench.report import plots
+
+    with plots.themed():
+        fig = figure_object(lb)
+        return None if fig is None else plots.png(fig)

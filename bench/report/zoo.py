@@ -117,11 +117,14 @@ def spread_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metr
     return header, rows, first
 
 
-def metrics_vs_weight(sub: pd.DataFrame, axis: analysis.Axis, metrics: list[str], title: str) -> bytes | None:
-    """One panel per metric: final value vs the weight, one point per seed, the mean over seeds as a line."""
+def metrics_vs_weight_figure(sub: pd.DataFrame, axis: analysis.Axis, metrics: list[str], title: str) -> Figure | None:
     if not metrics or not axis.numeric:
         return None
-    fig, axes = plots._panel_grid(len(metrics), 4, 3.6, 3.0)
+    fig, axes = plots._panel_grid(len(metrics), 4, 3.6, 3.0, layout="constrained")
+    logx = plots.log_x(axis.values)  # weights spanning >= 10x (all positive)
+    # what one dot is: one seed at one weight value, unless other config fields vary too (then pooled)
+    others = [g for g in plots.swept_within(sub) if axis.column not in g]
+    pooled = f", pooled over {', '.join(plots._short(g[0]) for g in others)}" if others else ""
     for ax, m in zip(axes.flat, metrics):
         d = sub[[axis.column, f"final.{m}"]].astype(float).dropna()
         d = d[np.isfinite(d[f"final.{m}"])]
@@ -131,13 +134,24 @@ def metrics_vs_weight(sub: pd.DataFrame, axis: analysis.Axis, metrics: list[str]
         ax.scatter(d[axis.column], d[f"final.{m}"], s=14, alpha=0.6, color=plots.GENERATED, label="seed")
         mean = d.groupby(axis.column)[f"final.{m}"].mean()
         ax.plot(mean.index, mean.values, marker="o", color="black", lw=1.2, label="mean over seeds")
-        if axis.log:
+        log, _ = plots.metric_scale(m, d[f"final.{m}"])
+        if log:
+            ax.set_yscale("log")
+        if logx:
             ax.set_xscale("log")
-        ax.set_xlabel(axis.column.split(".", 1)[-1])
-        ax.set_title(f"{m} ({'↑' if INFO[m][0] else '↓'})", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return plots.png(fig)
+            ax.set_xticks(list(mean.index), [show_value(v) for v in mean.index])
+            ax.minorticks_off()
+        ax.set_xlabel(axis.column.split(".", 1)[-1] + (" (log)" if logx else ""))
+        ax.set_title(f"{m} ({'↑' if INFO[m][0] else '↓'}){' (log)' if log else ''}", fontsize=9)
+    fig.suptitle(f"{title}\n(dots: one per seed at each value{pooled}; line: mean over seeds)", fontsize=10)
+    return fig
+
+
+def metrics_vs_weight(sub: pd.DataFrame, axis: analysis.Axis, metrics: list[str], title: str) -> bytes | None:
+    """One panel per metric: final value vs the weight, one point per seed, the mean over seeds as a line."""
+    with plots.themed():
+        fig = metrics_vs_weight_figure(sub, axis, metrics, title)
+        return None if fig is None else plots.png(fig)
 
 
 def weight_images(sub: pd.DataFrame, curves: pd.DataFrame, axis: analysis.Axis | None, title: str) -> bytes | None:
