@@ -40,7 +40,7 @@ def run_rows(cfg: dict | list[dict], artifacts=None) -> list[dict]:
 
 def without_wall(rows: list[dict]) -> list[dict]:
     """Rows minus wall-clock time, the one field two identical runs may differ in."""
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "pack_wall_seconds")} for r in rows]
 
 
 @pytest.fixture

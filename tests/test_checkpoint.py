@@ -24,7 +24,7 @@ CASES = {
                       "variant": {"structure": "ed//gan", "task": "caae", "w": 0.1, "code_prior": 1.0},
                       "train": {"nrds_samples": 20, "optimizer": "sgd", "momentum": 0.9, "lr": 0.01}},
 }
-VOLATILE = ("wall_seconds", "attempt", "resumed_from_step", "replayed")
+VOLATILE = ("wall_seconds", "pack_wall_seconds", "attempt", "resumed_from_step", "replayed")
 
 
 class Crash(Exception):

@@ -38,7 +38,7 @@ from bench.trial import run_trial
 GOLDEN = Path(__file__).parent / "golden"
 CASES = json.loads((GOLDEN / "trials.json").read_text())
 MACHINES = GOLDEN / "machines.json"
-SKIP = {"wall_seconds", "torch_threads", "config_id", "attempt", "resumed_from_step", "samples_path", "outputs_path", "ray_node_id"}
+SKIP = {"wall_seconds", "pack_wall_seconds", "pack_id", "pack_size", "torch_threads", "config_id", "attempt", "resumed_from_step", "samples_path", "outputs_path", "ray_node_id"}
 LAPACK = ("fid", "class_fid", "inception_fid")
 # Another machine type (measured: Intel Xeon vs AMD EPYC, torch 2.14.1): toy losses and metrics agree to 7e-6
 # relative after 100 steps, image losses to 5e-4, FID/KID to 3e-3 (the evaluator is trained on the machine).
