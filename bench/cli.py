@@ -36,6 +36,19 @@ def validate(study: Path = typer.Argument(..., help="study YAML file"),
                    f"over {', '.join(s.sweep.axes)}")
         return
     variants = sorted({t["variant_label"] for t in trials})
+    if s.sweep.variants is not None:  # the two-stage random protocol
+        from bench.study import expected_retrain, retrain_metric
+
+        line = (f"{study}: ok: study '{s.name}' expands to {len(trials)} stage-1 trials "
+                f"({len(variants)} variants x {s.sweep.num_samples} points")
+        r = s.sweep.retrain
+        if r is not None:
+            line += (f"); stage 2: up to {expected_retrain(s, trials)} more (the best {r.top} of each variant by final "
+                     f"{'/'.join(retrain_metric(s))} x seeds {r.seeds})")
+        else:
+            line += ")"
+        typer.echo(f"{line}; variants: {', '.join(variants)}")
+        return
     typer.echo(f"{study}: ok: study '{s.name}' expands to {len(trials)} trials; "
                f"{len(variants)} variants: {', '.join(variants)}")
 

@@ -3,7 +3,9 @@
 results/<study>/
   study.yaml        the study as run (after --set overrides); earlier versions kept as study-<hash>.yaml
   trials.parquet    one row per trial: ids, every config field as a column, status, final.* and best.*
-                    metric values, steps done, wall seconds, versions, git commit
+                    metric values, steps done, wall seconds, versions, git commit; a random study with
+                    variants also says which stage (1, 2) and which sampled point (`sample`) each row is,
+                    and the sampled knobs that apply to it (`knobs`, JSON)
   curves/<trial_id>.parquet  that trial's rows, one per evaluation step, written as each evaluation
                     arrives (live curves of a running study); `curves/*.parquet` is one table.
                     (Folders written before schema version 2 have one curves.parquet instead; load()
@@ -58,6 +60,9 @@ FIXED = {"study": "string", "trial_id": "string", "config_hash": "string", "vari
          "git_commit": "string", "resources.cpu": "float64", "resources.gpu": "float64", "resources.retries": "int64",
          "step": "int64", "lambda": "float64", "kind": "string", "x": "float64", "y": "float64",
          "schema_version": "int64",
+         # random studies with sweep.variants (bench.study): stage 1 or 2, the sampled point's index, and the
+         # sampled knobs that apply to the trial as JSON {path: value} (a ratio prior: {path/other: ratio})
+         "stage": "int64", "sample": "int64", "knobs": "string",
          # nrds.parquet (bench.nrds_step)
          "group": "string", "score": "float64", "curve": "list", "real_curve": "list", "epochs": "int64",
          "n_real": "int64", "n_fake": "int64", "settings": "string", "note": "string", "group_hash": "string"}
@@ -95,7 +100,7 @@ def curve_columns() -> list[str]:
 def trial_columns() -> list[str]:
     from bench.schema import column_types  # pydantic only
 
-    return [*IDS, "config_hash", "variant", *column_types(), "resources.cpu", "resources.gpu", "resources.retries",
+    return [*IDS, "config_hash", "variant", "stage", "sample", "knobs", *column_types(), "resources.cpu", "resources.gpu", "resources.retries",
             "status", "diverged_step", "error", "steps_done", "evaluations", "wall_seconds", "pack_wall_seconds",
             "pack_size", "pack_id", "attempts",
             "resumed_from_step", *(f"{w}.{m}" for m in INFO for w in ("final", "best")), "evaluator", "evaluator_id",
@@ -261,6 +266,7 @@ def record_run(path: str | Path, entry: dict) -> None:
     write_text(json.dumps([*read_runs(path), entry], indent=1), Path(path) / RUNS)
 
 
+PROTOCOL_KEYS = ("stage", "sample", "knobs")  # what a random study with variants adds to its trials
 CURVE_KEYS = ("step", "lambda", "wall_seconds", "evaluator", "evaluator_id", "evaluator_accuracy")
 
 
@@ -292,6 +298,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         **ids,
         "config_hash": config["trial_id"],
         "variant": config.get("variant_label"),
+        **{k: config.get(k) for k in PROTOCOL_KEYS},  # not part of the config (nor of its id)
         **flat_config(config),
         **{f"resources.{k}": v for k, v in (config.get("resources") or {}).items()},  # for CPU/GPU-hours
         "status": status,
@@ -315,7 +322,7 @@ def rows_from_reports(config: dict, reports: list[dict], status: str | None = No
         "outputs_path": last.get("outputs_path") if status == "ok" else None,
         "ray_node_id": last.get("ray_node_id"),
         "hostname": last.get("hostname"),
-        "config": json.dumps({k: config[k] for k in config if k not in ("resources",)}, sort_keys=True),
+        "config": json.dumps({k: config[k] for k in config if k not in ("resources", *PROTOCOL_KEYS)}, sort_keys=True),
         **(provenance or {}),
     }
     return trial, curves, samples

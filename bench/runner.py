@@ -40,7 +40,7 @@ from ray import tune  # noqa: E402
 from bench import __version__, artifacts, checkpoints, nrds_step, packing, results
 from bench.packing import pack_id
 from bench.schema import Study, TrialConfig, config_hash, variant_label
-from bench.study import expand, set_path
+from bench.study import expand, expected_retrain, retrain_metric, retrain_trials, set_path
 
 OPTUNA_DB = "optuna.db"  # in the results folder: the Optuna study (every sampled point and its value)
 LOG = "ganbench.log"  # in the results folder: Ray's and ganbench's messages, tracebacks included
@@ -181,6 +181,15 @@ class ResultWriter(tune.Callback):
         self.meta = {**meta, "pid": os.getpid(), "host": socket.gethostname(),
                      "started_at": datetime.now(timezone.utc).isoformat()}
         self.task = progress.add_task("trials", total=total or len(todo), running=0, **self.counts) if progress else None
+
+    def extend(self, trials: list[dict], expected: list[str], expected_count: int) -> None:
+        """More trials for this run (stage 2 of a random study, known once stage 1 has ended)."""
+        self.todo |= {t["trial_id"] for t in trials}
+        self.meta.update(expected=expected, expected_count=expected_count,
+                         steps={**self.meta.get("steps", {}), **{t["trial_id"]: t["train"]["steps"] for t in trials}})
+        if self.progress:
+            self.progress.update(self.task, total=sum(self.counts.values()) + len(self.running) + len(trials))
+        self._refresh()
 
     def __getstate__(self):  # Tune pickles its callbacks; the live progress bar stays behind
         return {**self.__dict__, "progress": None}
@@ -436,39 +445,63 @@ def trial_slots(study: Study, max_concurrent: int | None) -> int:
     return max(1, min(int(slots), max_concurrent or int(slots)))
 
 
+def _stage_two(study: Study, stage1: list[dict], results_dir: Path, say) -> list[dict] | None:
+    """Stage 2's trials (bench.study.retrain_trials) from the stage-1 rows on disk; None while a stage-1
+    trial has no row. Its notes (a variant with fewer finished points than `top`) go to the log and the terminal."""
+    got = retrain_trials(study, stage1, results.read_parquet(results_dir / results.TRIALS))
+    if got is None:
+        return None
+    trials2, notes = got
+    for note in notes:
+        log.warning("stage 2: %s", note)
+        say(f"{study.name}: stage 2: {note}")
+    return trials2
+
+
 def run_study(study: Study, results_dir: Path, address: str | None = None, max_concurrent: int | None = None,
               verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None,
               storage: str | None = None, resume_hint: str | None = None) -> dict:
     """Run every trial of the study not yet finished in results_dir (resuming packs from their
-    checkpoints in `storage`, default results_dir/ray). Returns counts by status, plus `stopped` when
-    Ctrl-C / SIGTERM ended the run early. Raises RayFailure when Ray cannot be reached or fails."""
+    checkpoints in `storage`, default results_dir/ray). A random study with `sweep.retrain` runs in two
+    stages: stage 1's trials, then (when they have all ended and the run was not stopped) stage 2, chosen
+    from stage 1's rows, in a second Tune run on the same Ray; a rerun resumes whichever stage is
+    unfinished. Returns counts by status, plus `stopped` when Ctrl-C / SIGTERM ended the run early.
+    Raises RayFailure when Ray cannot be reached or fails."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     results_dir = Path(results_dir).resolve()
-    trials = expand(study)
+    trials = expand(study)  # a two-stage study: stage 1
     optuna = study.sweep.method == "optuna"
+    two_stage = study.sweep.retrain is not None
     done = results.finished_ids(results_dir)
     todo = [] if optuna else [t for t in trials if t["trial_id"] not in done]
-    # optuna: the sampler picks the trials, num_samples in all over every run of the study
-    n_todo = max(0, study.sweep.num_samples - len(done)) if optuna else len(todo)
     # Artifacts go beside the checkpoints when the storage is shared (--storage), the results folder otherwise
     artifact_root = f"{storage.rstrip('/')}/artifacts" if storage else None
     storage = storage or str(results_dir / "ray")
     console = Console(stderr=True, soft_wrap=True)  # one line per message, however long
     results_dir.mkdir(parents=True, exist_ok=True)
     save_study_copy(study, results_dir)
+    # stage 2 is known once every stage-1 trial has ended ok or diverged (failed ones are retried first)
+    stage2 = _stage_two(study, trials, results_dir, console.print) if two_stage and not todo else None
+    todo2 = [t for t in stage2 or [] if t["trial_id"] not in done]
+    # optuna: the sampler picks the trials, num_samples in all over every run of the study
+    n_todo = max(0, study.sweep.num_samples - len(done)) if optuna else len(todo) + len(todo2)
+    n_stage2 = (len(stage2) if stage2 is not None else expected_retrain(study, trials)) if two_stage else 0
+    total = study.sweep.num_samples if optuna else len(trials) + n_stage2
+    everything = trials + (stage2 or [])
     if not n_todo:
-        console.print(f"{study.name}: all {len(done) if optuna else len(trials)} trials already finished in {results_dir}")
-        if nrds_step.has_ed_trials(trials):  # NRDS may still be stale: the nrds block changed, a crash before it
+        console.print(f"{study.name}: all {len(done) if optuna else total} trials already finished in {results_dir}")
+        if nrds_step.has_ed_trials(everything):  # NRDS may still be stale: the nrds block changed, a crash before it
             stale = nrds_step.stale_groups(results_dir, study.nrds)
             if stale[0]:
                 with ray_session(address, verbose, num_cpus):
-                    nrds_step.stage(trials, results_dir, study.nrds, console.print, stale)
-        return {"ok": 0, "diverged": 0, "failed": 0, "skipped": len(trials)}
+                    nrds_step.stage(everything, results_dir, study.nrds, console.print, stale)
+        return {"ok": 0, "diverged": 0, "failed": 0, "skipped": total}
     if done:
-        total = study.sweep.num_samples if optuna else len(trials)
-        console.print(f"{study.name}: {total - n_todo} of {total} trials already finished, running {n_todo}")
+        then = ", then stage 2" if two_stage and stage2 is None else ""
+        console.print(f"{study.name}: {total - n_todo - (0 if stage2 is not None else n_stage2)} of {total} trials "
+                      f"already finished, running {n_todo}{then}")
 
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat()
@@ -487,48 +520,51 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         provenance = {"ray_version": ray.__version__, "ganbench_version": __version__, "git_commit": git_commit()}
         res = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
         common = {"artifacts": artifact_root or str(results_dir), "storage": storage}
-        if optuna:
-            base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
-            param_space, search_alg = _optuna_space(study, base, results_dir)
-            param_space.update(common)
-            tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=n_todo, metric=study.sweep.metric,
-                                          mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
-            packs = []
-        else:
-            every = {t["trial_id"]: t for t in trials}
-            kept, rest = packing.reuse_previous(results_dir, todo, every,
-                                                lambda pid: bool(checkpoints.candidates(storage, pid)))
-            slots[0] = trial_slots(study, max_concurrent)
-            packs = kept + packing.make_packs(rest, study.sweep.pack, slots[0])
-            packing.record(results_dir, packs)
-            if len(packs) < len(todo):
-                console.print(f"{study.name}: {len(todo)} trials in {len(packs)} packs")
-            param_space = {"pack": tune.grid_search(packs), **common}
-            tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                          trial_dirname_creator=lambda t: pack_id(t.config["pack"]),
-                                          trial_name_creator=lambda t: pack_id(t.config["pack"]))
         progress = None
         if show_progress and not verbose:
             progress = Progress(TextColumn(f"[bold]{study.name}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("running {task.fields[running]}  ok {task.fields[ok]}  "
                                            "diverged {task.fields[diverged]}  failed {task.fields[failed]}"),
                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-        meta = {"study": study.name, "expected": [] if optuna else [t["trial_id"] for t in trials],
-                "expected_count": study.sweep.num_samples if optuna else len(trials),
-                "steps": {t["trial_id"]: t["train"]["steps"] for t in todo}}
-        writer = ResultWriter(results_dir, meta, {t["trial_id"] for t in todo}, provenance, progress,
-                              total=n_todo, done=done, artifact_root=artifact_root)
-        run_config = tune.RunConfig(
-            name=f"{study.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
-            storage_path=storage,
-            verbose=None if verbose else 0,
-            callbacks=[writer],
-            failure_config=tune.FailureConfig(max_failures=study.resources.retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        )
+        first = todo + todo2
+        meta = {"study": study.name, "expected": [] if optuna else [t["trial_id"] for t in everything],
+                "expected_count": total, "steps": {t["trial_id"]: t["train"]["steps"] for t in first}}
+        writer = ResultWriter(results_dir, meta, {t["trial_id"] for t in first}, provenance, progress,
+                              total=n_todo + (n_stage2 if two_stage and stage2 is None else 0), done=done,
+                              artifact_root=artifact_root)
         trainable = tune.with_parameters(ray_trainable, evaluators=prepare_evaluators(trials))
-        tuner = tune.Tuner(tune.with_resources(trainable, res), param_space=param_space,
-                           tune_config=tune_config, run_config=run_config)
+
+        def fit(run_todo: list[dict], every: list[dict], name: str) -> None:
+            """One Tune run: the optuna search, or these trials in packs."""
+            if optuna:
+                base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
+                param_space, search_alg = _optuna_space(study, base, results_dir)
+                param_space.update(common)
+                tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=n_todo, metric=study.sweep.metric,
+                                              mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
+            else:
+                kept, rest = packing.reuse_previous(results_dir, run_todo, {t["trial_id"]: t for t in every},
+                                                    lambda pid: bool(checkpoints.candidates(storage, pid)))
+                slots[0] = trial_slots(study, max_concurrent)
+                packs = kept + packing.make_packs(rest, study.sweep.pack, slots[0])
+                packing.record(results_dir, packs)
+                if len(packs) < len(run_todo):
+                    console.print(f"{name}: {len(run_todo)} trials in {len(packs)} packs")
+                param_space = {"pack": tune.grid_search(packs), **common}
+                tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                              trial_dirname_creator=lambda t: pack_id(t.config["pack"]),
+                                              trial_name_creator=lambda t: pack_id(t.config["pack"]))
+            run_config = tune.RunConfig(
+                name=f"{name.replace(' ', '-').replace(':', '')}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
+                storage_path=storage,
+                verbose=None if verbose else 0,
+                callbacks=[writer],
+                failure_config=tune.FailureConfig(max_failures=study.resources.retries),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            )
+            tuner = tune.Tuner(tune.with_resources(trainable, res), param_space=param_space,
+                               tune_config=tune_config, run_config=run_config)
+            tuner.fit()
 
         def fail(why: str):
             if progress:
@@ -547,11 +583,33 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         watchdog = Watchdog(embedded, fail)
         watchdog.start()
         with stop_signals() as asked, (progress or contextlib.nullcontext()):
-            tuner.fit()
+            if first or optuna:
+                fit(first, everything, study.name + ("" if not two_stage else " stage 1" if todo else " stage 2"))
+            stopped = asked["stop"] or bool(writer.running)
+            if two_stage and stage2 is None and not stopped:  # stage 1 has just ended: choose and run stage 2
+                stage2 = _stage_two(study, trials, results_dir, console.print)
+                if stage2 is None:
+                    left = [t["trial_id"] for t in trials if t["trial_id"] not in results.finished_ids(results_dir)]
+                    log.warning("stage 2 not started: stage-1 trials without a row: %s", left)
+                    console.print(f"{study.name}: stage 2 not started: {len(left)} stage-1 trial(s) have no row; "
+                                  "run the same command again")
+                else:
+                    everything = trials + stage2
+                    done = results.finished_ids(results_dir)
+                    todo2 = [t for t in stage2 if t["trial_id"] not in done]
+                    writer.extend(todo2, [t["trial_id"] for t in everything], len(everything))
+                    r = study.sweep.retrain
+                    seed1 = (study.sweep.seeds or [study.seed])[0]
+                    console.print(f"{study.name}: stage 2: the best {r.top} point(s) of each variant by final "
+                                  f"{'/'.join(retrain_metric(study))} x seeds {r.seeds}: {len(stage2)} new trials"
+                                  f"{f' (seed {seed1} is the stage-1 trial)' if seed1 in r.seeds else ''}, "
+                                  f"{len(todo2)} to run")
+                    if todo2:
+                        fit(todo2, everything, f"{study.name} stage 2")
+                    stopped = asked["stop"] or bool(writer.running)
         watchdog.stop()
-        stopped = asked["stop"] or bool(writer.running)
         if not stopped:
-            nrds_step.stage(trials, results_dir, study.nrds, console.print)  # the study's second stage
+            nrds_step.stage(everything, results_dir, study.nrds, console.print)  # the study's NRDS step
     counts = dict(writer.counts)
     unfinished = len(writer.running)
     writer.running.clear()
@@ -569,3 +627,4 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     console.print(f"{study.name}: {counts['ok']} ok, {counts['diverged']} diverged, {counts['failed']} failed "
                   f"in {time.perf_counter() - t0:.0f} s -> {results_dir}")
     return counts
+

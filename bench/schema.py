@@ -18,7 +18,8 @@ import re
 from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError,
+                      field_validator, model_validator)
 
 from bench import registry
 
@@ -159,11 +160,21 @@ def trial_config(cfg: dict) -> TrialConfig:
 
 
 # ----------------------------------------------------------------------------- study file
+NOT_NULL = "not_null"  # a `when` condition: the path has a value (e.g. the lens is on)
+
+
 class Dist(_Strict):
     dist: Literal["loguniform", "uniform", "randint", "choice"]
     low: Optional[float] = None
     high: Optional[float] = None
     values: Optional[list[Any]] = None
+    when: Optional[dict[str, Any]] = Field(None, description=(
+        "random with variants: a conditional prior, applied only to the variants whose config has, at every "
+        "path named, one of the listed values ('not_null': any value but null); always drawn, so the random "
+        "stream and the pairing of points across variants do not depend on the variant"))
+    times: Optional[str] = Field(None, description=(
+        "random with variants: the draw is a factor of this config path's value in the same trial (e.g. "
+        "train.d_lr: {dist: loguniform, low: 0.25, high: 4, times: train.lr} samples the D/G learning-rate ratio)"))
 
     @model_validator(mode="after")
     def _check(self):
@@ -172,9 +183,9 @@ class Dist(_Strict):
                 raise ValueError("choice needs a non-empty 'values' list")
         else:
             if self.low is None or self.high is None or not self.low < self.high:
-                raise ValueError(f"{self.dist} needs low < high")
+                raise ValueError(f"{self.dist} needs low < high (got low {self.low}, high {self.high})")
             if self.dist == "loguniform" and self.low <= 0:
-                raise ValueError("loguniform needs low > 0")
+                raise ValueError(f"loguniform needs bounds > 0 (got low {self.low})")
         return self
 
     def sample(self, rng: np.random.Generator):
@@ -186,8 +197,79 @@ class Dist(_Strict):
             return float(rng.uniform(self.low, self.high))
         return int(rng.integers(int(self.low), int(self.high) + 1))
 
+    def applies(self, cfg: dict) -> bool:
+        """Does this prior apply to a trial built from `cfg` (its `when` conditions all hold there)?"""
+        return all(condition_holds(cond, get_path(cfg, path)) for path, cond in (self.when or {}).items())
 
-AxisValues = list[Any] | Dist
+
+def get_path(cfg: dict, path: str) -> Any:
+    """The value at a dot path of a nested config (None where a section on the way is null); a numeric
+    part indexes a list (train.betas.0)."""
+    node: Any = cfg
+    for p in path.split("."):
+        if isinstance(node, (list, tuple)) and p.isdigit() and int(p) < len(node):
+            node = node[int(p)]
+        elif isinstance(node, dict):
+            node = node.get(p)
+        else:
+            return None
+    return node
+
+
+def condition_holds(cond: Any, value: Any) -> bool:
+    """A `when` condition: 'not_null', a list of values, or one value (null: the path is null)."""
+    if cond == NOT_NULL:
+        return value is not None
+    return value in (cond if isinstance(cond, list) else [cond])
+
+
+def _axis(v):
+    """An axis: a list of values, or a prior ({dist: ...}) whose own message names what is wrong with it."""
+    if isinstance(v, (list, Dist)):
+        return v
+    if isinstance(v, dict):
+        try:
+            return Dist.model_validate(v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"][len("Value error, "):] if err["msg"].startswith("Value error, ") else err["msg"]
+            raise ValueError(f"{where}: {msg}" if where else msg) from None
+    raise ValueError("an axis is a list of values or a prior {dist: loguniform|uniform|randint|choice, ...}")
+
+
+AxisValues = Annotated[Any, PlainValidator(_axis)]
+
+
+class Variants(_Strict):
+    """random: the compared axis (e.g. objective x lens) as a grid, written as a sweep's axes / zip / cases
+    (a bare list is a list of cases). Every variant gets the same num_samples points."""
+    axes: dict[str, list[Any]] = {}
+    zip: list[dict[str, list[Any]]] = []
+    cases: list[dict[str, Any]] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cases(cls, v):
+        return {"cases": v} if isinstance(v, list) else v
+
+
+class Retrain(_Strict):
+    """random with variants, stage 2: each variant's `top` best sampled points (by the final `metric`) rerun
+    with every seed in `seeds`; a seed equal to stage 1's reuses that trial."""
+    top: int = Field(ge=1, description="points per variant to retrain")
+    seeds: list[int] = Field(description="seeds each retrained point runs with")
+    metric: Optional[str] = Field(None, description="final metric that ranks the points (default: the question's)")
+    mode: Optional[Literal["min", "max"]] = Field(None, description="min or max (default: the metric's better side)")
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v):
+        from bench.metrics import INFO  # torch-free
+
+        if v is not None and v not in INFO:
+            raise ValueError(f"unknown metric '{v}' (known: {', '.join(INFO)})")
+        return v
 
 
 class Sweep(_Strict):
@@ -201,6 +283,11 @@ class Sweep(_Strict):
     include_default: bool = Field(True, description="random: the base config is one of the points")
     metric: Optional[str] = Field(None, description="optuna: metric to optimize (final value)")
     mode: Optional[Literal["min", "max"]] = None
+    variants: Optional[Variants] = Field(None, description=(
+        "random: the compared axis as a grid; every variant gets the same num_samples points, each point's "
+        "draws shared by every variant (a paired comparison); `axes` are then the sampled priors"))
+    retrain: Optional[Retrain] = Field(None, description=(
+        "random with variants: stage 2, each variant's best points rerun over seeds"))
     pack: Literal["auto", "off"] | Annotated[int, Field(ge=1)] = Field(
         "auto", description="configurations trained together in one trial (bench.packing): auto, off, or at most N")
 

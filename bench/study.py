@@ -11,12 +11,25 @@ Sweep grammar (dot paths address fields of the trial config):
   cases:  [{path: value-or-list, ...}]  union of sub-grids; how conditional axes are written,
                                         e.g. a lens K only where the lens is on
   seeds:  [0, 1, 2]                     every point is run once per seed
+
+The robustness protocol (method: random with `variants`; README "Random search: two stages"):
+  variants: {axes, zip, cases} or [cases]  the compared axis (e.g. objective x lens) as a grid
+  axes:   {path: prior}                 the sampled knobs: point i (i < num_samples; point 0 = the default
+                                        when include_default) is drawn once from sample_seed and applied to
+                                        every variant: equal budgets, paired on the hyperparameters.
+                                        A prior's `when: {path: [values] | not_null}` applies it only to the
+                                        variants that match (it is drawn all the same); `times: path` makes
+                                        the draw a factor of that path's value (a ratio prior)
+  retrain: {top, seeds, metric, mode}   stage 2: each variant's `top` best points rerun with every seed
+Trials of such a study carry `stage` (1 or 2), `sample` (the point index) and `knobs` (the sampled values
+that apply to it); none of them is part of the trial id.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -25,8 +38,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bench.metrics import recorded, scale_error
-from bench.schema import Dist, Study, Sweep, TrialConfig, config_hash, variant_label
+from bench.metrics import INFO, recorded, scale_error
+from bench.schema import (NOT_NULL, TRIAL_FIELDS, Dist, Study, Sweep, TrialConfig, config_hash, get_path,
+                          variant_label)
 
 
 class StudyError(Exception):
@@ -144,9 +158,16 @@ def load_study(path: str | Path, overrides: list[str] = ()) -> Study:
 
 # ----------------------------------------------------------------------------- expansion
 def _field_exists(path: str) -> bool:
-    """Does the dot path name a field of TrialConfig (descending into Optional sub-models)?"""
+    """Does the dot path name a field of TrialConfig (descending into Optional sub-models; a number
+    indexes a fixed-length tuple, e.g. train.betas.0)?"""
     model: Any = TrialConfig
     for part in path.split("."):
+        if get_origin(model) is tuple:
+            args = get_args(model)
+            if not (part.isdigit() and int(part) < len(args)) or Ellipsis in args:
+                return False
+            model = args[int(part)]
+            continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
             return False
         ann = model.model_fields[part].annotation
@@ -182,8 +203,102 @@ def _check_sweep(file, study: Study) -> None:
             raise StudyError(file, "sweep.metric", "optuna needs sweep.metric and sweep.mode")
         if sw.seeds and len(sw.seeds) > 1:
             raise StudyError(file, "sweep.seeds", "optuna sweeps run one seed per sampled point")
+    _check_protocol(file, study)
     # Expand now so that every trial is validated before anything is written.
-    _check_recorded(file, study, expand(study, file=file))
+    trials = expand(study, file=file)
+    _check_recorded(file, study, trials)
+    if sw.retrain is not None:
+        metric, _ = retrain_metric(study)
+        for t in trials:
+            have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
+            if metric not in have:
+                raise StudyError(file, "sweep.retrain.metric", f"'{metric}' is not recorded by {t['variant_label']} "
+                                                               f"trials on {t['dataset']['name']} (they record {', '.join(have)})")
+
+
+# the paths a variant's label is made of (schema.variant_label): compared, never sampled
+LABEL_PATHS = ("variant.objective", "variant.structure", "variant.lens", "variant.lens.schedule", "variant.lens.recon")
+
+
+def _check_protocol(file, study: Study) -> None:
+    """The two-stage random protocol: sweep.variants, conditional and ratio priors, sweep.retrain."""
+    sw = study.sweep
+    v = sw.variants
+    if v is not None:
+        if sw.method != "random":
+            raise StudyError(file, "sweep.variants", f"variants are for method: random (this sweep is {sw.method}: "
+                                                     "every point of a grid is compared)")
+        if sw.zip or sw.cases:
+            raise StudyError(file, "sweep.zip" if sw.zip else "sweep.cases",
+                             "with sweep.variants, the compared axis's zip and cases go under sweep.variants")
+        named = [(f"sweep.variants.axes.{k}", k, vals) for k, vals in v.axes.items()]
+        for i, group in enumerate(v.zip):
+            lens = {len(x) for x in group.values()}
+            if len(lens) > 1:
+                raise StudyError(file, f"sweep.variants.zip[{i}]", f"zipped lists differ in length: {sorted(lens)}")
+            named += [(f"sweep.variants.zip[{i}].{k}", k, vals) for k, vals in group.items()]
+        for i, case in enumerate(v.cases):
+            named += [(f"sweep.variants.cases[{i}].{k}", k, x if isinstance(x, list) else [x]) for k, x in case.items()]
+        if not named:
+            raise StudyError(file, "sweep.variants", "no variants: give the compared axis (axes, zip or cases)")
+        for field, path, values in named:
+            if not _field_exists(path):
+                raise StudyError(file, field, f"'{path}' is not a field of the trial config")
+            if not values:
+                raise StudyError(file, field, "axis has no values")
+        for path in sw.axes:
+            if path in LABEL_PATHS:
+                raise StudyError(file, f"sweep.axes.{path}", "the compared axis belongs in sweep.variants (sampled, "
+                                                            "it would give the variants unequal budgets)")
+    for path, prior in sw.axes.items():
+        if not isinstance(prior, Dist):
+            continue
+        for key, what in (("when", "conditional priors"), ("times", "ratio priors")):
+            if getattr(prior, key) is not None and v is None:
+                raise StudyError(file, f"sweep.axes.{path}.{key}", f"{what} need sweep.variants (method: random)")
+        for wpath, cond in (prior.when or {}).items():
+            field = f"sweep.axes.{path}.when.{wpath}"
+            if not _field_exists(wpath):
+                raise StudyError(file, field, f"'{wpath}' is not a field of the trial config")
+            if wpath in sw.axes:
+                raise StudyError(file, field, f"'{wpath}' is sampled; a condition names a field the variants "
+                                              "(or the base config) set")
+            if isinstance(cond, list) and not cond:
+                raise StudyError(file, field, f"no values: give a list of values, '{NOT_NULL}' or null")
+            if isinstance(cond, str) and cond != NOT_NULL and cond.replace("-", "_").lower() == NOT_NULL:
+                raise StudyError(file, field, f"write '{NOT_NULL}'")
+        if prior.times is not None:
+            field = f"sweep.axes.{path}.times"
+            if not _field_exists(prior.times):
+                raise StudyError(file, field, f"'{prior.times}' is not a field of the trial config")
+            if prior.times == path:
+                raise StudyError(file, field, "a prior cannot be a factor of itself")
+            other = sw.axes.get(prior.times)
+            if isinstance(other, Dist) and other.times is not None:
+                raise StudyError(file, field, f"'{prior.times}' is itself a ratio prior")
+            if prior.dist == "choice" and not all(isinstance(x, (int, float)) for x in prior.values):
+                raise StudyError(file, field, "a ratio prior's values must be numbers")
+    r = sw.retrain
+    if r is None:
+        return
+    if sw.method != "random" or v is None:
+        raise StudyError(file, "sweep.retrain", "a retrain reruns each variant's best sampled points: it needs "
+                                                f"method: random with sweep.variants (this study is {sw.method}"
+                                                f"{'' if sw.method != 'random' else ' without variants'})")
+    if r.top > sw.num_samples:
+        raise StudyError(file, "sweep.retrain.top", f"top {r.top} is more than the {sw.num_samples} points sampled "
+                                                    "per variant (sweep.num_samples)")
+    if not r.seeds:
+        raise StudyError(file, "sweep.retrain.seeds", "empty list of seeds")
+    dup = sorted({s for s in r.seeds if r.seeds.count(s) > 1})
+    if dup:
+        raise StudyError(file, "sweep.retrain.seeds", f"seed {dup[0]} is listed twice")
+    if sw.seeds is not None and len(sw.seeds) > 1:
+        raise StudyError(file, "sweep.seeds", "with sweep.retrain, stage 1 runs one seed per point (the retrain's "
+                                              "seeds are sweep.retrain.seeds)")
+    if r.metric is None and study.question is None:
+        raise StudyError(file, "sweep.retrain.metric", "no metric to rank the points by: name one, or add a "
+                                                       "question: block (its metric is the default)")
 
 
 def _check_question(file, study: Study) -> None:
@@ -227,11 +342,15 @@ def set_path(cfg: dict, path: str, value: Any) -> None:
     parts = path.split(".")
     node = cfg
     for i, p in enumerate(parts[:-1]):
-        if node.get(p) is None:
+        nxt = node[int(p)] if isinstance(node, list) else node.get(p)
+        if nxt is None:
             raise KeyError(f"'{'.'.join(parts[:i + 1])}' is null here, so '{path}' cannot be set "
                            "(put this axis in a sweep case that turns it on)")
-        node = node[p]
-    node[parts[-1]] = copy.deepcopy(value)
+        node = nxt
+    if isinstance(node, list):  # train.betas.0
+        node[int(parts[-1])] = copy.deepcopy(value)
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
 
 
 def _sweep_field(sw: Sweep, point: dict, loc: str) -> tuple[str, str]:
@@ -298,11 +417,15 @@ def _random_points(sw: Sweep) -> list[dict]:
 
 
 def expand(study: Study, file="study") -> list[dict]:
-    """The study's trials: plain nested dicts with `study`, `trial_id`, `variant_label` and `resources`.
+    """The study's trials: plain nested dicts with `study`, `trial_id`, `variant_label` and `resources`
+    (random studies with variants: stage 1, each also with `stage`, `sample` and `knobs`; stage 2 is
+    `retrain_trials`, known once stage 1 has finished).
 
     Optuna studies are adaptive, so their trials are not known in advance; expand() returns one
     representative (the default point) per sampled slot, used for counting and validation."""
     sw = study.sweep
+    if sw.method == "random" and sw.variants is not None:
+        return _expand_variants(study, file)
     if sw.method == "grid":
         points = _grid_points(sw)
     elif sw.method == "random":
@@ -336,3 +459,250 @@ def expand(study: Study, file="study") -> list[dict]:
             trials.append({**cfg, "study": study.name, "trial_id": h, "variant_label": variant_label(cfg),
                            "resources": study.resources.model_dump()})
     return trials
+
+
+# ----------------------------------------------------------------------------- the two-stage random protocol
+def variant_points(sw: Sweep) -> list[dict]:
+    """The variants' assignments {path: value}, in grid order."""
+    v = sw.variants
+    return _grid_points(Sweep(axes=v.axes, zip=v.zip, cases=v.cases))
+
+
+def draws(sw: Sweep) -> list[dict | None]:
+    """Point i's draw of every prior ({path: value}; None: the default point), from sample_seed alone:
+    every prior is drawn for every point whatever its `when`, so the stream, and the pairing, do not
+    depend on the variant."""
+    rng = np.random.default_rng(sw.sample_seed)
+    out: list[dict | None] = [None] if sw.include_default else []
+    while len(out) < sw.num_samples:
+        out.append({k: (v.sample(rng) if isinstance(v, Dist) else copy.deepcopy(v[rng.integers(len(v))]))
+                    for k, v in sw.axes.items()})
+    return out
+
+
+def _applies(prior, variant_cfg: dict) -> bool:
+    return not isinstance(prior, Dist) or prior.applies(variant_cfg)
+
+
+def knob_name(path: str, prior) -> str:
+    """A knob's key in `knobs`: its path, or path/other for a ratio prior (the draw is the ratio)."""
+    return f"{path}/{prior.times}" if isinstance(prior, Dist) and prior.times else path
+
+
+def _within(sw_part: Sweep, point: dict, loc: str, prefix: str) -> str | None:
+    """The sweep field under `prefix` that set config path `loc` in `point`, else None."""
+    if not any(loc == k or loc.startswith(k + ".") for k in point):
+        return None
+    field, _ = _sweep_field(sw_part, point, loc)
+    return prefix + field[len("sweep."):]
+
+
+def _variant_error(file, sw: Sweep, vpoint: dict, draw_keys, err: dict, where: str) -> StudyError:
+    loc = _err_loc(err)
+    keys = [k for k in draw_keys if loc == k or loc.startswith(k + ".")]
+    inside = [k for k in draw_keys if k.startswith(loc + ".")]  # e.g. train.betas.0 and .1: the tuple is wrong
+    if keys:
+        field = f"sweep.axes.{max(keys, key=len)}"
+    elif inside:
+        field = f"sweep.axes.{inside[0]}" if len(inside) == 1 else f"sweep.axes.{loc}.{{{','.join(k[len(loc) + 1:] for k in inside)}}}"
+    else:
+        v = sw.variants
+        field = _within(Sweep(axes=v.axes, zip=v.zip, cases=v.cases), vpoint, loc, "sweep.variants.") or loc
+    return StudyError(file, field, f"{_msg(err)} (in {where})")
+
+
+def _label(sw: Sweep, cfg: dict) -> str:
+    """A variant's label: variant_label of its default config, without the values its priors sample."""
+    label = variant_label(cfg)
+    lens = cfg["variant"].get("lens")
+    if lens:
+        if "variant.lens.K" in sw.axes and _applies(sw.axes["variant.lens.K"], cfg):
+            label = re.sub(r" K=\d+", "", label)
+        if "variant.lens.lam" in sw.axes and _applies(sw.axes["variant.lens.lam"], cfg):
+            label = re.sub(r"const [^,)]+", "const", label)
+    return label
+
+
+def _short(v) -> str:
+    return "null" if v is None else str(v)
+
+
+def variant_configs(study: Study, file="study") -> list[tuple[dict, dict, str]]:
+    """Every variant as (its assignments, its default trial config, its label); labels are unique."""
+    sw = study.sweep
+    base = study.base_config()
+    out = []
+    for vpoint in variant_points(sw):
+        cfg = copy.deepcopy(base)
+        for path, value in vpoint.items():
+            try:
+                set_path(cfg, path, value)
+            except KeyError as e:
+                v = sw.variants
+                raise StudyError(file, _within(Sweep(axes=v.axes, zip=v.zip, cases=v.cases), vpoint, path,
+                                               "sweep.variants.") or "sweep.variants", e.args[0]) from None
+        try:
+            cfg = TrialConfig.model_validate(cfg).model_dump(mode="json")
+        except ValidationError as e:
+            raise _variant_error(file, sw, vpoint, (), e.errors()[0], f"variant {vpoint}") from None
+        out.append((vpoint, cfg, _label(sw, cfg)))
+    labels = [lab for _, _, lab in out]
+    for i, (vpoint, cfg, lab) in enumerate(out):
+        if labels.count(lab) > 1:  # e.g. the variants also differ in the dataset: say how
+            extra = [f"{k}={_short(x)}" for k, x in vpoint.items() if not k.startswith(LABEL_PATHS)]
+            out[i] = (vpoint, cfg, f"{lab} [{', '.join(extra)}]" if extra else lab)
+    labels = [lab for _, _, lab in out]
+    for lab in labels:
+        if labels.count(lab) > 1:
+            raise StudyError(file, "sweep.variants", f"two variants are the same configuration ({lab})")
+    return out
+
+
+def _expand_variants(study: Study, file) -> list[dict]:
+    sw = study.sweep
+    seeds = sw.seeds if sw.seeds is not None else [None]
+    points = draws(sw)
+    trials, seen = [], set()
+    variants = variant_configs(study, file)
+    for path, prior in sw.axes.items():
+        if isinstance(prior, Dist) and prior.when and not any(prior.applies(c) for _, c, _ in variants):
+            raise StudyError(file, f"sweep.axes.{path}.when", "matches no variant (the condition is checked on each "
+                                                              "variant's config: base config + its variants entry)")
+    for vpoint, vcfg, label in variants:
+        applied = {k: p for k, p in sw.axes.items() if _applies(p, vcfg)}
+        # ratio priors last: their factor multiplies the value the trial ends up with
+        order = sorted(applied, key=lambda k: isinstance(applied[k], Dist) and applied[k].times is not None)
+        for i, draw in enumerate(points):
+            cfg = copy.deepcopy(vcfg)
+            where = f"variant {label}, point {i}"
+            for path in order if draw is not None else ():
+                value, prior = draw[path], applied[path]
+                if isinstance(prior, Dist) and prior.times:
+                    other = get_path(cfg, prior.times)
+                    if not isinstance(other, (int, float)) or isinstance(other, bool):
+                        raise StudyError(file, f"sweep.axes.{path}.times", f"'{prior.times}' is {_short(other)} in "
+                                                                           f"{where}: not a number to multiply")
+                    value = value * other
+                try:
+                    set_path(cfg, path, value)
+                except KeyError as e:
+                    raise StudyError(file, f"sweep.axes.{path}", f"{e.args[0]} (in {where}; a `when` "
+                                                                 "condition can limit the prior)") from None
+            for seed in seeds:
+                c = copy.deepcopy(cfg)
+                if seed is not None:
+                    c["seed"] = seed
+                try:
+                    c = TrialConfig.model_validate(c).model_dump(mode="json")
+                except ValidationError as e:
+                    raise _variant_error(file, sw, vpoint, applied if draw is not None else (), e.errors()[0],
+                                         where) from None
+                h = config_hash(c)
+                if h in seen:  # two points that happen to be equal in this variant: run once
+                    continue
+                seen.add(h)
+                knobs = {}
+                for path, prior in applied.items():
+                    if draw is not None:
+                        knobs[knob_name(path, prior)] = draw[path]
+                    elif isinstance(prior, Dist) and prior.times:
+                        a, b = get_path(c, path), get_path(c, prior.times)
+                        knobs[knob_name(path, prior)] = a / b if isinstance(a, (int, float)) and b else None
+                    else:
+                        knobs[path] = get_path(c, path)
+                trials.append({**c, "study": study.name, "trial_id": h, "variant_label": label, "stage": 1,
+                               "sample": i, "knobs": knobs, "resources": study.resources.model_dump()})
+    return trials
+
+
+def retrain_metric(study: Study) -> tuple[str, str]:
+    """(metric, mode) that rank the points for stage 2: sweep.retrain's, else the question's metric and its
+    better side (bench.metrics.INFO)."""
+    r = study.sweep.retrain
+    metric = r.metric or study.question.metric
+    return metric, r.mode or ("max" if INFO[metric][0] else "min")
+
+
+def select_retrain(table, top: int, metric: str, mode: str) -> tuple[dict[str, list[int]], list[str]]:
+    """Stage 2's points: per variant (first-seen order), the `top` best sample indices by final.<metric>
+    among the points that finished ok with a finite value; diverged and failed points rank last and are
+    never picked; ties go to the lower sample index. `table` has columns variant, sample, status and
+    final.<metric> (one row per stage-1 point). A variant with fewer finished points than `top` retrains
+    those it has, and a note says so. Returns ({variant: [sample, ...] best first}, notes)."""
+    import pandas as pd  # noqa: F401  (callers pass a DataFrame)
+
+    col = f"final.{metric}"
+    chosen, notes = {}, []
+    for variant, g in table.groupby("variant", sort=False):
+        vals = g[col].astype(float)
+        ok = g[(g["status"] == "ok") & vals.map(math.isfinite)]
+        ok = ok.assign(_v=ok[col].astype(float)).sort_values(["_v", "sample"], ascending=[mode == "min", True],
+                                                           kind="mergesort")
+        picked = [int(x) for x in ok["sample"].head(top)]
+        chosen[variant] = picked
+        if len(picked) < top:
+            bad = g["status"].value_counts().drop("ok", errors="ignore").to_dict()
+            notes.append(f"{variant}: only {len(ok)} of {len(g)} points finished with a {metric} "
+                         f"({', '.join(f'{n} {s}' for s, n in bad.items()) or 'no value'}): retraining "
+                         f"{len(picked)} instead of {top}")
+    return chosen, notes
+
+
+def stage1_table(stage1: list[dict], rows, metric: str):
+    """One row per stage-1 trial: variant, sample, trial_id, status and final.<metric> from `rows` (the
+    trials table); None while a stage-1 trial has no row."""
+    import pandas as pd
+
+    col = f"final.{metric}"
+    if rows is None or rows.empty:
+        return None
+    by_id = rows.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    if any(t["trial_id"] not in by_id.index for t in stage1):
+        return None
+    return pd.DataFrame([{"variant": t["variant_label"], "sample": t["sample"], "trial_id": t["trial_id"],
+                          "status": by_id.at[t["trial_id"], "status"],
+                          col: by_id.at[t["trial_id"], col] if col in by_id.columns else math.nan}
+                         for t in stage1])
+
+
+def retrain_trials(study: Study, stage1: list[dict], rows) -> tuple[list[dict], list[str]] | None:
+    """Stage 2's trials, a function of the stage-1 rows alone (`rows`: the trials table; None while a
+    stage-1 trial has no row): each selected point (select_retrain) with every seed of sweep.retrain; a
+    seed equal to the point's stage-1 seed is that trial (same id), not a new one. Returns (the new trials,
+    notes)."""
+    r = study.sweep.retrain
+    metric, mode = retrain_metric(study)
+    table = stage1_table(stage1, rows, metric)
+    if table is None:
+        return None
+    chosen, notes = select_retrain(table, r.top, metric, mode)
+    by_point = {(t["variant_label"], t["sample"]): t for t in stage1}
+    seen = {t["trial_id"] for t in stage1}
+    out = []
+    for variant, samples in chosen.items():
+        for i in samples:
+            first = by_point[(variant, i)]
+            for seed in r.seeds:
+                cfg = {k: copy.deepcopy(first[k]) for k in TRIAL_FIELDS}
+                cfg["seed"] = seed
+                cfg = TrialConfig.model_validate(cfg).model_dump(mode="json")
+                h = config_hash(cfg)
+                if h in seen:
+                    continue
+                seen.add(h)
+                out.append({**cfg, "study": study.name, "trial_id": h, "variant_label": variant, "stage": 2,
+                            "sample": i, "knobs": copy.deepcopy(first["knobs"]),
+                            "resources": study.resources.model_dump()})
+    return out, notes
+
+
+def expected_retrain(study: Study, stage1: list[dict]) -> int:
+    """Stage 2's trial count when every variant has `top` finished points (its most)."""
+    r = study.sweep.retrain
+    if r is None:
+        return 0
+    seed1 = study.sweep.seeds[0] if study.sweep.seeds else study.seed
+    n = {}
+    for t in stage1:
+        n[t["variant_label"]] = n.get(t["variant_label"], 0) + 1
+    return sum(min(r.top, k) for k in n.values()) * len(set(r.seeds) - {seed1})
