@@ -371,10 +371,15 @@ def _lines_figure(lines: list[dict], variants: list[str], *, xlabel: str, metric
     their own; without: one panel per row, one line per variant. Log y per share key (`metric_scale`)."""
     if not lines:
         return None
-    arms = has_arms(variants)
+    arms = has_arms(ln["variant"] for ln in lines)  # the drawn variants: ED structures among lens studies get colours
     study_of = study_of or {ln["variant"]: ln["study"] for ln in lines if ln.get("study") is not None} or None
     order = ordered([*variants, *[ln["variant"] for ln in lines]], study_of)
-    colors = variant_colors(order)
+    # without arms among the drawn lines: the colours the report's variants without a lens get everywhere (a zoo
+    # variant keeps its colour when drawn alone), unless they are too many for distinct colours (every study
+    # compared): then distinct colours among the drawn ones
+    plain = [v for v in order if arm_of(v)[1] == NO_LENS]
+    drawn = {ln["variant"] for ln in lines}
+    colors = variant_colors(order if arms else plain if len(plain) <= 20 else [v for v in order if v in drawn])
     base_of = bases(order, study_of)
     rows = list(dict.fromkeys(sorted({ln["row"] for ln in lines}, key=str)))
     groups: list[list[tuple]] = []  # grid rows: panels (row, base)
@@ -492,7 +497,8 @@ def final_metric_figure(trials: pd.DataFrame, metric: str, variants: list[str]) 
     mixed = len(set(pools.values())) > 1  # the same pooling for all: said once, in the title
     ticks = [wrap(v) + (f"\n({pools[v] or 'one setting'})" if mixed else "") for v in order]
     lines_per = max(t.count("\n") + 1 for t in ticks)
-    datasets = sorted(trials[DATASET].unique())
+    finite = np.isfinite(trials[col].astype(float))
+    datasets = sorted(trials.loc[finite, DATASET].unique())  # a dataset without the metric gets no empty panel
     fig, axes = _facets(len(datasets), 5.5, (0.3 + 0.17 * lines_per) * len(order) + 1.6, sharey=True)
     notes = []
     for ax, ds in zip(axes, datasets):
@@ -522,7 +528,8 @@ def final_metric_figure(trials: pd.DataFrame, metric: str, variants: list[str]) 
             ax.xaxis.set_major_locator(MaxNLocator(5, integer=metric == "modes_covered"))
     _arm_legend_and_separators(fig, axes, order, variants, study_of)
     note = f" ({', '.join(notes)} values <= 0 off the log axis)" if notes else ""
-    gone = f"; no value: {', '.join(missing)}" if missing else ""
+    gone = (f"; no value: {', '.join(missing)}" if len(missing) <= 6 else f"; {len(missing)} variants without a value"
+            ) if missing else ""
     _title(fig, f"final {metric}: {pooling_phrase(pools)}{note}{gone}", 5.5 * len(datasets))
     return fig
 
@@ -736,18 +743,23 @@ def metric_vs_axis_figure(trials: pd.DataFrame, metric: str, axis: str, variants
         return None
     # only the variants that sweep this axis (the zoo's variants each sweep a weight of their own: the
     # others would be single points at their default)
-    sweeps = [v for v in dict.fromkeys(d["variant"]) if d.loc[d["variant"] == v, axis].map(_canon).nunique() > 1]
+    sweeps = [v for v in dict.fromkeys(d["variant"]) if d.loc[d["variant"] == v, axis].dropna().map(_canon).nunique() > 1]
+    if not sweeps:  # no variant with a value of this metric sweeps the axis (several studies compared)
+        return None
     left_out = [v for v in ordered(variants) if v in set(d["variant"]) and v not in sweeps]
-    if sweeps and left_out:
-        d = d[d["variant"].isin(sweeps)]
-    else:
-        left_out = []
+    d = d[d["variant"].isin(sweeps)]
     numeric = pd.api.types.is_numeric_dtype(d[axis])
     if not numeric:
         d[axis] = d[axis].map(show_value)
     # another swept axis with a few values (e.g. the optimizer) gets its own panels instead of being
     # pooled: pooling two optimizers would hide that w matters under one and not the other
-    split = next((c for c in others if c in d and 1 < d[c].map(str).nunique() <= MAX_SPLIT), None)
+    # (an axis counts where it varies within a variant, not only between studies' variants, and independently of
+    # this one: a column that changes with it, e.g. the learning rate with the optimizer, is the same axis)
+    def varies(col, by):
+        return (d.groupby(["variant", *by])[col].agg(lambda x: x.map(_canon).nunique()) > 1).any()
+
+    within = [c for c in others if c in d and varies(c, []) and varies(axis, [c])]
+    split = next((c for c in within if 1 < d[c].map(str).nunique() <= MAX_SPLIT), None)
     d["_panel"] = d[DATASET].astype(str) if d[DATASET].nunique() > 1 else ""
     if split:
         d["_panel"] = d["_panel"] + np.where(d["_panel"] != "", ", ", "") + f"{_short(split)} = " + d[split].map(show_value)
@@ -766,9 +778,10 @@ def metric_vs_axis_figure(trials: pd.DataFrame, metric: str, axis: str, variants
     logx = numeric and (log or log_x(d[axis]))
     fig = _lines_figure(lines, variants, xlabel=axis, metric=metric, ylabel=axis_label(metric), markersize=5,
                         logx=logx, xticks=xticks, value_ticks=numeric, study_of=study_map(d))
-    pooled_over = [c for c in others if c != split and c in d and d[c].map(_canon).nunique() > 1]
+    pooled_over = [c for c in within if c != split and not (split and not varies(c, [split]) and not varies(split, [c]))]
     pooled = f"{', '.join(map(_short, pooled_over))} and seeds" if pooled_over else "seeds"
-    drop = f"; not drawn (axis not swept): {', '.join(left_out)}" if left_out else ""
+    drop = (f"; not drawn (axis not swept): {', '.join(left_out)}" if len(left_out) <= 6 else
+            f"; {len(left_out)} variants that do not sweep it not drawn") if left_out else ""
     _title(fig, f"final {metric} vs {axis} (line: mean over {pooled}, band: min..max{drop})", fig.get_figwidth())
     return fig
 
