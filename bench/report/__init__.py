@@ -189,8 +189,10 @@ def load(results_dirs) -> Loaded:
         trials = trials.copy()
         trials["variant"] = trials["variant"].fillna(trials.get("variant.objective", "?")).astype(str)
         if "config" in trials:  # names follow the current naming, also for folders written by older versions
-            trials["variant"] = [variant_label(json.loads(c)) if isinstance(c, str) else v
-                                 for c, v in zip(trials["config"], trials["variant"])]
+            # (not a random study's rows: their label leaves the sampled values out, so a variant stays one variant)
+            stage = trials["stage"] if "stage" in trials else pd.Series(np.nan, index=trials.index)
+            trials["variant"] = [variant_label(json.loads(c)) if isinstance(c, str) and pd.isna(st) else v
+                                 for c, v, st in zip(trials["config"], trials["variant"], stage)]
         for col in [c for c in curves.columns if c.startswith("grid_")]:  # grids are files under each folder
             curves[col] = curves[col].map(lambda r, d=d: str((d / r).resolve()) if isinstance(r, str) else r)
         parts.append((name, d, text, study, trials, curves, samples))
