@@ -321,7 +321,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     out.append(("h2", "Final metrics per seed"))
     for m in metrics:
         img = plots.final_metric(trials, m, variants)
-        out.append(("img", f"final_{m}", img, f"final {m}: box over seeds, one point per seed")
+        out.append(("img", f"final_{m}", img, f"final {m}: a box per variant, one point per trial (the figure's title says what each box pools)")
                    if img else ("p", f"final {m}: no run has a value."))
 
     by_metric = found.by_metric  # headline metric -> its datasets (one entry unless toys and images mix)
@@ -334,7 +334,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
             for i, ax in enumerate(found.axes):
                 others = [a.column for a in found.axes if a is not ax]
                 img = plots.metric_vs_axis(sub, m, ax.column, variants, ax.log, others)
-                out.append(("img", f"axis_{i}_{m}", img, f"final {m} vs {ax.name}" + (" (log x)" if ax.log else "")
+                out.append(("img", f"axis_{i}_{m}", img, f"final {m} vs {ax.name}" + (" (log x)" if plots.log_x(ax.values) else "")
                             + ": mean over seeds, band min..max") if img else ("p", f"{ax.name}: no finite {m}."))
             a, b = (found.axes + [None, None])[:2]
             # only where one variant sweeps both (the zoo's variants each sweep a weight of their own)
@@ -346,7 +346,8 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
                     out.append(("img", f"heatmap_{m}", img, f"mean final {m} over seeds on {a.name} x {b.name}"
                                 + (" (other axes pooled)" if len(found.axes) > 2 else "")))
 
-    budget = [(m, plots.budget_curves(_budget(trials[trials[DS].isin(dss)], m, variants), m, variants))
+    budget = [(m, plots.budget_curves(_budget(trials[trials[DS].isin(dss)], m, variants), m, variants,
+                                      study_of=plots.study_map(trials)))
               for m, dss in by_metric.items()]
     if any(img for _, img in budget):
         out.append(("h2", "Budget curves"))
