@@ -14,7 +14,9 @@ RESULTS = ROOT / "results"
 
 def published() -> list[Path]:
     tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    return sorted({(ROOT / p).parent for p in tracked if p.endswith("/trials.parquet")})
+    # a folder with rows but no report is a study still running across sessions (results/README.md says which)
+    reported = {(ROOT / p).parent for p in tracked if p.endswith("/report.md")}
+    return sorted({(ROOT / p).parent for p in tracked if p.endswith("/trials.parquet")} & reported)
 
 
 def test_published_reports_rebuild_from_their_parquet_files(tmp_path):
