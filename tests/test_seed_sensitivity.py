@@ -271,10 +271,10 @@ def test_report_answers_the_seed_question_first(tmp_path):
     a = S.seed_spread_comparison(t, "energy_distance", n_boot=2000, seed=0).iloc[0]
     first = heads[0]
     assert first.startswith("Seed sensitivity: with the lens the relative spread (std / mean) of the final energy "
-                            f"distance to real across seeds is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])}-"
+                            f"distance to real across seeds is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])} to "
                             f"{fmt(r['ratio_hi'])}) that without the lens (Brown-Forsythe {p_is(r['p_value'])}, 8 seeds "
                             "x 2 settings)"), first
-    assert (f"absolute {fmt(a['ratio'])}x (95 % CI {fmt(a['ratio_lo'])}-{fmt(a['ratio_hi'])}) ({p_is(a['p_value'])})"
+    assert (f"absolute {fmt(a['ratio'])}x (95 % CI {fmt(a['ratio_lo'])} to {fmt(a['ratio_hi'])}) ({p_is(a['p_value'])})"
             in first), first
     assert '"Does the lens make training robust to the seed?"' in first and "not Holm-adjusted" in first
     assert r["p_value"] < 0.05 and "the spread is smaller with the lens" in first
@@ -314,7 +314,7 @@ def test_report_axis_spread_question(tmp_path):
                             n_boot=2000).iloc[0]
     assert heads[0].startswith("Sensitivity to variant.w: the spread (std) across variant.w of the per-point mean "
                                "final L1")
-    assert (f"with variant.structure = ed//gan is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])}-"
+    assert (f"with variant.structure = ed//gan is {fmt(r['ratio'])}x (95 % CI {fmt(r['ratio_lo'])} to "
             f"{fmt(r['ratio_hi'])}) that with variant.structure = ed+gan (Brown-Forsythe on 5 vs 5 point means, "
             f"{p_is(r['p_value'])})") in heads[0], heads[0]
     assert r["ratio"] < 0.1 and "less sensitive" in heads[0] and "the primary test" in heads[0]
