@@ -43,12 +43,14 @@ Modules: `common` (metric and config columns, the helpers every statistic shares
 (`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`:
 sensitivity to the seed), `scales` (`spread_interval`, `std_interval`, `transform`, `scale_note`: a spread
 on the absolute, relative or log scale), `rates` (`success_rate`, `wilson_interval`), `budget`
-(`expected_best`, `budget_curve`). Import the functions from here (`from bench import stats`).
+(`expected_best`, `budget_curve`), `convergence` (steps to a target or to within a fraction of the run's own
+best, normalised area under the learning curve). Import the functions from here (`from bench import stats`).
 
 This package never imports torch or model code.
 """
 
 from bench.stats.budget import budget_curve, expected_best
+from bench.stats.convergence import convergence
 from bench.stats.common import LEVEL, bounded_t_interval, config_columns, is_higher_better, metric_column, t_interval
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.scales import scale_note, spread_interval, std_interval, transform
@@ -63,6 +65,7 @@ __all__ = [
     "axis_spread",
     "bounded_t_interval",
     "budget_curve",
+    "convergence",
     "config_columns",
     "expected_best",
     "holm",
