@@ -34,3 +34,26 @@ def test_higher_is_better_and_within():
     assert r["steps_to_target"] == 10
     r = stats.convergence(c, "recall", target=0.9).iloc[0]
     assert not r["reached_target"] and np.isnan(r["steps_to_target"])
+
+
+def test_overtaking_budget_by_hand():
+    # lower is better: a starts worse (mean of a wide spread) but its best is better from k = 3 on
+    a = pd.DataFrame({"expected_best": [5.0, 3.5, 2.5, 2.0]})
+    b = pd.DataFrame({"expected_best": [4.0, 3.0, 2.8, 2.6]})
+    assert stats.overtaking_budget(a, b, higher_is_better=False) == 3
+    assert stats.overtaking_budget(b, a, higher_is_better=False) is None
+    assert stats.overtaking_budget(b, a, higher_is_better=True) == 3  # the same numbers read higher-is-better
+
+
+def test_tolerance_success_counts_failures_and_uses_the_best_of_any_variant():
+    t = stats.tolerance_success({"x": [10.0, 10.5, 30.0, np.nan], "y": [12.0, 11.2, 10.9]},
+                                higher_is_better=False, tolerance=0.1).set_index("variant")
+    # best of any variant: 10; within 10 %: <= 11
+    assert t.loc["x", "threshold"] == 11 and t.loc["x", "successes"] == 2 and t.loc["x", "n"] == 4
+    assert t.loc["x", "failed"] == 1 and t.loc["x", "rate"] == 0.5
+    assert t.loc["y", "successes"] == 1 and np.isclose(t.loc["y", "rate"], 1 / 3)
+    # the Wilson interval by its formula
+    z, n, p = 1.959963984540054, 4, 0.5
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert np.isclose(t.loc["x", "lo"], c - h) and np.isclose(t.loc["x", "hi"], c + h)

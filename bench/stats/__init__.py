@@ -49,13 +49,13 @@ best, normalised area under the learning curve). Import the functions from here 
 This package never imports torch or model code.
 """
 
-from bench.stats.budget import budget_curve, expected_best
+from bench.stats.budget import budget_curve, expected_best, overtaking_budget
 from bench.stats.convergence import convergence
 from bench.stats.common import LEVEL, bounded_t_interval, config_columns, is_higher_better, metric_column, t_interval
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.scales import scale_note, spread_interval, std_interval, transform
 from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power
-from bench.stats.rates import success_rate, wilson_interval
+from bench.stats.rates import success_rate, tolerance_success, wilson_interval
 from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio, true_spread
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "axis_spread",
     "bounded_t_interval",
     "budget_curve",
+    "overtaking_budget",
     "convergence",
     "config_columns",
     "expected_best",
@@ -81,6 +82,7 @@ __all__ = [
     "spread_interval",
     "spread_ratio",
     "success_rate",
+    "tolerance_success",
     "t_interval",
     "transform",
     "true_spread",

@@ -112,3 +112,18 @@ def budget_curve(values: Sequence[float], higher_is_better: bool, n_boot: int = 
         reason = "; ".join(x for x in (reason, f"{n_failed} failed configuration(s) counted at {fail:.4g}") if x)
     return pd.DataFrame({"k": k, "expected_best": e, "lo": lo, "hi": hi, "p_all_failed": p_fail, "n": N,
                          "n_failed": n_failed, "failure_value": fail, "reason": reason}, columns=cols)
+
+
+def overtaking_budget(a: pd.DataFrame, b: pd.DataFrame, higher_is_better: bool) -> int | None:
+    """The smallest budget k from which variant a's expected best (`budget_curve`'s `expected_best`) is strictly
+    better than variant b's at every larger k both curves reach; None when a never stays ahead. (Point estimates:
+    read the bands beside it.)"""
+    n = min(len(a), len(b))
+    if n == 0:
+        return None
+    ea, eb = a["expected_best"].to_numpy()[:n], b["expected_best"].to_numpy()[:n]
+    ahead = ea > eb if higher_is_better else ea < eb
+    if not ahead[-1]:
+        return None
+    behind = np.flatnonzero(~ahead)
+    return int(behind[-1] + 2) if len(behind) else 1  # k is 1-based

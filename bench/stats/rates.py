@@ -89,3 +89,23 @@ def success_rate(trials: pd.DataFrame, rule, by: str | Sequence[str] = DEFAULT_B
                                      f"{failed} failed trial(s) left out" if failed and not count_failed else None)})
     return pd.DataFrame(rows, columns=[*by, "successes", "n", "rate", "lo", "hi", "diverged", "diverged_rate",
                                        "diverged_lo", "diverged_hi", "n_failed", "reason"])
+
+
+def tolerance_success(values: dict, higher_is_better: bool, tolerance: float = 0.1, level: float = LEVEL) -> pd.DataFrame:
+    """Lucic et al.'s question "how often does a variant reach good quality", per variant: the share of its sampled
+    points whose final value is within `tolerance` (a fraction) of the best value ANY variant reached, |v - best| <=
+    tolerance * |best| on the good side, with its Wilson interval. `values`: {variant: final values of its points};
+    a non-finite value (a diverged or failed point) is a failure, never left out.
+    Columns: `variant`, `n`, `successes`, `rate`, `lo`, `hi`, `failed`, `best`, `threshold`."""
+    finite = np.concatenate([np.asarray(v, dtype=float) for v in values.values()]) if values else np.array([])
+    finite = finite[np.isfinite(finite)]
+    best = (finite.max() if higher_is_better else finite.min()) if len(finite) else np.nan
+    threshold = best - tolerance * abs(best) if higher_is_better else best + tolerance * abs(best)
+    rows = []
+    for name, v in values.items():
+        v = np.asarray(v, dtype=float)
+        ok = np.isfinite(v) & ((v >= threshold) if higher_is_better else (v <= threshold))
+        lo, hi = wilson_interval(int(ok.sum()), len(v), level)
+        rows.append({"variant": name, "n": len(v), "successes": int(ok.sum()), "rate": ok.mean() if len(v) else np.nan,
+                     "lo": lo, "hi": hi, "failed": int((~np.isfinite(v)).sum()), "best": best, "threshold": threshold})
+    return pd.DataFrame(rows, columns=["variant", "n", "successes", "rate", "lo", "hi", "failed", "best", "threshold"])
