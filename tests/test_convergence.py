@@ -57,3 +57,18 @@ def test_tolerance_success_counts_failures_and_uses_the_best_of_any_variant():
     c = (p + z * z / (2 * n)) / (1 + z * z / n)
     h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     assert np.isclose(t.loc["x", "lo"], c - h) and np.isclose(t.loc["x", "hi"], c + h)
+
+
+def test_seed_share_by_hand_and_its_coverage():
+    space = [10.0, 14.0, 18.0, 22.0]          # variance 26.67 (hyperparameters + seed)
+    retrain = [[10.0, 12.0], [20.0, 21.0, 22.0]]  # pooled within-point variance (2 + 2) / 3
+    r = stats.seed_share(space, retrain)
+    assert np.isclose(r["var_space"], np.var(space, ddof=1)) and np.isclose(r["var_seed"], 4 / 3)
+    assert np.isclose(r["share"], (4 / 3) / np.var(space, ddof=1)) and r["lo"] < r["share"] < r["hi"]
+    # coverage of the F interval: seed std 1, stage-1 variance 1 + 3 (hyperparameters), 20 points, 3 x 8 seeds
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(2000):
+        s = stats.seed_share(rng.normal(0, 2, 20), rng.normal(0, 1, (3, 8)))
+        hits += s["lo"] <= 0.25 <= s["hi"]
+    assert 0.93 <= hits / 2000 <= 0.97

@@ -54,7 +54,7 @@ from bench.stats.convergence import convergence
 from bench.stats.common import LEVEL, bounded_t_interval, config_columns, is_higher_better, metric_column, t_interval
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.scales import scale_note, spread_interval, std_interval, transform
-from bench.stats.seed import seed_spread, seed_spread_comparison, seed_spread_power
+from bench.stats.seed import seed_share, seed_spread, seed_spread_comparison, seed_spread_power
 from bench.stats.rates import success_rate, tolerance_success, wilson_interval
 from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio, true_spread
 
@@ -74,6 +74,7 @@ __all__ = [
     "metric_column",
     "paired_difference",
     "scale_note",
+    "seed_share",
     "seed_spread",
     "seed_spread_comparison",
     "seed_spread_power",

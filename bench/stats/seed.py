@@ -321,3 +321,31 @@ def seed_spread_power(ratio: float, n_settings: int = 1, alpha: float = 0.05, po
         if reached >= power:
             return n, reached
     return None, reached
+
+
+def seed_share(space: Sequence[float], retrain: Sequence[Sequence[float]], level: float = LEVEL) -> dict:
+    """How much of a variant's outcome is the seed and how much its hyperparameters (issue 23's variance split).
+
+    `space`: the final values of the stage-1 points (one seed each: their variance is hyperparameter + seed
+    variance); `retrain`: per best point, its values over the stage-2 seeds (their pooled within-point variance is
+    the seed variance at good settings). `share` = seed variance / stage-1 variance, with an F interval (the two
+    are independent variance estimates with df sum(n_i - 1) and N - 1; normal values assumed); a share near 1
+    means the sampled space barely matters beyond the seed. Non-finite values are left out (count failures with
+    `success_rate`). Keys: `var_space`, `var_seed`, `share`, `lo`, `hi`, `df_space`, `df_seed`."""
+    x = np.asarray(space, dtype=float)
+    x = x[np.isfinite(x)]
+    cells = [np.asarray(c, dtype=float) for c in retrain]
+    cells = [c[np.isfinite(c)] for c in cells]
+    cells = [c for c in cells if len(c) >= 2]
+    out = dict(var_space=np.nan, var_seed=np.nan, share=np.nan, lo=np.nan, hi=np.nan, df_space=len(x) - 1,
+               df_seed=sum(len(c) - 1 for c in cells))
+    if len(x) < 2 or not cells:
+        return out
+    vs, vd = float(np.var(x, ddof=1)), float(_pooled_var(cells))
+    d1, d2 = out["df_seed"], out["df_space"]
+    out.update(var_space=vs, var_seed=vd)
+    if vs > 0:
+        a = (1 - level) / 2
+        r = vd / vs  # (vd / s_seed^2) / (vs / s_space^2) ~ F(d1, d2) when the true ratio is s_seed^2 / s_space^2
+        out.update(share=r, lo=r / stats.f.ppf(1 - a, d1, d2), hi=r / stats.f.ppf(a, d1, d2))
+    return out
