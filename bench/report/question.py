@@ -201,6 +201,12 @@ def _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name):
         parts.append(f"a ratio of {fmt(stated)} needs {_need(*stats.seed_spread_power(stated, S))}")
         lines.append(f"Power ({POWER:.0%} at alpha {ALPHA}, {S} settings, simulated): " + "; ".join(parts) +
                      f" (this study has {int(r['min_seeds'])}).")
+    return lines, _seed_blocks(trials, q, per, beside, wa, wb)
+
+
+def _seed_blocks(trials, q, per, beside, wa, wb) -> list[tuple]:
+    """The seed-sensitivity tables: how the spreads are computed, each metric's comparison on its declared scale,
+    the primary metric on the other scales, and every setting's spread across seeds."""
     blocks = [("h3", f"Seed sensitivity (final {', '.join(q.metrics)})"),
               ("p", "Spread across seeds per variant and setting, on three scales: absolute (std of the final value "
                     "over the seeds), relative (std / mean, the coefficient of variation) and log (std of the log "
@@ -228,7 +234,7 @@ def _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name):
         if has_finite(trials, f"final.{m}"):
             blocks.append(("p", f"Per-setting spread across seeds of the final {m}:"))
             blocks.append(("table", *_spread_table(stats.seed_spread(trials, m, n_boot=N_BOOT, seed=SEED))))
-    return lines, blocks
+    return blocks
 
 
 def _arm_row(t: pd.DataFrame | None, arm: str):
