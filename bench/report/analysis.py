@@ -462,6 +462,36 @@ class Findings:
     by_metric: dict = field(default_factory=dict)  # headline metric -> the datasets it is used for
 
 
+def _lens_headlines(trials: pd.DataFrame, psum: pd.DataFrame, primary: dict, label) -> list[str]:
+    """The lens-vs-no-lens headlines: one sentence per comparison of the headline metric (a digest when there are
+    many), each naming what the other co-primary metrics say, the Wilcoxon floor, and the other significant tests."""
+    heads = []
+    is_primary = np.array([primary.get(ds) == m for ds, m in zip(psum[DATASET], psum["metric"])], dtype=bool)
+    prim = psum[is_primary] if is_primary.any() else psum[psum["metric"] == psum["metric"].iloc[0]]
+    names = []
+    for _, r in prim.iterrows():
+        name = label(r) if label else str(r["variant.objective"])
+        if DATASET in r and trials[DATASET].nunique() > 1:
+            name += f" on {r[DATASET]}"
+        names.append(name)
+    pby = ["study", "variant.objective", DATASET]
+    if len(prim) <= MAX_PAIRED_HEADLINES:
+        for (_, r), name in zip(prim.iterrows(), names):
+            other = agreement(r, psum, pby)
+            heads.append(paired_sentence(r, name)[:-1] +
+                         (f"; other metrics whose interval excludes 0: {other[2:]}." if other else "."))
+    else:
+        heads += paired_digest(prim, names, psum, pby)
+    floor = wilcoxon_floor_note(prim, int(np.isfinite(psum["p_value"].astype(float)).sum()))
+    if floor:
+        heads.append(floor)
+    for _, r in psum[(psum["holm_p"] <= 0.05) & ~is_primary].iterrows():
+        heads.append(f"Also significant after Holm: the {r['lens']} changes {r['variant.objective']}'s final "
+                     f"{metric_name(r['metric'])}" + (f" on {r[DATASET]}" if trials[DATASET].nunique() > 1 else "") +
+                     f" by {interval(r['mean_diff'], r['lo'], r['hi'])} (Holm-adjusted {p_is(r['holm_p'])}).")
+    return heads
+
+
 def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
     """Headline sentences and table blocks. `label(row)` names a paired row's variant (default: its objective)."""
     # the headline metric per dataset (a toy and an image study compared in one report differ)
@@ -477,30 +507,7 @@ def findings(trials: pd.DataFrame, metrics: list[str], label=None) -> Findings:
     # lens pairs
     psum, ppairs, notes = paired(trials, metrics)
     if not psum.empty:
-        is_primary = np.array([primary.get(ds) == m for ds, m in zip(psum[DATASET], psum["metric"])], dtype=bool)
-        prim = psum[is_primary] if is_primary.any() else psum[psum["metric"] == psum["metric"].iloc[0]]
-        names = []
-        for _, r in prim.iterrows():
-            name = label(r) if label else str(r["variant.objective"])
-            if DATASET in r and trials[DATASET].nunique() > 1:
-                name += f" on {r[DATASET]}"
-            names.append(name)
-        pby = ["study", "variant.objective", DATASET]
-        if len(prim) <= MAX_PAIRED_HEADLINES:
-            heads += [paired_sentence(r, name)[:-1] + (f"; other metrics whose interval excludes 0: "
-                                                        f"{agreement(r, psum, pby)[2:]}." if agreement(r, psum, pby)
-                                                        else ".")
-                      for (_, r), name in zip(prim.iterrows(), names)]
-        else:
-            heads += paired_digest(prim, names, psum, pby)
-        floor = wilcoxon_floor_note(prim, int(np.isfinite(psum["p_value"].astype(float)).sum()))
-        if floor:
-            heads.append(floor)
-        sig = psum[(psum["holm_p"] <= 0.05) & ~is_primary]
-        for _, r in sig.iterrows():
-            heads.append(f"Also significant after Holm: the {r['lens']} changes {r['variant.objective']}'s final "
-                         f"{metric_name(r['metric'])}" + (f" on {r[DATASET]}" if trials[DATASET].nunique() > 1 else "") +
-                         f" by {interval(r['mean_diff'], r['lo'], r['hi'])} (Holm-adjusted {p_is(r['holm_p'])}).")
+        heads += _lens_headlines(trials, psum, primary, label)
     heads += notes
 
     # swept axes
