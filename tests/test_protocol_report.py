@@ -127,3 +127,14 @@ def test_build_report_writes_the_page(folder, tmp_path):
     paths = build_report(folder, tmp_path)
     md = paths["md"].read_text()
     assert "Per variant over the sampled space" in md and (tmp_path / "figures" / "importance.png").exists()
+
+
+def test_the_page_imports_no_torch(folder, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from bench.report import build_report; "
+            f"build_report({str(folder)!r}, {str(tmp_path)!r}); "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('bench.trial', 'bench.nets', "
+            "'bench.structures', 'bench.objectives', 'bench.metrics.toy'))]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

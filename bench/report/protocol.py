@@ -57,49 +57,65 @@ class Design:
     priors: dict | None = None
     seeds: list[int] | None = None
     top: int | None = None
+    n_variants: int | None = None
 
 
 def _under(path: str, compare: str) -> bool:
     return path == compare or path.startswith(compare + ".") or compare.startswith(path + ".")
 
 
+def _columns(trials: pd.DataFrame, path: str) -> list[str]:
+    return [c for c in trials.columns if c == path or c.startswith(path + ".")]
+
+
+def _arm(row: pd.Series, cols: list[str], q) -> str | None:
+    if q.levels:
+        v = row[cols[0]] if len(cols) == 1 else None
+        return "a" if v == q.levels[0] else "b" if v == q.levels[1] else None
+    return "a" if all(pd.isna(row[c]) for c in cols) else "b"
+
+
 def design(trials: pd.DataFrame, study_yaml: Path | None, q) -> Design:
-    """From the study file (bench.study: pydantic only); where it cannot be read (an older schema), from the labels:
-    'ns+lens(sine)' is base 'ns', arm b of variant.lens."""
+    """Arms, bases and planned counts from the rows and the raw study file (bench.schema's Sweep and
+    bench.study.variant_points: pydantic only, no trial config is built, so no structure and no torch is imported).
+    A variant's arm comes from its `question.compare` columns; its base is its values at the other paths the
+    variants set (`sweep.variants`), sampled paths left out. Without a readable study file: from the labels."""
+    import yaml
+
+    from bench.schema import Sweep
+    from bench.study import variant_points
+
     variants = list(dict.fromkeys(trials["variant"]))
     try:
-        from bench.study import expand, expected_retrain, load_study, variant_configs
-
-        study = load_study(study_yaml)
-        sw = study.sweep
-        vc = variant_configs(study)
-        stage1 = expand(study)
+        raw = yaml.safe_load(Path(study_yaml).read_text(encoding="utf-8"))
+        sw = Sweep.model_validate(raw["sweep"])
+        vpoints = variant_points(sw)
     except Exception:  # noqa: BLE001 - a report is still built from the rows alone
-        arm = {v: ("b" if "+lens" in v else "a") if q is not None and q.compare == "variant.lens" else None
-               for v in variants}
-        return Design(arm, {v: plots.arm_of(v)[0] for v in variants}, "without the lens", "with the lens")
+        lens = q is not None and q.compare == "variant.lens"
+        return Design({v: ("b" if "+lens" in v else "a") if lens else None for v in variants},
+                      {v: plots.arm_of(v)[0] for v in variants}, "without the lens", "with the lens")
     compare = q.compare if q is not None else None
+    cmp_cols = _columns(trials, compare) if compare else []
+    paths = [p for p in dict.fromkeys(k for vp in vpoints for k in vp) if not (compare and _under(p, compare))]
+    keep = [c for p in paths for c in _columns(trials, p) if not any(_under(c, a) for a in sw.axes)]
     arm, key = {}, {}
-    for vpoint, _cfg, label in vc:
-        cmp = {k: v for k, v in vpoint.items() if compare and _under(k, compare)}
-        key[label] = json.dumps({k: v for k, v in vpoint.items() if k not in cmp}, sort_keys=True, default=str)
-        if not compare:
-            arm[label] = None
-        elif q.levels:
-            val = next(iter(cmp.values()), None)
-            arm[label] = "a" if val == q.levels[0] else "b" if val == q.levels[1] else None
-        else:
-            arm[label] = "a" if all(v is None for v in cmp.values()) else "b"
+    for v in variants:
+        g = trials[trials["variant"] == v]
+        row = g.loc[pd.to_numeric(g["sample"], errors="coerce").idxmin()]
+        arm[v] = _arm(row, cmp_cols, q) if cmp_cols else None
+        key[v] = tuple(str(row[c]) for c in keep)
     names = {}
-    for label in arm:  # a base is named after its control variant
-        if arm[label] == "a" or key[label] not in names:
-            names[key[label]] = label if arm[label] == "a" else plots.arm_of(label)[0]
+    for v in variants:  # a base is named after its control variant
+        if arm[v] == "a" or key[v] not in names:
+            names[key[v]] = v if arm[v] == "a" else plots.arm_of(v)[0]
     word = "the lens" if compare == "variant.lens" else compare
     wa, wb = (f"with {compare} = {show_value(q.levels[0])}", f"with {compare} = {show_value(q.levels[1])}") \
         if q is not None and q.levels else (f"without {word}", f"with {word}")
-    return Design(arm, {label: names[key[label]] for label in arm}, wa, wb,
-                  (len(stage1), expected_retrain(study, stage1)), sw.num_samples, dict(sw.axes),
-                  list(sw.retrain.seeds) if sw.retrain else None, sw.retrain.top if sw.retrain else None)
+    r = sw.retrain
+    seed1 = sw.seeds[0] if sw.seeds else raw.get("seed", 0)
+    planned = (len(vpoints) * sw.num_samples, len(vpoints) * r.top * len(set(r.seeds) - {seed1}) if r else 0)
+    return Design(arm, {v: names[key[v]] for v in variants}, wa, wb, planned, sw.num_samples, dict(sw.axes),
+                  list(r.seeds) if r else None, r.top if r else None, len(vpoints))
 
 
 # ------------------------------------------------------------------------------------------- outcomes
@@ -172,6 +188,7 @@ def paired_summary(p: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = []
     for ds, d in p.groupby(DATASET, sort=True):
         per = [_stats_row(g["diff"].to_numpy(), hib, **{DATASET: ds, "base": base, "variant_b": vb,
+                                                         "variant_a": g["variant_a"].iloc[0],
                                                          "failed_a": int(g["a_failed"].sum()),
                                                          "failed_b": int(g["b_failed"].sum())})
                for (base, vb), g in d.groupby(["base", "variant_b"], sort=False)]
@@ -179,7 +196,7 @@ def paired_summary(p: pd.DataFrame, metric: str) -> pd.DataFrame:
         rows += [{**r, "p_holm": h} for r, h in zip(per, adj)]
         if len(per) > 1:
             m = d.groupby("sample")["diff"].mean().to_numpy()
-            rows.append({**_stats_row(m, hib, **{DATASET: ds, "base": "all", "variant_b": "all",
+            rows.append({**_stats_row(m, hib, **{DATASET: ds, "base": "all", "variant_b": "all", "variant_a": "all",
                                                  "failed_a": int(d["a_failed"].sum()),
                                                  "failed_b": int(d["b_failed"].sum())}), "p_holm": np.nan})
     return pd.DataFrame(rows)
@@ -207,8 +224,9 @@ def answer(s1: pd.DataFrame, q, des: Design, metrics: list[str]) -> tuple[list[s
                     rr["p_value"] if r["base"] == "all" else rr["p_holm"], rr["mean_diff"] * (1 if hib else -1), False)
             if m != q.metric and rr is not None:
                 extra.append(f"{metric_name(m)} {interval(rr['mean_diff'], rr['lo'], rr['hi'])}")
-        where = (f"averaged over the {int(len(prim[(prim[DATASET] == r[DATASET]) & (prim['base'] != 'all')]))} "
-                 "bases per point" if r["base"] == "all" else str(r["variant_b"]))
+        nb = int(len(prim[(prim[DATASET] == r[DATASET]) & (prim["base"] != "all")]))
+        where = f"averaged over the {nb} bases per point" if r["base"] == "all" else \
+            f"{r['variant_b']} against {r['variant_a']}"
         failed = f"; failed points counted at the worst value: {r['failed_a']} {des.wa}, {r['failed_b']} {des.wb}" \
             if r["failed_a"] or r["failed_b"] else ""
         pv = p_is(r["p_value"]) if r["base"] == "all" else f"Holm-adjusted p = {fmt_p(r['p_holm'])}"
@@ -305,7 +323,7 @@ def progress(s1: pd.DataFrame, s2: pd.DataFrame, des: Design) -> str:
     full = int((done >= des.num_samples).sum()) if des.num_samples else None
     text = f"Stage 1 (random points): {len(s1)}" + (f" of {n1}" if n1 else "") + " trials"
     if full is not None:
-        text += f" ({full} of {len(des.arm)} variants have all {des.num_samples} points)"
+        text += f" ({full} of {des.n_variants or len(des.arm)} variants have all {des.num_samples} points)"
     text += f"; stage 2 (best points over seeds): {len(s2)}" + (f" of {n2}" if n2 else "") + " trials."
     if (n1 and len(s1) < n1) or (n2 and len(s2) < n2):
         text += (" The study is unfinished (`ganbench run` resumes it): every number below covers the finished "
