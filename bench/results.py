@@ -227,6 +227,38 @@ def load(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return read_parquet(path / TRIALS), read_curves(path)
 
 
+def question_metrics(path: str | Path) -> list[str]:
+    """The metric names the `question:` block of a results folder's study.yaml uses (metric, co_primary,
+    secondary, in that order); [] without a question, or where the file cannot be read."""
+    import yaml
+
+    f = Path(path) / STUDY
+    try:
+        study = yaml.safe_load(f.read_text(encoding="utf-8")) if f.exists() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return []
+    q = study.get("question") if isinstance(study, dict) else None
+    if not isinstance(q, dict):
+        return []
+    names = [q.get("metric")]
+    for key in ("co_primary", "secondary"):
+        names += q[key] if isinstance(q.get(key), list) else []
+    return [m for m in dict.fromkeys(names) if isinstance(m, str)]
+
+
+def with_derived(trials: pd.DataFrame, curves: pd.DataFrame, folders) -> pd.DataFrame:
+    """A copy of `trials` with a `final.<name>` column for each derived convergence metric (`auc:<m>`,
+    `steps_to_within:<m>`: bench.metrics.derived) that the question of any study in `folders` (one results
+    folder or several) names, computed from `curves` (bench.stats.convergence.derived_columns); the report's
+    load() attaches them, so every study compared in one report gets the same columns."""
+    from bench.metrics import derived
+    from bench.stats.convergence import derived_columns
+
+    folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    names = [m for d in folders for m in question_metrics(d) if derived(m) is not None]
+    return derived_columns(trials, curves, names) if names else trials.copy()
+
+
 def load_samples(path: str | Path) -> pd.DataFrame:
     return read_rows(path, SAMPLES, LEGACY_SAMPLES)
 

@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bench.metrics import INFO, recorded, scale_error
+from bench.metrics import INFO, derived, derived_error, recorded, scale_error
 from bench.schema import (NOT_NULL, TRIAL_FIELDS, Dist, Study, Sweep, TrialConfig, config_hash, get_path,
                           variant_label)
 
@@ -144,6 +144,7 @@ def load_study(path: str | Path, overrides: list[str] = ()) -> Study:
     for o in overrides:
         apply_override(raw, o, file=path)
     try:
+        _check_derived_names(path, raw)
         try:
             study = Study.model_validate(raw)
         except ValidationError as e:
@@ -209,6 +210,11 @@ def _check_sweep(file, study: Study) -> None:
     _check_recorded(file, study, trials)
     if sw.retrain is not None:
         metric, _ = retrain_metric(study)
+        if derived(metric) is not None:
+            raise StudyError(file, "sweep.retrain.metric", f"'{metric}' is a convergence metric the report computes from "
+                                                           "the curves; stage 2 ranks the points by a recorded final "
+                                                           "metric: name one here" + ("" if sw.retrain.metric else
+                                                                                      " (the question's is derived)"))
         for t in trials:
             have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
             if metric not in have:
@@ -323,8 +329,26 @@ def _check_question(file, study: Study) -> None:
             raise StudyError(file, "question.scale" + (f".{m}" if isinstance(q.scale, dict) else ""), why)
 
 
+def _check_derived_names(file, raw: dict) -> None:
+    """A name in the question's metric, co_primary, secondary or scale that is written as a derived convergence
+    metric (`<kind>:<metric>`, bench.metrics.derived) names a known kind, a known base metric and a valid fraction;
+    checked on the raw file, before the schema, so the error says which part is wrong."""
+    q = raw.get("question")
+    if not isinstance(q, dict):
+        return
+    named = [("question.metric", q.get("metric"))]
+    named += [(f"question.{k}", m) for k in ("co_primary", "secondary") if isinstance(q.get(k), list) for m in q[k]]
+    named += [(f"question.scale.{m}", m) for m in (q["scale"] if isinstance(q.get("scale"), dict) else ())]
+    for field, m in named:
+        if isinstance(m, str) and ":" in m:
+            why = derived_error(m)
+            if why:
+                raise StudyError(file, field, why)
+
+
 def _check_recorded(file, study: Study, trials: list[dict]) -> None:
-    """Every metric the question names is recorded by every trial (bench.metrics.recorded)."""
+    """Every metric the question names is recorded by every trial (bench.metrics.recorded); a derived convergence
+    metric (auc:<m>, steps_to_within:<m>) needs its base metric <m> recorded, in the curves."""
     q = study.question
     if q is None:
         return
@@ -333,7 +357,12 @@ def _check_recorded(file, study: Study, trials: list[dict]) -> None:
         for field, ms in (("question.metric", [q.metric]), ("question.co_primary", q.co_primary),
                           ("question.secondary", q.secondary)):
             for m in ms:
-                if m not in have:
+                d = derived(m)
+                if d is not None and d.base not in have:
+                    raise StudyError(file, field, f"'{m}' needs the curve of '{d.base}', which is not recorded by "
+                                                  f"{t['variant'].get('structure', 'gan')} trials on "
+                                                  f"{t['dataset']['name']} (they record {', '.join(have)})")
+                if d is None and m not in have:
                     raise StudyError(file, field, f"'{m}' is not recorded by {t['variant'].get('structure', 'gan')} "
                                                   f"trials on {t['dataset']['name']} (they record {', '.join(have)})")
 

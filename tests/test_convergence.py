@@ -72,3 +72,56 @@ def test_seed_share_by_hand_and_its_coverage():
         s = stats.seed_share(rng.normal(0, 2, 20), rng.normal(0, 1, (3, 8)))
         hits += s["lo"] <= 0.25 <= s["hi"]
     assert 0.93 <= hits / 2000 <= 0.97
+
+
+# ----------------------------------------------------------------------------- derived per-trial metrics
+def test_derived_columns_by_hand_and_a_failed_run_is_never_fast():
+    """final.auc:<m> and final.steps_to_within:<m> per trial, from its curve: the trapezoids over the evaluated steps
+    divided by their span, and the first evaluated step within 10 % (or @fraction) of the run's own best. A run
+    marked diverged or failed gets no value even where its curve, cut short, would make it look quick; so does a
+    trial without a curve; names that are not derived metrics add nothing."""
+    from bench.stats.convergence import derived_columns
+
+    c = curves()
+    c = pd.concat([c, pd.DataFrame({"trial_id": "f", "step": [0, 100], "fid": [95.0, 19.0]})], ignore_index=True)
+    trials = pd.DataFrame({"trial_id": ["a", "b", "f", "none"], "status": ["ok", "diverged", "failed", "ok"]})
+    out = derived_columns(trials, c, ["auc:fid", "steps_to_within:fid", "steps_to_within:fid@0.06", "fid",
+                                      "steps_to_within:recall"]).set_index("trial_id")
+    assert set(out.columns) == {"status", "final.auc:fid", "final.steps_to_within:fid", "final.steps_to_within:fid@0.06",
+                                "final.steps_to_within:recall"}
+    assert np.isclose(out.loc["a", "final.auc:fid"], (7000 + 3000 + 2050) / 300)
+    assert out.loc["a", "final.steps_to_within:fid"] == 200       # 20 is the best; 21 is within 10 % but later
+    assert out.loc["a", "final.steps_to_within:fid@0.06"] == 200
+    # b's and f's curves end early near their best (b at step 100, f at step 100): a failure, not a fast run
+    assert out.loc[["b", "f", "none"], ["final.auc:fid", "final.steps_to_within:fid"]].isna().all().all()
+    assert out["final.steps_to_within:recall"].isna().all()  # no recall curve at all: no value, no error
+    assert "final.auc:fid" not in trials  # the caller's table is left as it is
+    # the step is the evaluation grid's: a curve evaluated every 100 steps never gives 150
+    fine = pd.DataFrame({"trial_id": "g", "step": [0, 100, 200], "fid": [50.0, 10.5, 10.0]})
+    g = derived_columns(pd.DataFrame({"trial_id": ["g"], "status": ["ok"]}), fine, ["steps_to_within:fid"])
+    assert g["final.steps_to_within:fid"].item() == 100
+
+
+def test_derived_metric_names_direction_bounds_and_scale():
+    from bench.metrics import BOUNDS, INFO, bounds, default_scale, derived, derived_error, scale_error
+    from bench.stats.common import is_higher_better
+
+    d = derived("steps_to_within:fid@0.05")
+    assert (d.kind, d.base, d.within) == ("steps_to_within", "fid", 0.05)
+    assert derived("auc:recall").within == 0.1 and derived("fid") is None and derived("auc:nope") is None
+    # the area keeps the metric's direction, bounds and default scale; steps are lower-better, >= 0, relative
+    assert is_higher_better("final.auc:recall") and not is_higher_better("auc:fid")
+    assert not is_higher_better("steps_to_within:recall")
+    assert bounds("auc:modes_covered", "ring8") == (0.0, 8.0) and bounds("steps_to_within:recall") == (0.0, np.inf)
+    assert BOUNDS["auc:fid"] == BOUNDS["fid"]
+    assert (default_scale("auc:energy_distance"), default_scale("auc:hq_fraction"),
+            default_scale("steps_to_within:hq_fraction")) == ("relative", "absolute", "relative")
+    assert scale_error("steps_to_within:fid", "log") and scale_error("auc:fid", "log") is None
+    assert "auc:energy_distance" in INFO["auc:energy_distance"][1]
+    assert INFO.get("auc:nope") is None and "auc:nope" not in INFO
+    # iterating the tables lists the recorded metrics only (the report's metric lists, the Parquet schema)
+    assert all(":" not in m for m in INFO) and all(":" not in m for m in BOUNDS) and len(INFO) == len(BOUNDS)
+    assert derived_error("speed:fid").startswith("unknown derived metric kind 'speed'")
+    assert derived_error("auc:fdi").startswith("unknown base metric 'fdi' in 'auc:fdi' (known: modes_covered,")
+    assert "for steps_to_within only" in derived_error("auc:fid@0.1")
+    assert "must be a number in (0, 1]" in derived_error("steps_to_within:fid@0")

@@ -183,6 +183,42 @@ def test_table_labels_and_counts():
     assert all(r[4].endswith("(relative)") for r in ring)
 
 
+def test_a_convergence_metric_gets_a_group_of_its_own():
+    """Derived convergence metrics with a final.<name> column (the report's load() attaches those a question names)
+    are ranked per dataset and task in groups of their own, on their own direction and scale: auc like its metric
+    (relative for energy distance), steps relative and lower-better (worst = most steps); a diverged run has no
+    value and counts as a failure. Expected spreads by hand (std / mean)."""
+    rows = []
+    steps = {"fast": [100.0, 150.0, 100.0, 150.0], "slow": [400.0, 600.0, 500.0, np.nan]}
+    area = {"fast": [0.2, 0.3, 0.25, 0.35], "slow": [0.1, 0.12, 0.11, np.nan]}
+    for v in ("fast", "slow"):
+        for s in range(4):
+            bad = v == "slow" and s == 3
+            rows.append({"study": "s", "variant": v, "dataset.name": "ring8", "seed": s,
+                         "status": "diverged" if bad else "ok", "final.modes_covered": np.nan if bad else 8.0,
+                         "final.energy_distance": np.nan if bad else 0.01 * (s + 1),
+                         "final.auc:energy_distance": area[v][s], "final.steps_to_within:energy_distance": steps[v][s]})
+    t = pd.DataFrame(rows)
+    assert L.derived_metrics(t) == ["auc:energy_distance", "steps_to_within:energy_distance"]
+    lb = L.leaderboard(t, ["energy_distance", "modes_covered"])
+    assert list(dict.fromkeys(lb["metric"])) == ["auc:energy_distance", "energy_distance",
+                                                 "steps_to_within:energy_distance"]
+    assert (lb["scale"] == "relative").all()
+    st = lb[lb["metric"] == "steps_to_within:energy_distance"].set_index("variant")
+    # success first: slow's diverged run is a failure (3/4), whatever its spread
+    assert list(st.index) == ["fast", "slow"] and st["rank"].tolist() == [1, 2]
+    assert (st.loc["fast", "success"], st.loc["slow", "success"]) == (4, 3)
+    for v in ("fast", "slow"):
+        x = np.array(steps[v])[np.isfinite(steps[v])]
+        assert st.loc[v, "seed_std"] == pytest.approx(x.std(ddof=1) / x.mean(), rel=1e-9)
+    assert (st.loc["fast", "worst"], st.loc["slow", "worst"]) == (150.0, 600.0)  # lower is better: the most steps
+    auc = lb[lb["metric"] == "auc:energy_distance"].set_index("variant")
+    assert auc.loc["slow", "worst"] == 0.12 and auc.loc["fast", "worst"] == 0.35
+    assert list(L.leaderboard(t, ["energy_distance"], derived_=[])["metric"].unique()) == ["energy_distance"]
+    head, rows_ = L.table(lb)
+    assert [r[0] for r in rows_][:2] == ["ring8, generation (auc:energy_distance)"] * 2
+
+
 def _write(folder, frame: pd.DataFrame, study: str):
     frame = frame.assign(study=study, trial_id=[f"{study}-{v}-{s}" for v, s in zip(frame["variant"], frame["seed"])])
     folder.mkdir(parents=True)
@@ -213,7 +249,7 @@ def test_lines_rank_across_folders_with_one_label_per_variant(tmp_path):
                             "seed spread") for x in out)
 
 
-def _folder(tmp_path, name, tiny_config, **over):
+def _folder(tmp_path, name, tiny_config, question="", **over):
     from bench.schema import config_hash
     from bench.trial import run_trial
 
@@ -225,13 +261,16 @@ def _folder(tmp_path, name, tiny_config, **over):
         reps = []
         run_trial(cfg, reps.append, d)
         results.upsert(d, *results.rows_from_reports(cfg, reps, root=d))
-    (d / results.STUDY).write_text(f"name: {name}\n")
+    (d / results.STUDY).write_text(f"name: {name}\n{question}")
     return d
 
 
 def test_report_of_several_folders_prints_the_leaderboard(tmp_path, tiny_config):
+    """Two real tiny folders; one study's question names a convergence metric (auc:energy_distance), so the
+    leaderboard ranks every study's variants on it too (the report's load() computes it for all of them)."""
     a = _folder(tmp_path, "plain", tiny_config)
-    b = _folder(tmp_path, "lensed", tiny_config, variant={"lens": {"K": 50}})
+    b = _folder(tmp_path, "lensed", tiny_config, variant={"lens": {"K": 50}},
+                question="question: {compare: variant.lens, metric: auc:energy_distance}\n")
     (tmp_path / "README.md").write_text("not a results folder")
     p = subprocess.run([GANBENCH, "report", str(a), str(b), str(tmp_path / "README.md")], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
@@ -245,8 +284,16 @@ def test_report_of_several_folders_prints_the_leaderboard(tmp_path, tiny_config)
     for name, d in (("plain", a), ("lensed", b)):
         t, _ = results.load(d)
         succ[name] = int(((t["status"] == "ok") & (t["final.modes_covered"] >= 4)).sum())
-    body = {x.strip().split(". ", 1)[1].split(":")[0]: x.strip() for x in out.splitlines()
-            if x.startswith("  ") and ". " in x}
+    lines = out.splitlines()
+    first = lines.index(next(x for x in lines if x.startswith("ring8, generation, final energy_distance")))
+    group = lines[first + 1:first + 3]
+    body = {x.strip().split(". ", 1)[1].split(":")[0]: x.strip() for x in group if x.startswith("  ") and ". " in x}
+    # the convergence metric's group: the same two variants, each with a value (lower is better)
+    i = lines.index("ring8, generation, auc:energy_distance (lower is better): success rate, then relative seed "
+                    "spread (std / mean), most robust first")
+    assert sorted(x.strip().split(". ", 1)[1].split(":")[0] for x in lines[i + 1:i + 3]) == \
+        ["ns [plain]", "ns+lens(sine K=50) [lensed]"], out
+    assert "no interval" not in " ".join(lines[i + 1:i + 3])
     label = {"plain": "ns [plain]", "lensed": "ns+lens(sine K=50) [lensed]"}
     assert set(body) == set(label.values()), out
     for name, k in succ.items():

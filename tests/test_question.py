@@ -286,3 +286,166 @@ def test_a_block_that_does_not_validate_is_named():
     q, why = question.resolve(t, None, "energy_distance")
     assert why is None and q.metric == "energy_distance" and q.co_primary == ["modes_covered"]
     assert q.statistic == "seed_spread" and q.compare == "variant.lens"
+
+
+# ----------------------------------------------------------------------------- convergence speed as a question metric
+# (issue 23 item 2): auc:<m> and steps_to_within:<m> validate in a study's question, are computed at report load from
+# the curves, and are answered (and ranked in the leaderboard) like any final metric.
+STUDY = "name: bad\ntrain: {steps: 10, eval_every: 5}\n"
+
+
+@pytest.mark.parametrize("block, field, message", [
+    ("metric: auc:energy_distanc", "question.metric",
+     "unknown base metric 'energy_distanc' in 'auc:energy_distanc' (known: modes_covered, hq_fraction,"),
+    ("metric: speed:energy_distance", "question.metric",
+     "unknown derived metric kind 'speed' in 'speed:energy_distance' (derived metrics: auc:<metric>, "
+     "steps_to_within:<metric>[@<fraction>])"),
+    ("metric: energy_distance, co_primary: [steps_to_within:fid]", "question.co_primary",
+     "'steps_to_within:fid' needs the curve of 'fid', which is not recorded by gan trials on ring8"),
+    ("metric: energy_distance, secondary: [steps_to_within:energy_distance@1.5]", "question.secondary",
+     "'steps_to_within:energy_distance@1.5': the fraction after @ must be a number in (0, 1]"),
+    ("metric: energy_distance, secondary: [auc:energy_distance@0.5]", "question.secondary",
+     "'auc:energy_distance@0.5': a @<fraction> is for steps_to_within only"),
+    ("metric: auc:energy_distance, scale: {auc:energy_distance: log}", "question.scale.auc:energy_distance",
+     "a log scale needs a strictly positive metric; auc:energy_distance can be zero or negative"),
+    ("metric: steps_to_within:energy_distance, scale: log", "question.scale",
+     "a log scale needs a strictly positive metric; steps_to_within:energy_distance can be zero or negative"),
+])
+def test_a_bad_convergence_metric_in_the_question_is_named(tmp_path, block, field, message):
+    from bench.study import StudyError, load_study
+
+    f = tmp_path / "study.yaml"
+    f.write_text(STUDY + f"question: {{compare: variant.lens, {block}}}\n")
+    with pytest.raises(StudyError) as e:
+        load_study(f)
+    assert (e.value.field, e.value.message[:len(message)]) == (field, message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_convergence_metrics_validate_and_stage_2_never_ranks_by_one(tmp_path):
+    import subprocess
+
+    from bench.study import StudyError, load_study
+    from conftest import GANBENCH, ROOT
+
+    f = tmp_path / "study.yaml"
+    f.write_text(STUDY + "question: {compare: variant.lens, metric: auc:energy_distance, co_primary: "
+                         "[steps_to_within:energy_distance@0.05, modes_covered], secondary: [auc:modes_covered], "
+                         "scale: {auc:modes_covered: absolute}}\n")
+    q = load_study(f).question
+    assert q.deciding == ["auc:energy_distance", "steps_to_within:energy_distance@0.05", "modes_covered"]
+    assert [q.scale_of(m) for m in q.metrics] == ["relative", "relative", "absolute", "absolute"]
+    # a retrain ranks the stage-1 points while the study runs, by a recorded final metric: never a derived one
+    f.write_text("name: bad\ntrain: {steps: 10, eval_every: 5}\nquestion: {compare: variant.lens, metric: "
+                 "auc:energy_distance}\nsweep: {method: random, num_samples: 2, variants: [{variant.lens: null}, "
+                 "{variant.lens: {schedule: sine, K: 50}}], axes: {train.lr: [0.001, 0.0001]}, "
+                 "retrain: {top: 1, seeds: [0, 1]}}\n")
+    with pytest.raises(StudyError) as e:
+        load_study(f)
+    assert e.value.field == "sweep.retrain.metric" and "name one here (the question's is derived)" in e.value.message
+    # at the command line: exit 2, one line naming the file and the field
+    f.write_text(STUDY + "question: {compare: variant.lens, metric: auc:energy_distanc}\n")
+    p = subprocess.run([GANBENCH, "validate", str(f)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+    assert p.stderr.splitlines() == [p.stderr.strip()]
+    assert p.stderr.startswith(f"error: {f}: question.metric: unknown base metric 'energy_distanc'")
+
+
+CONVERGENCE_QUESTION = """\
+name: speed
+question:
+  text: Does the lens change how fast toy training gets there?
+  compare: variant.lens
+  metric: auc:energy_distance
+  co_primary: [steps_to_within:energy_distance]
+  statistic: mean_difference
+"""
+
+
+@pytest.fixture(scope="module")
+def speed_folder(tmp_path_factory):
+    """A tiny real study (in process, no Ray, about 1 s a trial): ns and ns with the sine lens (K = 50), seeds 0-2
+    (three pairs), and an ns run forced to diverge (sgd, lr 1e12); its question asks about auc:energy_distance."""
+    from bench import results
+    from bench.schema import TrialConfig, config_hash, variant_label
+    from bench.trial import run_trial
+
+    out = tmp_path_factory.mktemp("speed") / "speed"
+    small = {"train": {"steps": 100, "eval_every": 25, "batch_size": 64, "eval_samples": 300}, "model": {"width": 16}}
+    specs = [{"seed": s, **lens} for lens in ({}, {"variant": {"lens": {"K": 50}}}) for s in (0, 1, 2)]
+    specs.append({"seed": 0, "train": {"optimizer": "sgd", "lr": 1e12}})
+    for spec in specs:
+        raw = {**small, **spec, "train": {**small["train"], **spec.get("train", {})}}
+        cfg = TrialConfig.model_validate(raw).model_dump(mode="json")
+        cfg = {**cfg, "study": "speed", "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
+        reps = []
+        run_trial(cfg, reps.append, out)
+        results.upsert(out, *results.rows_from_reports(cfg, reps, root=out))
+    (out / results.STUDY).write_text(CONVERGENCE_QUESTION)
+    return out
+
+
+def test_a_convergence_question_is_answered_from_the_curves(speed_folder):
+    """The report's load() computes final.auc:energy_distance and final.steps_to_within:energy_distance per trial
+    from its curve (checked here with numpy's trapezoid rule and a scan for the first step within 10 % of the run's
+    own best), the diverged run has neither, and the question's mean difference names the metric in its verdict
+    line; the paired differences are checked by hand."""
+    from bench import results
+    from bench.report import load
+
+    data = load(speed_folder)
+    t = data.trials.set_index("trial_id")
+    _, curves = results.load(speed_folder)
+    diverged = t.index[t["status"] == "diverged"]
+    assert len(diverged) == 1 and len(t) == 7
+    assert t.loc[diverged, ["final.auc:energy_distance", "final.steps_to_within:energy_distance"]].isna().all().all()
+    for tid, c in curves.groupby("trial_id"):
+        if tid in diverged:
+            assert np.isfinite(c["energy_distance"].astype(float)).any()  # its curve has values: NaN by status
+            continue
+        c = c.sort_values("step")
+        s, v = c["step"].to_numpy(float), c["energy_distance"].to_numpy(float)
+        assert list(s) == [0, 25, 50, 75, 100]
+        area = sum((v[i] + v[i + 1]) / 2 * (s[i + 1] - s[i]) for i in range(len(s) - 1)) / (s[-1] - s[0])
+        assert t.loc[tid, "final.auc:energy_distance"] == pytest.approx(area, rel=1e-12)
+        first = next(si for si, vi in zip(s, v) if abs(vi - v.min()) <= 0.1 * abs(v.min()))
+        assert t.loc[tid, "final.steps_to_within:energy_distance"] == first and first % 25 == 0
+
+    q, why = question.resolve(data.trials, data.question, None)
+    assert why is None and q.metric == "auc:energy_distance"
+    lines, _ = question.answer(data.trials, q)
+    head = ("Mean difference (ring8): with the lens minus without the lens, the normalised area under the learning "
+            "curve of energy distance to real (auc:energy_distance) changes by ")
+    assert lines[0].startswith(head), lines[0]
+    ok = data.trials[data.trials["status"] == "ok"]
+    by_seed = {lens: g.set_index("seed")["final.auc:energy_distance"]
+               for lens, g in ok.groupby(ok["variant.lens.schedule"].notna())}
+    diff = (by_seed[True] - by_seed[False]).dropna()
+    assert len(diff) == 3 and lines[0][len(head):].startswith(fmt(diff.mean()))
+    p = sps.wilcoxon(diff.to_numpy()).pvalue
+    assert f"paired over 3 pairs, Wilcoxon {p_is(p)}" in lines[0]
+    # the verdict: with three pairs the exact Wilcoxon p is at least 0.25, so no verdict either way; the
+    # co-primary steps_to_within is named beside it
+    assert "steps to come within 10 % of the run's own best energy distance to real " \
+           "(steps_to_within:energy_distance; on the evaluation grid)" in lines[0]
+    assert lines[0].endswith(f"no significant difference at alpha 0.05 on any co-primary metric (the study's "
+                             f"question (\"{q.text}\"); the primary test, alpha 0.05, not Holm-adjusted with the "
+                             f"tables; compared within each dataset.name, a verdict only where every co-primary "
+                             f"metric agrees)."), lines[0]
+
+
+def test_the_leaderboard_ranks_a_convergence_metric_the_question_names(speed_folder):
+    from bench.report import leaderboard as L
+
+    out = L.lines([speed_folder])
+    heads = [x for x in out if not x.startswith("  ")][1:]
+    assert heads == ["ring8, generation, auc:energy_distance (lower is better): success rate, then relative seed "
+                     "spread (std / mean), most robust first",
+                     "ring8, generation, final energy_distance (lower is better): success rate, then relative seed "
+                     "spread (std / mean), most robust first",
+                     "ring8, generation, steps_to_within:energy_distance (lower is better): success rate, then "
+                     "relative seed spread (std / mean), most robust first"], out
+    i = out.index(heads[0])
+    body = [x.strip() for x in out[i + 1:i + 3]]
+    assert sorted(x.split(": ")[0][3:] for x in body) == ["ns [speed]", "ns+lens(sine K=50) [speed]"], body
+    assert any("success" in x and "/4" in x for x in body)  # ns: the diverged run counts as a failure

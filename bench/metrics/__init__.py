@@ -1,6 +1,7 @@
 """Metrics: pure functions of samples. `INFO` (torch-free) tells reports which way is better."""
 
 import math
+from dataclasses import dataclass
 
 # name -> (higher_is_better, label). Storage, statistics and reports read this, never model code.
 INFO: dict[str, tuple[bool, str]] = {
@@ -78,6 +79,113 @@ BOUNDS: dict[str, tuple[float | None, float | str | None, bool]] = {
 # modes of the toy mixtures; classes of the labelled image datasets (modes_covered counts evaluator classes)
 N_MODES = {"ring8": 8, "grid25": 25, "fashion_mnist": 10, "mnist": 10, "cifar10": 10}
 SCALES = ("absolute", "relative", "log")
+
+# ----------------------------------------------------------------------------- derived convergence metrics
+# Convergence speed (issue 23 item 2) as per-trial metrics, named `<kind>:<metric>` after a recorded metric:
+#   auc:<m>                       the normalised area under the learning curve of <m> (trapezoids over the evaluated
+#                                 steps / the span of steps: the run's mean level over training); same direction,
+#                                 bounds and default scale as <m>
+#   steps_to_within:<m>[@<frac>]  the first evaluated step at which <m> is within <frac> (default 0.1: 10 %) of the
+#                                 run's own best, |v - best| <= frac * |best|; lower is better, >= 0, relative scale.
+#                                 Measured on the evaluation grid (train.eval_every): a discrete value, a multiple
+#                                 of eval_every, never finer. The band is relative to the best: for a best near 0
+#                                 (an energy distance estimate can dip to 0 or below) it is narrow, close to the
+#                                 step of the best itself
+# They are not recorded by a trial: the report computes them from curves.parquet (bench.stats.convergence.
+# derived_columns) into `final.<name>` columns, for the names a study's `question:` block uses, so the question,
+# its statistics and the leaderboard read them like any final metric. A diverged or failed run, or one without a
+# finite evaluation, has no value (NaN, like its final.<m>): it counts as a failure, never as fast. A question may
+# name them (metric, co_primary, secondary, scale keys); sweep.retrain.metric may not (stage 2 ranks the points
+# while the study runs, from the recorded finals), nor may an optuna sweep.metric (the trials report recorded ones).
+# INFO and BOUNDS list the recorded metrics (iteration, keys, items: only those); a derived name is found on lookup
+# (`in`, [], get), its entry made from its base metric's.
+DERIVED_KINDS = {"auc": "normalised area under the learning curve of <metric>: its mean level over training "
+                        "(same direction as <metric>)",
+                 "steps_to_within": "steps to come within <frac> (default 0.1) of the run's own best <metric>, on the "
+                                    "evaluation grid (lower is better)"}
+WITHIN = 0.1  # steps_to_within's default fraction of the run's own best
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A derived convergence metric: `kind` (auc, steps_to_within) of the recorded metric `base`."""
+    name: str
+    kind: str
+    base: str
+    within: float = WITHIN
+
+
+def _parse_derived(name) -> tuple[Derived | None, str | None]:
+    if not isinstance(name, str) or ":" not in name:
+        return None, f"'{name}' is not a derived metric (<kind>:<metric>)"
+    kind, rest = name.split(":", 1)
+    if kind not in DERIVED_KINDS:
+        return None, (f"unknown derived metric kind '{kind}' in '{name}' (derived metrics: auc:<metric>, "
+                      f"steps_to_within:<metric>[@<fraction>])")
+    base, at, frac = rest.partition("@")
+    if not dict.__contains__(INFO, base):
+        return None, f"unknown base metric '{base}' in '{name}' (known: {', '.join(INFO)})"
+    within = WITHIN
+    if at:
+        if kind != "steps_to_within":
+            return None, f"'{name}': a @<fraction> is for steps_to_within only"
+        try:
+            within = float(frac)
+        except ValueError:
+            within = math.nan
+        if not 0 < within <= 1:
+            return None, f"'{name}': the fraction after @ must be a number in (0, 1], e.g. @0.05 for 5 %"
+    return Derived(name, kind, base, within), None
+
+
+def derived(name) -> Derived | None:
+    """The derived convergence metric `name` names (`auc:fid`, `steps_to_within:energy_distance@0.05`), else None."""
+    return _parse_derived(name)[0]
+
+
+def derived_error(name) -> str | None:
+    """Why `name`, written as a derived metric (it has a ':'), is not one; None when it is."""
+    return _parse_derived(name)[1]
+
+
+def _derived_info(d: Derived, base: tuple[bool, str]) -> tuple[bool, str]:
+    if d.kind == "auc":
+        return base[0], f"normalised area under the learning curve of {base[1]} ({d.name})"
+    return False, (f"steps to come within {d.within * 100:g} % of the run's own best {base[1]} ({d.name}; on the "
+                   "evaluation grid)")
+
+
+def _derived_bounds(d: Derived, base: tuple) -> tuple:
+    # the area over the steps, divided by their span, is a mean of the metric's values: the metric's own range
+    return base if d.kind == "auc" else (0, None, False)
+
+
+class _WithDerived(dict):
+    """A table of the recorded metrics (its keys, iteration and items) that also answers for a derived convergence
+    metric's name on lookup (`in`, [], get), with an entry made from its base metric's."""
+
+    def __init__(self, table: dict, make):
+        super().__init__(table)
+        self._make = make
+
+    def __missing__(self, key):
+        d = derived(key)
+        if d is None or not dict.__contains__(self, d.base):
+            raise KeyError(key)
+        return self._make(d, dict.__getitem__(self, d.base))
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or derived(key) is not None
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except (KeyError, TypeError):
+            return default
+
+
+INFO = _WithDerived(INFO, _derived_info)
+BOUNDS = _WithDerived(BOUNDS, _derived_bounds)
 
 
 def bounds(metric: str, dataset: str | None = None) -> tuple[float, float]:

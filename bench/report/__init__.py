@@ -186,7 +186,7 @@ def load(results_dirs) -> Loaded:
         if name in names:
             name = f"{name} [{d.name}]" if f"{name} [{d.name}]" not in names else f"{name} [{d}]"
         names.append(name)
-        trials = trials.copy()
+        trials = results.with_derived(trials, curves, dirs)  # final.auc:<m> etc. that a question names (issue 23)
         trials["variant"] = trials["variant"].fillna(trials.get("variant.objective", "?")).astype(str)
         if "config" in trials:  # names follow the current naming, also for folders written by older versions
             # (not a random study's rows: their label leaves the sampled values out, so a variant stays one variant)

@@ -15,6 +15,11 @@ Per variant (labelled "variant [study]" everywhere):
 - **worst**: the worst final value over every finished run.
 Rank: success rate first (highest first), then the seed spread (smallest first); a variant with no successful
 run is not ranked (listed last, rank "-"). Pure pandas / numpy through bench.stats; never imports torch.
+
+Convergence speed (issue 23): a derived convergence metric that a study's question names (`auc:<m>`, the normalised
+area under the learning curve; `steps_to_within:<m>`, the steps to come within 10 % of the run's own best, on the
+evaluation grid: bench.metrics.derived), attached by the report's load() as `final.<name>`, gets a group of its own
+per dataset and task, ranked the same way on its own direction and scale (steps: relative).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.metrics import default_scale
+from bench.metrics import default_scale, derived
 from bench.report import analysis
 from bench.report.fmt import N_BOOT, fmt, interval
 from bench.stats.common import _canon
@@ -37,7 +42,10 @@ TEXT = ("Robustness leaderboard: per dataset, task and headline metric (variants
         "for bounded ones; 95 % confidence interval, normal seed noise), smallest first. A variant without a "
         "successful run is not ranked. Weight spread: the largest spread across one of the variant's own swept axes "
         "of the per-point means, seed noise taken out (bench.stats.true_spread, absolute, 95 % confidence interval). "
-        "Worst: the worst final value over every finished run of the variant.")
+        "Worst: the worst final value over every finished run of the variant. A convergence metric that a study's "
+        "question names (auc:<metric>, the normalised area under the learning curve; steps_to_within:<metric>, the "
+        "steps to come within 10 % of the run's own best, measured on the evaluation grid) is ranked in a group of its "
+        "own, the same way; a diverged or failed run has no value for it (a failure, never fast).")
 
 
 def task_of(v: pd.DataFrame) -> str:
@@ -54,44 +62,66 @@ def _plain(variant: str, study: str) -> str:
     return variant.removeprefix(f"{study}: ")
 
 
-def leaderboard(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+def derived_metrics(trials: pd.DataFrame) -> list[str]:
+    """The derived convergence metrics (auc:<m>, steps_to_within:<m>; bench.metrics.derived) the trials table has a
+    final.<name> column for: the report's load() attaches those a study's question names (bench.results.with_derived)."""
+    return [c.removeprefix("final.") for c in trials.columns
+            if c.startswith("final.") and derived(c.removeprefix("final.")) is not None]
+
+
+def leaderboard(trials: pd.DataFrame, metrics: list[str], derived_: list[str] | None = None) -> pd.DataFrame:
+    """One row per (dataset, task, metric, study, variant), ranked within (dataset, task, metric). The metrics: each
+    dataset's headline metric among `metrics` (analysis.primary_metric), then every derived convergence metric in
+    `derived_` (default: those with a final.<name> column, derived_metrics) with a finite value on the dataset."""
     ok_mask, _ = analysis.success_rule(trials)
+    extra = derived_metrics(trials) if derived_ is None else list(derived_)
     rows = []
     for ds, dsub in trials.groupby(DS, sort=True):
-        metric = analysis.primary_metric(dsub, metrics)
-        if metric is None:
-            continue
-        col = f"final.{metric}"
-        scale = default_scale(metric)
-        for (study, variant), v in dsub.groupby(["study", "variant"], sort=True):
-            axes = [a for a in analysis.swept_axes(v) if a.column != DS]
-            settings = [c for a in axes for c in a.columns]
-            fin = v[(v["status"] == "ok") & np.isfinite(v[col].astype(float))]
-            cells = [g[col].astype(float).to_numpy() for _, g in fin.groupby([fin[c].map(_canon) for c in settings])] \
-                if settings else [fin[col].astype(float).to_numpy()]
-            s, s_lo, s_hi = stats.spread_interval(cells, scale)
-            best_axis, w, w_lo, w_hi = None, np.nan, np.nan, np.nan
-            for a in axes:
-                others = [c for b in axes if b is not a for c in b.columns]
-                sp = stats.axis_spread(v.assign(**{c: v[c].map(_canon) for c in others}), metric, a.columns,
-                                       by=["variant", *others], n_boot=N_BOOT, seed=analysis.SEED)
-                sp = sp[np.isfinite(sp["std"])]
-                if not sp.empty and not sp["std"].max() <= (w if np.isfinite(w) else -1):
-                    r = sp.loc[sp["std"].idxmax()]
-                    best_axis, w, w_lo, w_hi = a.name, float(r["std"]), float(r["std_lo"]), float(r["std_hi"])
-            succ = int(((v["status"] == "ok") & ok_mask.loc[v.index]).sum())
-            lo, hi = stats.wilson_interval(succ, len(v))
-            vals = fin[col].astype(float)
-            rows.append({"dataset": ds, "task": task_of(v), "metric": metric, "scale": scale, "study": study,
-                         "variant": _plain(variant, study), "trials": len(v),
-                         "settings": len([c for c in cells if len(c) >= 2]),
-                         "seeds": int(v["seed"].nunique()), "seed_std": s, "seed_std_lo": s_lo, "seed_std_hi": s_hi,
-                         "weight": best_axis, "weight_std": w, "weight_std_lo": w_lo, "weight_std_hi": w_hi,
-                         "success": succ, "n": len(v), "success_rate": succ / len(v) if len(v) else np.nan,
-                         "success_lo": lo, "success_hi": hi, "diverged": int((v["status"] == "diverged").sum()),
-                         "failed": int((v["status"] == "failed").sum()),
-                         "worst": (vals.min() if stats.is_higher_better(col) else vals.max()) if len(vals) else np.nan})
-    df = pd.DataFrame(rows)
+        primary = analysis.primary_metric(dsub, metrics)
+        ranked_on = ([primary] if primary is not None else []) + \
+            [m for m in extra if m != primary and analysis.has_finite(dsub, f"final.{m}")]
+        for metric in ranked_on:
+            rows += _rows(ds, dsub, metric, ok_mask)
+    return _ranked(pd.DataFrame(rows))
+
+
+def _rows(ds, dsub: pd.DataFrame, metric: str, ok_mask: pd.Series) -> list[dict]:
+    """The leaderboard rows of one dataset's variants on one metric."""
+    col = f"final.{metric}"
+    scale = default_scale(metric)
+    rows = []
+    for (study, variant), v in dsub.groupby(["study", "variant"], sort=True):
+        axes = [a for a in analysis.swept_axes(v) if a.column != DS]
+        settings = [c for a in axes for c in a.columns]
+        fin = v[(v["status"] == "ok") & np.isfinite(v[col].astype(float))]
+        cells = [g[col].astype(float).to_numpy() for _, g in fin.groupby([fin[c].map(_canon) for c in settings])] \
+            if settings else [fin[col].astype(float).to_numpy()]
+        s, s_lo, s_hi = stats.spread_interval(cells, scale)
+        best_axis, w, w_lo, w_hi = None, np.nan, np.nan, np.nan
+        for a in axes:
+            others = [c for b in axes if b is not a for c in b.columns]
+            sp = stats.axis_spread(v.assign(**{c: v[c].map(_canon) for c in others}), metric, a.columns,
+                                   by=["variant", *others], n_boot=N_BOOT, seed=analysis.SEED)
+            sp = sp[np.isfinite(sp["std"])]
+            if not sp.empty and not sp["std"].max() <= (w if np.isfinite(w) else -1):
+                r = sp.loc[sp["std"].idxmax()]
+                best_axis, w, w_lo, w_hi = a.name, float(r["std"]), float(r["std_lo"]), float(r["std_hi"])
+        succ = int(((v["status"] == "ok") & ok_mask.loc[v.index]).sum())
+        lo, hi = stats.wilson_interval(succ, len(v))
+        vals = fin[col].astype(float)
+        rows.append({"dataset": ds, "task": task_of(v), "metric": metric, "scale": scale, "study": study,
+                     "variant": _plain(variant, study), "trials": len(v),
+                     "settings": len([c for c in cells if len(c) >= 2]),
+                     "seeds": int(v["seed"].nunique()), "seed_std": s, "seed_std_lo": s_lo, "seed_std_hi": s_hi,
+                     "weight": best_axis, "weight_std": w, "weight_std_lo": w_lo, "weight_std_hi": w_hi,
+                     "success": succ, "n": len(v), "success_rate": succ / len(v) if len(v) else np.nan,
+                     "success_lo": lo, "success_hi": hi, "diverged": int((v["status"] == "diverged").sum()),
+                     "failed": int((v["status"] == "failed").sum()),
+                     "worst": (vals.min() if stats.is_higher_better(col) else vals.max()) if len(vals) else np.nan})
+    return rows
+
+
+def _ranked(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     df["label"] = df["variant"] + " [" + df["study"] + "]"
@@ -102,6 +132,11 @@ def leaderboard(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     df["rank"] = pd.array([pd.NA] * len(df), dtype="Int64")
     df.loc[ranked, "rank"] = df[ranked].groupby(key).cumcount() + 1
     return df
+
+
+def _what(metric: str) -> str:
+    """'final <m>' for a recorded metric; a derived convergence metric (a value of the whole curve) by its name."""
+    return metric if derived(metric) is not None else f"final {metric}"
 
 
 def _rank(r) -> str:
@@ -137,7 +172,7 @@ def lines(results_dirs) -> list[str]:
     lb = leaderboard(data.trials, present_metrics(data.trials, data.curves))
     out = ["Robustness leaderboard (rank: success rate, then seed spread; no successful run: not ranked)"]
     for (ds, task, m), g in lb.groupby(["dataset", "task", "metric"], sort=False):
-        out.append(f"{ds}, {task}, final {m} ({analysis.direction(m)}): success rate, then "
+        out.append(f"{ds}, {task}, {_what(m)} ({analysis.direction(m)}): success rate, then "
                    f"{_spread_word(g['scale'].iloc[0])}, most robust first")
         for _, r in g.iterrows():
             w = f"; {r['weight']} spread {fmt(r['weight_std'])}" if isinstance(r["weight"], str) else ""
@@ -227,11 +262,11 @@ def figure_object(lb: pd.DataFrame):
         scale = str(g["scale"].iloc[0]) if "scale" in g else "absolute"
         word = {"relative": "relative seed spread (std / mean)", "log": "seed spread (std of logs)"}.get(
             scale, "seed spread (std)")
-        spread_ax.set_xlabel(f"{word} [95 % CI]\nof the final {m}" + (" (log)" if log else "")
+        spread_ax.set_xlabel(f"{word} [95 % CI]\nof the {_what(m)}" + (" (log)" if log else "")
                              + (f"\n({bad} at 0 off the log axis)" if bad else "")
                              + ("\n(arrow head: no upper bound)" if open_.any() else ""))
         spread_ax.tick_params(labelleft=False)
-        sf.suptitle(", ".join(str(d[k]) for k in keys if k != "metric") + f", final {m}: rank 1 (most robust) on top",
+        sf.suptitle(", ".join(str(d[k]) for k in keys if k != "metric") + f", {_what(m)}: rank 1 (most robust) on top",
                     fontsize=10)
     if plots.has_arms(variants):
         shown = plots.arm_order(plots.arm_of(v)[1] for v in variants)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from scipy import stats as sps
 
 from bench import stats
-from bench.metrics import SCALES, scale_error
+from bench.metrics import SCALES, derived, scale_error
 from bench.report.analysis import DATASET, LENS, SEED, has_finite, has_lens_pairs, metric_name, note
 from bench.report.fmt import N_BOOT, fmt, fmt_p, interval, p_is, show_value
 from bench.schema import QuestionCfg
@@ -47,6 +47,13 @@ def resolve(trials: pd.DataFrame, raw: dict | None, metric: str | None) -> tuple
         co = [m for m in CO_PRIMARY.get(metric, ()) if has_finite(trials, f"final.{m}")]
         return QuestionCfg(compare="variant.lens", metric=metric, statistic="seed_spread", co_primary=co), None
     return None, None
+
+
+def _final(metric: str) -> str:
+    """How a sentence names a trial's value of `metric`: 'final <label>' for a recorded metric; a derived
+    convergence metric (auc:<m>, steps_to_within:<m>; bench.metrics.derived), a value of the whole curve, by its
+    label, which names it."""
+    return metric_name(metric) if derived(metric) is not None else f"final {metric_name(metric)}"
 
 
 def _sides(trials: pd.DataFrame, q: QuestionCfg):
@@ -81,12 +88,13 @@ def answer(trials: pd.DataFrame, q: QuestionCfg) -> tuple[list[str], list[tuple]
     head = f'The study\'s question ("{q.text.strip()}")' if q.text.strip() else "The study's question"
     col = f"final.{q.metric}"
     if col not in trials or not np.isfinite(trials[col].astype(float)).any():
-        return [f"{head} cannot be answered: no trial has a final {q.metric}."], []
+        what = f"a value of {q.metric} (from its curve)" if derived(q.metric) is not None else f"a final {q.metric}"
+        return [f"{head} cannot be answered: no trial has {what}."], []
     sides = _sides(trials, q)
     if isinstance(sides, str):
         return [f"{head} cannot be answered: {sides}."], []
     ctrl, trt, tcols, wa, wb = sides
-    name = metric_name(q.metric)
+    name = _final(q.metric)
     if q.statistic == "seed_spread":
         return _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name)
     if q.statistic == "axis_spread":
@@ -161,11 +169,11 @@ def _seed_spread(trials, q, head, ctrl, trt, tcols, wa, wb, name):
     for i, r in cmp.iterrows():
         arm = f" ({r['arm']})" if r["arm"] and len(cmp) > 1 else ""
         if not r["n_settings"]:
-            lines.append(f"Seed sensitivity{arm}: the spread of the final {name} across seeds {wb} vs {wa} cannot be "
+            lines.append(f"Seed sensitivity{arm}: the spread of the {name} across seeds {wb} vs {wa} cannot be "
                          f"compared: {note(r)}.")
             continue
         seeds = _seeds(r)
-        text = (f"Seed sensitivity{arm}: {wb} the {_scaled('spread', scale)} of the final {name} across seeds is "
+        text = (f"Seed sensitivity{arm}: {wb} the {_scaled('spread', scale)} of the {name} across seeds is "
                 f"{_ratio(r)} that {wa} (Brown-Forsythe {p_is(r['p_value'])}, {seeds} seeds x {int(r['n_settings'])} "
                 f"settings)")
         if note(r):
@@ -321,7 +329,7 @@ def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
     for i, ((_, r), ph) in enumerate(zip(cmp.iterrows(), holm)):
         where = ", ".join(f"{c} = {show_value(r[c])}" for c in by)
         text = (f"Sensitivity to {q.axis}" + (f" ({where})" if where else "") + f": the {_scaled('spread', scale)} "
-                f"across {q.axis} of the per-point mean final {name} {wb} is {_ratio(r)} that {wa} (Brown-Forsythe on "
+                f"across {q.axis} of the per-point mean {name} {wb} is {_ratio(r)} that {wa} (Brown-Forsythe on "
                 f"{int(r['n_points_a'])} vs {int(r['n_points_b'])} point means, {p_is(r['p_value'])}" +
                 (f", Holm over the {len(cmp)} settings {p_is(ph)}" if len(cmp) > 1 else "") + ")" +
                 (f" [note: {note(r)}]" if note(r) else ""))
@@ -364,7 +372,7 @@ def _mean_difference(trials, q, head, ctrl, trt, tcols, wa, wb, name):
     lines = []
     for _, r in res.iterrows():
         where = ", ".join(show_value(r[c]) for c in by) + (f", {r['arm']}" if res["arm"].nunique() > 1 else "")
-        text = (f"Mean difference ({where}): {wb} minus {wa}, the final {name} changes by "
+        text = (f"Mean difference ({where}): {wb} minus {wa}, the {name} changes by "
                 f"{interval(r['mean_diff'], r['lo'], r['hi'])} (paired over {int(r['n'])} pairs, Wilcoxon "
                 f"{p_is(r['p_value'])})")
         dirs = {}
@@ -412,7 +420,7 @@ def k_spread(trials: pd.DataFrame, metric: str) -> list[str]:
         where = ", ".join(f"{c} = {show_value(r[c])}" for c in by[1:])
         seed_std = stats.seed_spread(sub, metric, by=[*by, K], n_boot=200, seed=SEED)["std"].median()
         out.append(f"Across the lens K in {{{', '.join(show_value(k) for k in ks)}}} ({sched}), the spread (of the "
-                   f"true per-K means, seed noise taken out) of the final {metric_name(metric)} is at most "
+                   f"true per-K means, seed noise taken out) of the {_final(metric)} is at most "
                    f"{interval(r['std'], r['std_lo'], r['std_hi'], note(r))}" + (f" (at {where}" if where else " (")
                    + f"; {len(t)} setting(s), median {fmt(t['std'].median())}); for scale, the median std across "
                    f"seeds of these lens trials is {fmt(seed_std)}.")

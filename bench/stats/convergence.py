@@ -4,6 +4,11 @@ about speed as much as about the end value).
 
 Pure functions of the curves table (one row per trial and evaluation step: `trial_id`, `step`, metric columns),
 as `bench.results.load` returns it. Never imports torch.
+
+As per-trial metrics (`derived_columns`): `auc:<m>` and `steps_to_within:<m>[@<fraction>]` (bench.metrics.derived)
+become `final.<name>` columns of the trials table, which the report's load() attaches for the names a study's
+`question:` uses; the question (metric, co_primary, secondary), the statistics and the leaderboard then read them
+like any final metric. Steps are those of the evaluation grid (train.eval_every): discrete, never finer.
 """
 
 from __future__ import annotations
@@ -58,3 +63,41 @@ def convergence(curves: pd.DataFrame, metric: str, target: float | None = None, 
         rows.append(row)
     return pd.DataFrame(rows, columns=[*by, "n_evals", "first_step", "last_step", "best", "best_step",
                                        "steps_to_within", "steps_to_target", "reached_target", "auc"])
+
+
+FAILED = ("diverged", "failed")  # statuses whose runs have no convergence value: a failure, never fast
+
+
+def derived_columns(trials: pd.DataFrame, curves: pd.DataFrame, names) -> pd.DataFrame:
+    """`trials` with a `final.<name>` column per derived convergence metric in `names` (bench.metrics.derived:
+    `auc:<m>`, `steps_to_within:<m>[@<fraction>]`; other names are skipped), from each trial's curve of <m>
+    (`convergence`, matched on `trial_id`), so that questions, statistics and the leaderboard read them like any
+    final metric (direction, bounds and scale: bench.metrics.INFO / BOUNDS answer for the derived name).
+
+    - `auc:<m>`: the normalised area under the curve (`convergence`'s `auc`; NaN with fewer than 2 finite
+      evaluations).
+    - `steps_to_within:<m>`: the first evaluated step within the fraction (default 0.1) of the run's own best
+      (`steps_to_within`). A step on the evaluation grid: discrete, a multiple of train.eval_every. It says how
+      soon a run settles, not how good it settles: read it beside the end value (e.g. as co-primary with <m>).
+    A trial whose status is diverged or failed, or whose curve has no finite value of <m>, gets NaN (as its
+    final.<m>): a failure, never fast (a diverged run's curve ends early and would otherwise look quick). A
+    column already present is left as it is."""
+    from bench.metrics import derived
+
+    out = trials.copy()
+    bad = out["status"].isin(FAILED) if "status" in out else pd.Series(False, index=out.index)
+    cache: dict[tuple[str, float], pd.DataFrame] = {}
+    for name in dict.fromkeys(names or ()):
+        d = derived(name)
+        col = f"final.{name}"
+        if d is None or col in out:
+            continue
+        key = (d.base, d.within)
+        if key not in cache:
+            have = "trial_id" in curves and "step" in curves and d.base in curves
+            cache[key] = (convergence(curves[curves[d.base].notna()], d.base, within=d.within).set_index("trial_id")
+                          if have else pd.DataFrame(columns=["auc", "steps_to_within"]))
+        per = cache[key]["auc" if d.kind == "auc" else "steps_to_within"]
+        values = out["trial_id"].map(per).astype(float) if "trial_id" in out else pd.Series(np.nan, index=out.index)
+        out[col] = values.where(~bad)
+    return out
