@@ -244,6 +244,10 @@ def _budget(trials: pd.DataFrame, metric: str, variants: list[str]) -> dict:
     return out
 
 
+def protocol_rows(trials: pd.DataFrame) -> bool:
+    return "stage" in trials and pd.to_numeric(trials["stage"], errors="coerce").notna().any()
+
+
 def blocks(results_dirs) -> tuple[str, list[tuple]]:
     data = load(results_dirs)
     trials, curves, samples = data.trials, data.curves, data.samples
@@ -251,6 +255,8 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     variants = _order(trials)
     metrics = present_metrics(trials, curves)
     multi = trials["study"].nunique() > 1
+    if not multi and protocol_rows(trials):
+        return name, random_page(data, metrics)
 
     def label(r):  # a paired row's name in a headline
         n = str(r["variant.objective"])
@@ -396,17 +402,41 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         caption = "last samples of the lowest seed per variant: real (grey), generated (blue), lensed real (orange)"
         out.append(("img", "samples", img, caption) if img else ("p", "No samples were stored."))
 
-    # 4. study file(s) and environment
-    out.append(("h2", "Study file" + ("s" if multi else "")))
+    return name, out + appendix(data)
+
+
+def appendix(data: Loaded) -> list[tuple]:
+    """The study file(s) and the environment, last on every page."""
+    multi = len(data.studies) > 1
+    out: list[tuple] = [("h2", "Study file" + ("s" if multi else ""))]
     for sname, d, text in data.studies:
         if multi:
             out.append(("h3", f"{sname} ({d})"))
         out.append(("pre", text) if text else ("p", f"No {results.STUDY} in {d}."))
-
     out.append(("h2", "Environment"))
-    env = environment(trials, {sname: d for sname, d, _ in data.studies})
+    env = environment(data.trials, {sname: d for sname, d, _ in data.studies})
     out.append(("table", ["", "value"], env) if env else ("p", "No environment columns."))
-    return name, out
+    return out
+
+
+def random_page(data: Loaded, metrics: list[str]) -> list[tuple]:
+    """A two-stage random-search study (bench.report.protocol): its own page, never the grid analysis."""
+    from bench.report import protocol
+
+    q, q_note = question.resolve(data.trials, data.question, None)
+    study_yaml = data.studies[0][1] / results.STUDY
+    _text, raw = _study_file(data.studies[0][1])
+    retrain = (raw.get("sweep") or {}).get("retrain") or {}
+    metric = retrain.get("metric") if isinstance(retrain, dict) and retrain.get("metric") in INFO else \
+        analysis.primary_metric(data.trials, metrics)  # the metric stage 2 ranked by (without a question)
+    out = [("h1", f"ganbench report: {data.name}")]
+    if data.description:
+        out.append(("p", data.description))
+    out.append(("p", status_sentence(data.trials)))
+    if q_note:
+        out.append(("p", q_note))
+    out += protocol.page(data.trials, data.curves, data.samples, q, study_yaml, metrics, metric)
+    return out + appendix(data)
 
 
 def build_report(results_dirs, out_dir: Path | None = None, link_images: bool = False) -> dict[str, Path]:
