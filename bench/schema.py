@@ -288,6 +288,9 @@ class Sweep(_Strict):
         "draws shared by every variant (a paired comparison); `axes` are then the sampled priors"))
     retrain: Optional[Retrain] = Field(None, description=(
         "random with variants: stage 2, each variant's best points rerun over seeds"))
+    importance: Optional[list[str]] = Field(None, description=(
+        "random with variants: the sampled knobs (paths in `axes`) the report's fANOVA importance and partial "
+        "dependence are taken over; default: every sampled knob. At least 2 numeric ones"))
     pack: Literal["auto", "off"] | Annotated[int, Field(ge=1)] = Field(
         "auto", description="configurations trained together in one trial (bench.packing): auto, off, or at most N")
 

@@ -205,6 +205,7 @@ def _check_sweep(file, study: Study) -> None:
         if sw.seeds and len(sw.seeds) > 1:
             raise StudyError(file, "sweep.seeds", "optuna sweeps run one seed per sampled point")
     _check_protocol(file, study)
+    _check_importance(file, sw)
     # Expand now so that every trial is validated before anything is written.
     trials = expand(study, file=file)
     _check_recorded(file, study, trials)
@@ -305,6 +306,31 @@ def _check_protocol(file, study: Study) -> None:
     if r.metric is None and study.question is None:
         raise StudyError(file, "sweep.retrain.metric", "no metric to rank the points by: name one, or add a "
                                                        "question: block (its metric is the default)")
+
+
+def _numeric_prior(prior) -> bool:
+    if isinstance(prior, Dist):
+        return prior.dist != "choice" or all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                             for x in prior.values)
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in prior)
+
+
+def _check_importance(file, sw: Sweep) -> None:
+    """sweep.importance: sampled knobs of a random study with variants, at least 2 of them numeric (fANOVA over one
+    knob is that knob's whole variance, a number that says nothing)."""
+    if sw.importance is None:
+        return
+    if sw.method != "random" or sw.variants is None:
+        raise StudyError(file, "sweep.importance", "importance is over the knobs a random study with sweep.variants "
+                                                   "samples")
+    for path in sw.importance:
+        if path not in sw.axes:
+            raise StudyError(file, "sweep.importance", f"'{path}' is not a sampled knob (sampled: "
+                                                       f"{', '.join(sw.axes) or 'none'})")
+    numeric = [p for p in sw.importance if _numeric_prior(sw.axes[p])]
+    if len(numeric) < 2:
+        raise StudyError(file, "sweep.importance", f"fANOVA importance needs at least 2 sampled numeric knobs, not "
+                                                   f"{len(numeric)}" + (f" ({', '.join(numeric)})" if numeric else ""))
 
 
 def _check_question(file, study: Study) -> None:

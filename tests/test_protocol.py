@@ -108,6 +108,11 @@ BAD = {
                                            "random with sweep.variants (this study is grid)"),
     "variants-on-a-grid": ("name: g\nsweep:\n  axes: {train.lr: [1.0e-3]}\n  variants: [{variant.lens: null}]\n",
                            "sweep.variants", "variants are for method: random"),
+    "importance-one-numeric-knob": (edit("  retrain:", "  importance: [train.lr, model.width]\n  retrain:")
+                                    .replace("model.width: [8, 16, 32]", "model.width: [a, b]"),
+                                    "sweep.importance", "needs at least 2 sampled numeric knobs, not 1 (train.lr)"),
+    "importance-not-sampled": (edit("  retrain:", "  importance: [train.lr, train.steps]\n  retrain:"),
+                               "sweep.importance", "'train.steps' is not a sampled knob"),
     "when-without-variants": ("name: r\nsweep:\n  method: random\n  num_samples: 2\n  axes:\n"
                               "    variant.gp_weight: {dist: uniform, low: 1, high: 2, when: {variant.objective: [ns]}}\n",
                               "sweep.axes.variant.gp_weight.when", "conditional priors need sweep.variants"),
@@ -124,7 +129,7 @@ def test_bad_protocol_input_names_its_field(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["prior-low-not-below-high", "top-above-num-samples", "retrain-on-a-grid",
-                                  "when-not-a-field"])
+                                  "when-not-a-field", "importance-one-numeric-knob"])
 def test_bad_input_exits_2_with_one_line_before_anything_is_written(tmp_path, case):
     text, field, message = BAD[case]
     study, out = write(tmp_path, text), tmp_path / "res"

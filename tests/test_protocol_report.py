@@ -17,7 +17,7 @@ from bench.study import expand, load_study, retrain_trials
 
 from test_protocol import STUDY
 
-PLANTED = STUDY.replace("num_samples: 6", "num_samples: 12").replace("top: 2", "top: 2")
+PLANTED = STUDY.replace("num_samples: 6", "num_samples: 12")
 LENS_GAIN = 0.05  # the lens lowers the energy distance by this much at every point
 
 
@@ -138,3 +138,13 @@ def test_the_page_imports_no_torch(folder, tmp_path):
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('bench.trial', 'bench.nets', "
             "'bench.structures', 'bench.objectives', 'bench.metrics.toy'))]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sweep_importance_restricts_the_knobs(folder, tmp_path):
+    d = tmp_path / "only"
+    shutil.copytree(folder, d)
+    text_ = (d / results.STUDY).read_text().replace("  retrain:", "  importance: [train.lr, train.d_lr]\n  retrain:")
+    (d / results.STUDY).write_text(text_)
+    load_study(d / results.STUDY)  # valid
+    table = next(b for b in blocks(d)[1] if b[0] == "table" and "share of variance" in b[1])
+    assert {r[2] for r in table[2]} == {"train.lr", "train.d_lr/train.lr"}

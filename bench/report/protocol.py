@@ -31,7 +31,7 @@ from bench.report import plots, protocol_plots
 from bench.report.analysis import DATASET, SEED, metric_name
 from bench.report.fmt import N_BOOT, fmt, fmt_p, interval, p_is, show_value
 from bench.report.question import ALPHA, _direction, decide
-from bench.stats.importance import importance
+from bench.stats.importance import importance, partial_dependence
 from bench.stats.paired import _paired_stats
 
 TOLERANCE = 0.1        # "reached good quality": within 10 % of the best value any variant reached
@@ -58,6 +58,7 @@ class Design:
     seeds: list[int] | None = None
     top: int | None = None
     n_variants: int | None = None
+    importance: list[str] | None = None  # knob names (`knobs` keys) importance is taken over; None: every one
 
 
 def _under(path: str, compare: str) -> bool:
@@ -83,7 +84,7 @@ def design(trials: pd.DataFrame, study_yaml: Path | None, q) -> Design:
     import yaml
 
     from bench.schema import Sweep
-    from bench.study import variant_points
+    from bench.study import knob_name, variant_points
 
     variants = list(dict.fromkeys(trials["variant"]))
     try:
@@ -114,8 +115,9 @@ def design(trials: pd.DataFrame, study_yaml: Path | None, q) -> Design:
     r = sw.retrain
     seed1 = sw.seeds[0] if sw.seeds else raw.get("seed", 0)
     planned = (len(vpoints) * sw.num_samples, len(vpoints) * r.top * len(set(r.seeds) - {seed1}) if r else 0)
+    imp = [knob_name(p, sw.axes[p]) for p in sw.importance] if sw.importance else None
     return Design(arm, {v: names[key[v]] for v in variants}, wa, wb, planned, sw.num_samples, dict(sw.axes),
-                  list(r.seeds) if r else None, r.top if r else None, len(vpoints))
+                  list(r.seeds) if r else None, r.top if r else None, len(vpoints), imp)
 
 
 # ------------------------------------------------------------------------------------------- outcomes
@@ -248,11 +250,14 @@ def knob_frame(s1: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(parsed, index=s1.index)
 
 
-def importance_tables(s1: pd.DataFrame, metric: str, out: pd.DataFrame) -> dict:
-    """{(dataset, variant): importance DataFrame or the reason there is none}."""
+def importance_tables(s1: pd.DataFrame, metric: str, out: pd.DataFrame, only: list[str] | None = None) -> dict:
+    """({(dataset, variant): importance DataFrame or the reason there is none}, {(dataset, variant): the points it
+    was computed from}); over the knobs `only` names (the study's sweep.importance) or every sampled one."""
     hib = INFO[metric][0]
     knobs = knob_frame(s1)
-    res = {}
+    if only is not None:
+        knobs = knobs[[c for c in knobs.columns if c in only]]
+    res, points = {}, {}
     for (ds, v), g in s1.groupby([DATASET, "variant"], sort=False):
         o = out[(out[DATASET] == ds) & (out["variant"] == v)].set_index("sample")
         pts = knobs.loc[g.index].assign(sample=g["sample"].astype(int).to_numpy())
@@ -261,10 +266,10 @@ def importance_tables(s1: pd.DataFrame, metric: str, out: pd.DataFrame) -> dict:
         cols = [c for c in knobs.columns if c in pts and pts[c].notna().all()]
         try:
             res[(ds, v)] = importance(pts, cols, metric, hib, seed=SEED)
-            res[(ds, v)].attrs["points"] = pts
+            points[(ds, v)] = pts
         except ValueError as e:
             res[(ds, v)] = str(e)
-    return res
+    return res, points
 
 
 def importance_sentence(imp: dict) -> str | None:
@@ -393,9 +398,7 @@ METHOD_TEXT = (
     "variant's best points over seeds (the stage-1 trial is the first seed).")
 
 
-def _partial(imp: dict, metric: str) -> tuple[dict, list[str]]:
-    if not hasattr(stats, "partial_dependence"):
-        return {}, []
+def _partial(imp: dict, points: dict, metric: str) -> tuple[dict, list[str]]:
     shares = pd.concat([t.assign(variant=v) for (_d, v), t in imp.items() if isinstance(t, pd.DataFrame)]) \
         if any(isinstance(t, pd.DataFrame) for t in imp.values()) else pd.DataFrame()
     if shares.empty:
@@ -405,11 +408,11 @@ def _partial(imp: dict, metric: str) -> tuple[dict, list[str]]:
     for (_ds, v), t in imp.items():
         if not isinstance(t, pd.DataFrame):
             continue
-        pts = t.attrs["points"]
+        pts = points[(_ds, v)]
         cols = [c for c in t["knob"]]
         for k in knobs:
             if k in cols:
-                out[(v, k)] = stats.partial_dependence(pts, k, metric, INFO[metric][0], cols, seed=SEED)
+                out[(v, k)] = partial_dependence(pts, k, metric, INFO[metric][0], cols, seed=SEED)
     return out, knobs
 
 
@@ -471,7 +474,7 @@ def page(trials: pd.DataFrame, curves: pd.DataFrame, samples: pd.DataFrame, q, s
         qlines, summ = answer(s1, q, des, metrics)
         lines += qlines
     lines += budget_sentence(vt, metric, des)
-    imp = importance_tables(s1, metric, out)
+    imp, imp_points = importance_tables(s1, metric, out, des.importance)
     lines += [s for s in [importance_sentence(imp)] if s]
     t2 = stage2_table(s1, s2, metric, out) if not s2.empty else pd.DataFrame()
     lines += [s for s in [seed_sentence(t2)] if s]
@@ -480,15 +483,24 @@ def page(trials: pd.DataFrame, curves: pd.DataFrame, samples: pd.DataFrame, q, s
         lines.append(f"Packing achieved: {pk}.")
     blocks = [("h2", "Headline findings"), ("ul", lines), ("p", METHOD_TEXT), ("h2", "Statistics")]
     blocks += _tables(vt, summ, t2, metric, des)
+    tabs = [(ds, v, t) for (ds, v), t in imp.items() if isinstance(t, pd.DataFrame)]
+    if tabs:
+        blocks += [("h3", "Importance of the sampled knobs (fANOVA)"),
+                   ("table", ["dataset", "variant", "knob", "share of variance", "min..max over 5 forests", "points",
+                              "failed"],
+                    [[ds, v, r["knob"], fmt(r["importance"]), f"{fmt(r['lo'])}..{fmt(r['hi'])}", int(r["n_points"]),
+                      int(r["n_failed"])] for ds, v, t in tabs for _, r in t.iterrows()])]
     missing = {v: t for (_d, v), t in imp.items() if isinstance(t, str)}
     if missing:
         blocks.append(("p", "No importance for " + "; ".join(f"{v} ({t})" for v, t in missing.items()) + "."))
     shown = [m for m in (q.metrics if q is not None else [metric]) if m in metrics]
-    return blocks + _figures(curves, samples, s1, s2, out, vt, summ, imp, t2, metric, des, variants, shown)
+    return blocks + _figures(curves, samples, s1, s2, out, vt, summ, (imp, imp_points), t2, metric, des, variants,
+                             shown)
 
 
-def _figures(curves, samples, s1, s2, out, vt, summ, imp, t2, metric, des, variants, shown) -> list[tuple]:
+def _figures(curves, samples, s1, s2, out, vt, summ, importances, t2, metric, des, variants, shown) -> list[tuple]:
     P = protocol_plots
+    imp, imp_points = importances
     b = [("h2", "Figures")]
     img = P.png(P.distribution_figure, out, metric, variants)
     if img:
@@ -510,8 +522,11 @@ def _figures(curves, samples, s1, s2, out, vt, summ, imp, t2, metric, des, varia
     img = P.png(P.importance_figure, imp, variants)
     if img:
         b.append(("img", "importance", img, "fANOVA importance of each sampled knob per variant"))
-    pdep, knobs = _partial(imp, metric)
-    img = P.png(P.partial_dependence_figure, pdep, metric, variants, knobs)
+    pdep, knobs = _partial(imp, imp_points, metric)
+    from bench.study import knob_name
+
+    logs = {knob_name(k, pr) for k, pr in (des.priors or {}).items() if getattr(pr, "dist", None) == "loguniform"}
+    img = P.png(P.partial_dependence_figure, pdep, metric, variants, knobs, logs)
     if img:
         b.append(("img", "partial_dependence", img, f"partial dependence of the final {metric} on the top knobs"))
     img = P.png(P.seed_share_figure, t2, variants)

@@ -137,9 +137,10 @@ def seed_share_figure(t2: pd.DataFrame, variants: list[str]) -> Figure | None:
     return fig
 
 
-def partial_dependence_figure(pd_by: dict, metric: str, variants: list[str], knobs: list[str]) -> Figure | None:
+def partial_dependence_figure(pd_by: dict, metric: str, variants: list[str], knobs: list[str],
+                              log: set[str] = frozenset()) -> Figure | None:
     """Rows = bases, columns = knobs; one line per variant of the base (its arm's colour) with the min..max band
-    over forests. `pd_by`: {(variant, knob): partial_dependence DataFrame}."""
+    over forests. `pd_by`: {(variant, knob): partial_dependence DataFrame}; `log`: knobs drawn log-uniform (log x)."""
     if not pd_by or not knobs:
         return None
     base = plots.bases(variants)
@@ -157,7 +158,7 @@ def partial_dependence_figure(pd_by: dict, metric: str, variants: list[str], kno
                 ax.fill_between(x, c["lo"], c["hi"], color=colors[v], alpha=0.2, lw=0)
                 if num.isna().any():
                     ax.set_xticks(range(len(c)), c["value"].astype(str))
-                elif num.gt(0).all() and num.max() > 100 * num.min():
+                elif k in log or (num.gt(0).all() and num.max() > 100 * num.min()):
                     ax.set_xscale("log")
             ax.set_title(f"{b}" if j == 0 else "", fontsize=9, loc="left")
             ax.set_xlabel(k if i == len(rows) - 1 else "", fontsize=8)
