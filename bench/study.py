@@ -473,8 +473,9 @@ def _random_points(sw: Sweep) -> list[dict]:
 
 def expand(study: Study, file="study") -> list[dict]:
     """The study's trials: plain nested dicts with `study`, `trial_id`, `variant_label` and `resources`
-    (random studies with variants: stage 1, each also with `stage`, `sample` and `knobs`; stage 2 is
-    `retrain_trials`, known once stage 1 has finished).
+    (random studies: stage 1, each also with `stage`, `sample` and `knobs`; with sweep.variants stage 2 is
+    `retrain_trials`, known once stage 1 has finished; without, a variant is whatever the label leaves after the
+    sampled values, and the cases / zips drawn at random may give variants unequal budgets: use sweep.variants).
 
     Optuna studies are adaptive, so their trials are not known in advance; expand() returns one
     representative (the default point) per sampled slot, used for counting and validation."""
@@ -490,7 +491,7 @@ def expand(study: Study, file="study") -> list[dict]:
     seeds = sw.seeds if sw.seeds is not None else [None]
     base = study.base_config()
     trials, seen = [], set()
-    for point in points:
+    for i, point in enumerate(points):
         for seed in seeds:
             cfg = copy.deepcopy(base)
             for path, value in point.items():
@@ -511,8 +512,12 @@ def expand(study: Study, file="study") -> list[dict]:
             if h in seen and sw.method != "optuna":
                 continue
             seen.add(h)
+            extra = {}
+            if sw.method == "random":  # a sampled point, never a grid point: the report's random-search page
+                extra = {"variant_label": _label(sw, cfg), "stage": 1, "sample": i,
+                         "knobs": {k: v for k, v in point.items() if k in sw.axes}}
             trials.append({**cfg, "study": study.name, "trial_id": h, "variant_label": variant_label(cfg),
-                           "resources": study.resources.model_dump()})
+                           "resources": study.resources.model_dump(), **extra})
     return trials
 
 

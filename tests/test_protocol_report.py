@@ -148,3 +148,38 @@ def test_sweep_importance_restricts_the_knobs(folder, tmp_path):
     load_study(d / results.STUDY)  # valid
     table = next(b for b in blocks(d)[1] if b[0] == "table" and "share of variance" in b[1])
     assert {r[2] for r in table[2]} == {"train.lr", "train.d_lr/train.lr"}
+
+
+PLAIN = """\
+name: plain
+dataset: {name: ring8}
+model: {width: 16}
+train: {steps: 100, batch_size: 64, eval_every: 50, eval_samples: 300}
+sweep:
+  method: random
+  num_samples: 10
+  seeds: [0, 1]
+  axes:
+    train.lr: {dist: loguniform, low: 1.0e-4, high: 1.0e-2}
+    train.betas.0: {dist: uniform, low: 0.0, high: 0.9}
+    variant.objective: [ns, lsgan]
+"""
+
+
+def test_a_plain_random_study_gets_the_page_too(tmp_path):
+    """Without sweep.variants (what a new user writes first): the rows still say stage / sample / knobs, so the
+    sampled values are never grid points; the objective drawn at random gives unequal budgets, which the table
+    shows instead of hiding."""
+    (tmp_path / "study.yaml").write_text(PLAIN)
+    trials = expand(load_study(tmp_path / "study.yaml"))
+    assert all(t["stage"] == 1 for t in trials) and {t["sample"] for t in trials} == set(range(10))
+    assert all(set(t["knobs"]) <= {"train.lr", "train.betas.0", "variant.objective"} for t in trials)
+    out = tmp_path / "res"
+    out.mkdir()
+    shutil.copy(tmp_path / "study.yaml", out / results.STUDY)
+    write(out, trials, np.random.default_rng(0))
+    bl = blocks(out)[1]
+    assert "Swept axes" not in text(bl) and "axis point" not in text(bl)
+    table = next(b for b in bl if b[0] == "table" and "points" in b[1])
+    n = {r[1]: r[2] for r in table[2]}
+    assert set(n) == {"ns", "lsgan"} and sum(n.values()) == len(trials) == 20

@@ -142,9 +142,10 @@ def outcomes(s1: pd.DataFrame, metric: str) -> pd.DataFrame:
         bad = ~np.isfinite(v)
         keep = ~(bad & (sub["status"] == "ok"))
         rows.append(pd.DataFrame({DATASET: ds, "variant": sub["variant"], "sample": sub["sample"].astype(int),
-                                  "value": np.where(bad, fail, v), "failed": bad, "fail": fail})[keep])
+                                  "seed": sub["seed"], "value": np.where(bad, fail, v), "failed": bad,
+                                  "fail": fail})[keep])
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=[DATASET, "variant", "sample", "value", "failed", "fail"])
+        columns=[DATASET, "variant", "sample", "seed", "value", "failed", "fail"])
 
 
 def variant_table(out: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -172,7 +173,7 @@ def pairs(out: pd.DataFrame, des: Design) -> pd.DataFrame:
     o = out.assign(base=out["variant"].map(des.base), arm=out["variant"].map(des.arm))
     a = o[o["arm"] == "a"].rename(columns={"value": "a", "failed": "a_failed", "variant": "variant_a"})
     b = o[o["arm"] == "b"].rename(columns={"value": "b", "failed": "b_failed", "variant": "variant_b"})
-    p = a.drop(columns="arm").merge(b.drop(columns="arm"), on=[DATASET, "base", "sample"])
+    p = a.drop(columns=["arm", "fail"]).merge(b.drop(columns=["arm", "fail"]), on=[DATASET, "base", "sample", "seed"])
     return p.assign(diff=p["b"] - p["a"])
 
 
@@ -259,10 +260,9 @@ def importance_tables(s1: pd.DataFrame, metric: str, out: pd.DataFrame, only: li
         knobs = knobs[[c for c in knobs.columns if c in only]]
     res, points = {}, {}
     for (ds, v), g in s1.groupby([DATASET, "variant"], sort=False):
-        o = out[(out[DATASET] == ds) & (out["variant"] == v)].set_index("sample")
-        pts = knobs.loc[g.index].assign(sample=g["sample"].astype(int).to_numpy())
-        pts = pts[pts["sample"].isin(o.index)]
-        pts = pts.assign(**{metric: o.loc[pts["sample"], "value"].to_numpy()})
+        o = out[(out[DATASET] == ds) & (out["variant"] == v)][["sample", "seed", "value"]]
+        pts = knobs.loc[g.index].assign(sample=g["sample"].astype(int).to_numpy(), seed=g["seed"].to_numpy())
+        pts = pts.merge(o, on=["sample", "seed"]).rename(columns={"value": metric})
         cols = [c for c in knobs.columns if c in pts and pts[c].notna().all()]
         try:
             res[(ds, v)] = importance(pts, cols, metric, hib, seed=SEED)
