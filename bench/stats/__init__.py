@@ -42,15 +42,19 @@ Modules: `common` (metric and config columns, the helpers every statistic shares
 (`axis_spread`, `spread_ratio`, `spread_comparison`, `true_spread`: sensitivity to an axis), `paired`
 (`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`:
 sensitivity to the seed), `scales` (`spread_interval`, `std_interval`, `transform`, `scale_note`: a spread
-on the absolute, relative or log scale), `rates` (`success_rate`, `wilson_interval`), `budget`
-(`expected_best`, `budget_curve`), `convergence` (steps to a target or to within a fraction of the run's own
-best, normalised area under the learning curve). Import the functions from here (`from bench import stats`).
+on the absolute, relative or log scale), `rates` (`success_rate`, `wilson_interval`, `tolerance_success`), `budget`
+(`expected_best`, `budget_curve`, `overtaking_budget`), `convergence` (steps to a target or to within a fraction of
+the run's own best, normalised area under the learning curve), `importance` (a random search's knobs: fANOVA
+variance shares, `bench.stats.importance.importance`, and `partial_dependence`, the metric's marginal curve over one
+knob from a random-forest surrogate; optuna and scikit-learn, imported lazily). Import the functions from here
+(`from bench import stats`).
 
 This package never imports torch or model code.
 """
 
 from bench.stats.budget import budget_curve, expected_best, overtaking_budget
 from bench.stats.convergence import convergence
+from bench.stats.importance import partial_dependence
 from bench.stats.common import LEVEL, bounded_t_interval, config_columns, is_higher_better, metric_column, t_interval
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.scales import scale_note, spread_interval, std_interval, transform
@@ -73,6 +77,7 @@ __all__ = [
     "is_higher_better",
     "metric_column",
     "paired_difference",
+    "partial_dependence",
     "scale_note",
     "seed_share",
     "seed_spread",
