@@ -42,6 +42,8 @@ def interval(est, lo, hi, why: str = "") -> str:
     """'est [lo, hi]', or 'est (no interval: why)' when the bounds are NaN — never a zero-width band made up."""
     if np.isfinite(lo) and hi == np.inf:  # a bound that the data cannot give (a ratio whose denominator may be 0)
         return f"{fmt(est)} [{fmt(lo)}, no upper bound]"
+    if lo == -np.inf and np.isfinite(hi):  # one-sided (e.g. a budget band past N // 4, lower is better)
+        return f"{fmt(est)} [no lower bound, {fmt(hi)}]"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{fmt(est)} (no interval: {why})" if why else f"{fmt(est)} (no interval)"
     return f"{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
