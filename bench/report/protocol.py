@@ -7,7 +7,7 @@ sampled values, JSON). Sampled values are never analysed as grid points here: a 
 outcomes over the space, read through
 - the distribution of its final metric over the points, and the share of points within 10 % of the best value any
   variant reached (Wilson interval);
-- the expected best of k points drawn at random (exact, `stats.budget_curve`) with its bootstrap band;
+- the expected best of k points drawn at random (exact, `stats.budget_curve`) with its 95 % band;
 - the question's comparison, paired on the point: per base (e.g. objective) and averaged over the bases, with a
   t interval over the points and a Wilcoxon test; co-primary metrics decide together (`question.decide`);
 - fANOVA importance of the sampled knobs and partial dependence of the top ones;
@@ -159,6 +159,8 @@ def variant_table(out: pd.DataFrame, metric: str) -> pd.DataFrame:
             x = g["value"].to_numpy(dtype=float)
             curve = stats.budget_curve(np.where(g["failed"], np.nan, x), hib, n_boot=N_BOOT, seed=SEED,
                                        failure_value=float(g["fail"].iloc[0]))
+            lo, hi = bounds(metric, ds)  # the band within the metric's range (a one-sided band ends at the bound)
+            curve[["lo", "hi"]] = curve[["lo", "hi"]].clip(lower=lo, upper=hi)
             t = tol.loc[v]
             rows.append({DATASET: ds, "variant": v, "n": len(x), "failed": int(g["failed"].sum()),
                          "median": np.median(x), "q1": np.quantile(x, 0.25), "q3": np.quantile(x, 0.75),
@@ -362,7 +364,7 @@ def budget_sentence(vt: pd.DataFrame, metric: str, des: Design) -> list[str]:
             if ctrl in curves:
                 k = stats.overtaking_budget(curves[v], curves[ctrl], hib)
                 ahead.append(f"{des.base[v]} from k = {k}" if k else f"{des.base[v]} never")
-        text = f"Budget ({ds}; expected best of k points drawn at random, exact, 95 % bootstrap band): " + \
+        text = f"Budget ({ds}; expected best of k points drawn at random, exact, with its 95 % band): " + \
             "; ".join(parts) + "."
         if ahead:
             text += (f" {des.wb.capitalize()} stays ahead of {des.wa} (point estimates; read the bands in the figure): "
@@ -393,8 +395,10 @@ METHOD_TEXT = (
     "Wilcoxon signed-rank test; the average over the bases takes each point's mean difference over them, so the "
     "points stay the independent units. 'Good quality' is a final value within "
     f"{TOLERANCE:.0%} of the best any variant reached (Wilson interval; conditional on that best). Budget curves: "
-    "the exact expected best of k points drawn without replacement (bench.stats.budget_curve) with a bootstrap "
-    "band over points. Importance: fANOVA (optuna) over the sampled knobs, 5 forests. Stage 2 reruns each "
+    "the exact expected best of k points drawn without replacement (bench.stats.budget_curve); its 95 % band is a "
+    "t interval at k = 1, the wider of a studentized and a percentile bootstrap up to k = N // 4, and one-sided "
+    "beyond (only the bound on the good side: no band can say how much better the best of many points could have "
+    "been; coverage simulated in tests/test_budget_coverage.py). Importance: fANOVA (optuna) over the sampled knobs, 5 forests. Stage 2 reruns each "
     "variant's best points over seeds (the stage-1 trial is the first seed).")
 
 
@@ -509,12 +513,12 @@ def _figures(curves, samples, s1, s2, out, vt, summ, importances, t2, metric, de
     fig = plots.budget_curves_figure(curves_by, metric, variants) if curves_by else None
     if fig is not None:
         plots._title(fig, f"expected best final {metric} with a budget of k sampled points drawn at random (exact; "
-                          "band: 95 % bootstrap over points; failures at the worst value)", fig.get_figwidth())
+                          "95 % band up to k = N // 4, see the text; failures at the worst value)", fig.get_figwidth())
     img = P.png(lambda: fig)
     if img:
         b.append(("img", f"budget_{metric}", img, f"expected best final {metric} of k sampled points drawn at random "
-                                                  "(exact), band: 95 % bootstrap over points; failures at the worst "
-                                                  "value"))
+                                                  "(exact), band: 95 % (two-sided up to k = N // 4); failures at the "
+                                                  "worst value"))
     if metric in summ and not summ[metric].empty:
         img = P.png(P.paired_figure, pairs(out, des), summ[metric], metric, des.wb, des.wa)
         if img:
