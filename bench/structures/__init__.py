@@ -5,15 +5,20 @@ line in bench/registry.py) that supplies
                                        the field as "section.field: ..."), before any trial starts
     build(pack, data, streams, device) -> Nets: its networks for every configuration of the pack,
                                        each built from its own seed, packed, with their optimizers
-    batch(pack, data, gens, device)    -> dict of tensors [.., K, B, ..]: one training iteration's
+    batch(pack, data, gens, device)    -> dict of tensors [.., n, B, ..]: one training iteration's
                                        randomness (data, noise), drawn from each configuration's streams
-    step(nets, batch, pack, t)         -> {loss name: [K] tensor}: one training iteration
+    step(nets, batch, pack, t)         -> {loss name: [n] tensor}: one training iteration
     Evaluate(pack, data, gens, device)(nets, final, alive) -> one `Result` per configuration (None for the
                                        configurations not in `alive`: they diverged)
     scalars(cfg, t)                    (optional) values logged with every row, e.g. the lens weight
 
-and bench/trial.py runs the one loop they all share. A pack is K configurations trained together
-(bench.nets.packed); a single configuration is K = 1.
+and bench/trial.py runs the one loop they all share. A pack is n = `pack.size` configurations trained
+together (bench.nets.packed, which calls it K); a single configuration is a pack of one. Shapes below
+write it n. (`K` in a study file is the lens' horizon, variant.lens.K.)
+
+Helpers for structures: `d_loss` (D's loss: objective + penalty, per configuration) and `d_step` (that
+loss, an optimizer step and WGAN's clipping), `pack_nets` / `PackOptimizer`, `frozen`, `eval_mode`,
+`evaluated`, `stacked`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from torch import Tensor, nn
 class Pack:
     """The configurations trained together. Fields that shape the computation (networks, data, steps,
     objective) are equal across them (bench.packing checks it); `cfg` is the first one, for those.
-    Per-configuration numbers (loss weights, seeds, ...) come as [K] tensors from `vec`."""
+    Per-configuration numbers (loss weights, seeds, ...) come as [size] tensors from `vec`."""
 
     def __init__(self, cfgs: list, device: torch.device):
         self.cfgs, self.device = list(cfgs), device
@@ -39,11 +44,17 @@ class Pack:
         self._vecs: dict = {}
 
     @property
-    def K(self) -> int:
+    def size(self) -> int:
+        """How many configurations the pack trains."""
         return len(self.cfgs)
 
+    @property
+    def K(self) -> int:
+        """Deprecated name of `size` (K is also the lens' horizon, variant.lens.K)."""
+        return self.size
+
     def vec(self, get: Callable[[Any], float], key: Optional[str] = None) -> Tensor:
-        """[K] float32 tensor of get(cfg) per configuration on the pack's device (cached under `key`)."""
+        """[size] float32 tensor of get(cfg) per configuration on the pack's device (cached under `key`)."""
         if key is not None and key in self._vecs:
             return self._vecs[key]
         v = torch.tensor([float(get(c)) for c in self.cfgs], dtype=torch.float32, device=self.device)
@@ -52,7 +63,7 @@ class Pack:
         return v
 
     def variant(self, name: str) -> Tensor:
-        """[K] tensor of cfg.variant.<name>."""
+        """[size] tensor of cfg.variant.<name>."""
         return self.vec(lambda c: getattr(c.variant, name), key=f"variant.{name}")
 
 
@@ -107,13 +118,36 @@ def _spans(settings: list[tuple]) -> list[tuple[int, int]]:
 
 
 class PackOptimizer:
-    """One network's optimizer for every configuration of a pack. Configurations that share their
-    settings (K = 1, or seeds of one setting) get torch's own optimizer over the whole packed tensors;
-    settings that differ (learning rates, betas, momentum) one fused update for the pack (bench.optim),
-    which on the CPU gives each configuration exactly torch's arithmetic for it alone. Kinds that differ
-    (Adam and SGD; bench.packing keeps them apart), or `per_run=True` (the implementation before
-    bench.optim, kept for benchmarks/fused_optim.py), give each run of equal settings torch's optimizer
-    over its slice of the packed parameters."""
+    """One network's optimizer for every configuration of a pack: `zero_grad()`, then backward of the
+    summed losses, then `step()`, as with a torch optimizer; each configuration's update sees only its own
+    slice of the gradients, so a pack trains as its configurations would alone.
+
+    PackOptimizer(params, settings, per_run=False)
+      params    the packed network's parameters (`net.parameters()` of a bench.nets.packed network), each
+                [n, ...]: dim 0 is the configuration.
+      settings  one tuple per configuration, n in all, in pack order: (kind, lr, betas, momentum), where
+                kind is an optimizer name of bench.registry ("adam", "rmsprop", "sgd"), betas Adam's
+                (beta1, beta2) and momentum RMSprop's / SGD's (each kind ignores the other's). pack_nets
+                builds them from each configuration's train section (`_settings`: critics take
+                train.d_optimizer / train.d_lr where set).
+      per_run   give each run of equal settings its own torch optimizer even where one fused update
+                could serve (the implementation before bench.optim, kept for benchmarks/fused_optim.py).
+
+    How it updates: settings equal across the pack (a pack of one, or seeds of one setting) get torch's
+    own optimizer over the whole packed tensors; settings that differ in numbers only (lr, betas,
+    momentum) get one fused update for the pack (bench.optim), which on the CPU gives each configuration
+    exactly torch's arithmetic for it alone; kinds that differ (Adam and SGD; bench.packing keeps them
+    apart) give each run of consecutive equal settings torch's optimizer over its slice of the parameters.
+
+      zero_grad()       drops every parameter's gradient (sets `.grad` to None), for all configurations.
+      step()            one update of every configuration from the gradients in `.grad` (a parameter
+                        without a gradient is left alone, as torch does).
+      state_dict()      a list with one entry per optimizer it runs (`optimizers`): torch's state dicts,
+                        or bench.optim's {"fused": kind, "state": [...]}; part of a trial's checkpoint.
+      load_state_dict(states)  restores that list; a fused optimizer also takes the per-run torch states
+                        of a checkpoint written before packs were fused (bench.optim.from_torch).
+      optimizers        the optimizers it runs (torch.optim ones or a bench.optim.Fused).
+      settings, spans   the settings as given, and [a, b) of each run of equal consecutive settings."""
 
     def __init__(self, params, settings: list[tuple], per_run: bool = False):
         from bench import optim
@@ -129,7 +163,7 @@ class PackOptimizer:
             self.fused = optim.fused(self.params, kind[0], len(self.settings), **hp)
             self.runs = [(None, self.params, self.fused)]
         else:
-            self.runs = []
+            self.runs = []  # (span, views of the parameters' slices, torch optimizer over them)
             for a, b in self.spans:
                 views = [p.data[a:b] for p in self.params]
                 self.runs.append(((a, b), views, torch_optimizer(views, *self.settings[a])))
@@ -198,7 +232,7 @@ class Nets:
 
 def pack_nets(per_config: list[dict[str, Optional[nn.Module]]], pack: Pack, device, critics=("D", "D_z"),
               fixed=()) -> Nets:
-    """Join each configuration's networks (built with K = 1 under its own seed) into packed networks on
+    """Join each configuration's networks (each built alone under its own seed) into packed networks on
     the device, with one PackOptimizer per network (critics take D's optimizer settings; `fixed`
     networks get none)."""
     from bench.nets.packed import stack
@@ -212,12 +246,12 @@ def pack_nets(per_config: list[dict[str, Optional[nn.Module]]], pack: Pack, devi
     return Nets(modules, opt)
 
 
-def finite_per_config(nets: Nets, K: int) -> Tensor:
-    """[K] bool: every weight of every network of each configuration finite."""
-    ok = torch.ones(K, dtype=torch.bool)
+def finite_per_config(nets: Nets, n: int) -> Tensor:
+    """[n] bool: every weight of every network of each of the pack's n configurations finite."""
+    ok = torch.ones(n, dtype=torch.bool)
     for m in nets.modules():
         for p in m.parameters():
-            ok &= torch.isfinite(p.detach().reshape(K, -1)).all(1).cpu()
+            ok &= torch.isfinite(p.detach().reshape(n, -1)).all(1).cpu()
     return ok
 
 
@@ -236,7 +270,7 @@ def frozen(*nets: nn.Module):
 @torch.no_grad()
 def evaluated(net: Callable, *xs: Tensor, device, batch: int = 1024) -> Tensor:
     """net(*xs) without gradients, in chunks of `batch` samples along
-    dim 1 (xs: [K, N, ...]), returned on the CPU as float. Call it inside `eval_mode`."""
+    dim 1 (xs: [n, N, ...]), returned on the CPU as float. Call it inside `eval_mode`."""
     out = [net(*(x[:, i:i + batch].to(device) for x in xs)).float().cpu() for i in range(0, xs[0].shape[1], batch)]
     return torch.cat(out, 1)
 
@@ -254,12 +288,13 @@ def eval_mode(*nets: nn.Module):
             n.train(w)
 
 
-def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor,
-           forward: Optional[Callable] = None, extra: Optional[Callable[[], Tensor]] = None) -> Tensor:
-    """One discriminator update of every configuration: the objective's D loss (+ `extra()`, + WGAN-GP's
-    penalty gp_weight * GP), a step, WGAN's weight clipping. `forward` calls D with extra inputs (e.g. a
-    conditional D); default D itself. `extra` (called after forward(real), forward(fake)) returns more of
-    D's loss [K], e.g. a class-head loss on outputs `forward` kept. Returns the losses [K], detached."""
+def d_loss(D, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor, forward: Optional[Callable] = None,
+           extra: Optional[Callable[[], Tensor]] = None) -> Tensor:
+    """D's loss of every configuration, [n], with its graph (nothing is stepped): the objective's D loss
+    on forward(real), forward(fake), + `extra()`, + WGAN-GP's penalty gp_weight * GP. `forward` calls D
+    with extra inputs (e.g. a conditional D); default D itself. `extra` (called after forward(real) and
+    forward(fake)) returns more of D's loss [n], e.g. a class-head loss on outputs `forward` kept. `eps`:
+    the penalty's interpolation weights [n, B]."""
     from bench.objectives import gradient_penalty
 
     f = forward or D
@@ -268,15 +303,27 @@ def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, e
         loss = loss + extra()
     if obj.gradient_penalty and any(c.variant.gp_weight > 0 for c in pack.cfgs):  # (decided on the host)
         loss = loss + pack.variant("gp_weight") * gradient_penalty(f, real, fake, eps)
+    return loss
+
+
+def clip_weights(D, clip: Tensor) -> None:
+    """WGAN: each configuration's weights of D clamped to [-clip, clip] (clip: [n]), in place."""
+    with torch.no_grad():
+        for p in D.parameters():
+            c = clip.reshape((-1,) + (1,) * (p.dim() - 1))
+            p.copy_(torch.clamp(p, -c, c))
+
+
+def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor,
+           forward: Optional[Callable] = None, extra: Optional[Callable[[], Tensor]] = None) -> Tensor:
+    """One discriminator update of every configuration: `d_loss` (same arguments), a step of `opt`, and
+    WGAN's weight clipping when the objective clips. Returns the losses [n], detached."""
+    loss = d_loss(D, obj, pack, real, fake, eps, forward, extra)
     opt.zero_grad()
     loss.sum().backward()
     opt.step()
     if obj.clip_weights:
-        clip = pack.variant("clip")
-        with torch.no_grad():
-            for p in D.parameters():
-                c = clip.reshape((-1,) + (1,) * (p.dim() - 1))
-                p.copy_(torch.clamp(p, -c, c))
+        clip_weights(D, pack.variant("clip"))
     return loss.detach()
 
 
