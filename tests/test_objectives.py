@@ -153,3 +153,24 @@ def test_gradient_penalty_is_zero_for_a_unit_norm_critic():
         D.weight.copy_(torch.tensor([[0.6, 0.8]], dtype=torch.float64))
     real, fake = torch.randn(1, 4, 2, dtype=torch.float64), torch.randn(1, 4, 2, dtype=torch.float64)
     assert gradient_penalty(D, real, fake, torch.rand(1, 4, dtype=torch.float64)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_loss_of_the_wrong_shape_names_the_objective_and_the_shapes():
+    import re
+
+    import torch.nn.functional as F
+
+    from bench.objectives import Objective, mean
+
+    bad = Objective("persample", d=lambda r, f: F.softplus(-r) + F.softplus(f), g=lambda r, f: mean(f),
+                    lens=lambda r, f: r.sum())
+    x = torch.zeros(3, 8)
+    with pytest.raises(ValueError, match=re.escape(
+            "objective 'persample': its D loss d(r, f) has shape [3, 8] for D outputs of shape [3, 8]; a loss is one "
+            "value per configuration, shape [3]")):
+        bad.d(x, x)
+    with pytest.raises(ValueError, match=re.escape("'persample': its lens loss lens(r, f) has shape [] for D outputs")):
+        bad.lens(x, x)
+    assert bad.g(None, x).shape == (3,)
+    again = Objective("again", bad.d, bad.g, bad.lens)  # a checked loss is not wrapped twice
+    assert again.g is bad.g

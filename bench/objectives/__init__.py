@@ -1,8 +1,9 @@
 """GAN objectives: each one function set over D's outputs on BOTH sides, so losses that compare the
 two (relativistic GANs) fit as well as the classic ones (compare_gan's `loss(d_real, d_fake)` idea).
 
-D's outputs are logits / critic values shaped [K, B] (K packed configurations, B samples); every loss
-is a mean over the batch, one value per configuration: [K].
+D's outputs are logits / critic values shaped [n, B] (n packed configurations, B samples); every loss
+is a mean over the batch, one value per configuration: [n]. An Objective checks that at every call: a
+loss of another shape (a per-sample loss [n, B]) is an error naming the objective and both shapes.
 
   d(r, f)     what D minimizes, from D(real) and D(fake);
   g(r, f)     what G minimizes; `r` is None unless the objective is `relativistic` (a structure only
@@ -20,6 +21,7 @@ relativistic.py (ragan, ralsgan). Adding an objective: a new file with an `Objec
 bench/registry.py.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -39,16 +41,41 @@ class Objective:
     gradient_penalty: bool = False  # WGAN-GP: add gp_weight * (||grad D(x_hat)|| - 1)^2 to D's loss
     clip_weights: bool = False      # WGAN: clip D's weights to [-clip, clip] after each D step
 
+    def __post_init__(self):
+        for role in ("d", "g", "lens"):
+            fn = getattr(self, role)
+            if not getattr(fn, "checked_shape", False):
+                object.__setattr__(self, role, _checked(self.name, role, fn))
+
+
+ROLES = {"d": "D loss d(r, f)", "g": "G loss g(r, f)", "lens": "lens loss lens(r, f)"}
+
+
+def _checked(name: str, role: str, fn: Loss) -> Loss:
+    """`fn`, raising a ValueError that names the objective and the shapes when its loss is not [n]."""
+    @functools.wraps(fn)
+    def loss(r: Optional[Tensor], f: Tensor) -> Tensor:
+        out = fn(r, f)
+        if getattr(out, "shape", None) != f.shape[:1]:
+            got = list(out.shape) if hasattr(out, "shape") else type(out).__name__
+            raise ValueError(f"objective '{name}': its {ROLES[role]} has shape {got} for D outputs of shape "
+                             f"{list(f.shape)}; a loss is one value per configuration, shape {list(f.shape[:1])} "
+                             "(the batch mean: bench.objectives.mean)")
+        return out
+
+    loss.checked_shape = True
+    return loss
+
 
 def mean(x: Tensor) -> Tensor:
-    """The batch mean of each configuration: [K, B] -> [K]."""
+    """The batch mean of each configuration: [n, B] -> [n]."""
     return x.mean(1)
 
 
 def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
     """Gulrajani et al.: E[(||grad_x D(x_hat)||_2 - 1)^2] on interpolates x_hat = eps*real + (1-eps)*fake,
-    eps ~ U[0, 1] per sample [K, B] (drawn by the caller, so the step stays a pure function of its batch).
-    real, fake: [K, B, ...]; returns [K]."""
+    eps ~ U[0, 1] per sample [n, B] (drawn by the caller, so the step stays a pure function of its batch).
+    real, fake: [n, B, ...]; returns [n]."""
     eps = eps.reshape(eps.shape + (1,) * (real.dim() - 2))
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
