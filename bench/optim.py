@@ -2,6 +2,14 @@
 parameters [K, ...] whose hyperparameters (lr, betas, eps, alpha, momentum, weight decay) differ per
 configuration. Each is a [K, 1] tensor broadcast over every parameter seen as [K, n], so one update
 covers the whole pack whatever the settings (a handful of tensor ops per parameter, not K optimizers).
+K here is the pack's size (bench.structures.Pack.size), not the lens' horizon.
+
+Each optimizer is built as `Kind(params, K, <hyperparameters>)`: `params` the packed parameters (dim 0
+the configuration), each hyperparameter a number (the same for every configuration) or a sequence of K
+(one per configuration, in pack order; betas: one pair, or K pairs). Like a torch optimizer it has
+`zero_grad()`, `step()` (from the gradients in `.grad`; a parameter without one is skipped) and
+`state_dict()` / `load_state_dict()`. bench.structures.PackOptimizer is what structures use; it picks a
+fused optimizer only where the pack's settings differ.
 
 The arithmetic is torch.optim's default one op for op (bias correction in float64 on the host, eps added
 after the bias-corrected square root, weight decay added to the gradient), with torch's scalar factors
@@ -20,7 +28,9 @@ STATE = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg", "momentum_
 
 
 class Fused:
-    """The shared part: parameters, per-configuration [K, 1] tensors, per-parameter state, checkpoints."""
+    """The shared part: parameters, per-configuration [K, 1] tensors, per-parameter state, checkpoints.
+    The state dict is {"fused": kind, "state": [one dict per parameter: its step count (Adam, RMSprop), buffers
+    shaped as the parameter]}; loading one of another kind or parameter count is a ValueError."""
     kind = ""
 
     def __init__(self, params, K: int, weight_decay=0.0):
@@ -59,6 +69,8 @@ class Fused:
 
 
 class Adam(Fused):
+    """torch.optim.Adam (no amsgrad, weight decay added to the gradient) per configuration: lr, betas,
+    eps, weight_decay each one or K."""
     kind = "adam"
 
     def __init__(self, params, K: int, lr, betas, eps=1e-8, weight_decay=0.0):
@@ -95,6 +107,8 @@ def adam_update(P, g, m, v, w1, beta2, w2, neg_step, bc2, eps) -> None:
 
 
 class RMSprop(Fused):
+    """torch.optim.RMSprop (not centered) per configuration: lr, momentum, alpha, eps, weight_decay each
+    one or K; a momentum buffer (for every configuration) when any configuration has momentum."""
     kind = "rmsprop"
 
     def __init__(self, params, K: int, lr, momentum=0.0, alpha=0.99, eps=1e-8, weight_decay=0.0):
@@ -131,6 +145,8 @@ class RMSprop(Fused):
 
 
 class SGD(Fused):
+    """torch.optim.SGD (no dampening, not Nesterov) per configuration: lr, momentum, weight_decay each
+    one or K; the momentum buffer starts as the first gradient, as torch's does."""
     kind = "sgd"
 
     def __init__(self, params, K: int, lr, momentum=0.0, weight_decay=0.0):
@@ -157,6 +173,7 @@ KINDS = {"adam": Adam, "rmsprop": RMSprop, "sgd": SGD}
 
 
 def fused(params, kind: str, K: int, **hp) -> Fused:
+    """The fused optimizer of a kind ("adam", "rmsprop", "sgd") over packed parameters of K configurations."""
     return KINDS[kind](params, K, **hp)
 
 
