@@ -25,12 +25,16 @@ import json
 import math
 from pathlib import Path
 
+from bench import catalog
+
 # paths into a trial config that may differ inside a pack
-PACKABLE = (("seed",), ("variant", "w"), ("variant", "gp_weight"), ("variant", "clip"), ("variant", "code_prior"),
-            ("variant", "lambda_cls"), ("variant", "lambda_info"), ("variant", "age_lambda"), ("variant", "age_mu"),
-            ("variant", "ali_dropout"), ("variant", "lambda_fm"),
+# (a structure's own options declare themselves packable in its DECLARE: bench.catalog)
+PACKABLE = (("seed",), ("variant", "gp_weight"), ("variant", "clip"),
             ("variant", "lens", "lam"), ("variant", "lens", "schedule"), ("variant", "lens", "K"),
-            ("train", "lr"), ("train", "d_lr"), ("train", "betas"), ("train", "momentum"))
+            ("train", "lr"), ("train", "d_lr"), ("train", "betas"), ("train", "momentum"),
+            *(("variant", name) for name in catalog.packable()))
+# options packable only while on in every configuration of the pack or off in all (e.g. code_prior > 0: D_z exists)
+WHILE_ON = tuple(name for name, how in catalog.packable().items() if how == "while_on")
 # the most configurations per pack under `auto`, by network family and device (benchmarks/throughput.py)
 # On this 2-core CPU (README "Packed trials"): a toy MLP configuration-step costs 3.6 ms alone, 2.7-2.9 ms
 # in packs of 4-8 and 3.6 ms at 16; a DCGAN (C = 16) one 53 ms alone and more in any pack (grouped
@@ -44,7 +48,8 @@ def compatibility(cfg: dict) -> str:
     """Equal for configurations that can share a pack."""
     c = {k: copy.deepcopy(cfg[k]) for k in ("dataset", "model", "train", "variant", "resources") if k in cfg}
     c["dataset"].pop("data_root", None)
-    c["code_prior_on"] = cfg["variant"].get("code_prior", 0) > 0
+    for name in WHILE_ON:
+        c[f"{name}_on"] = (cfg["variant"].get(name) or 0) > 0
     for path in PACKABLE:
         node = c
         for p in path[:-1]:

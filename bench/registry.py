@@ -8,7 +8,8 @@ Entries are "module" or "module:attribute" strings, imported only when a trial b
 from importlib import import_module
 
 REGISTRY: dict[str, dict[str, str]] = {
-    # a training structure: a module with check / build / batch / step / Evaluate (bench.structures)
+    # a training structure: a module with check / build / batch / step / Evaluate (bench.structures) and a DECLARE of
+    # its options, losses, metrics and report sections (bench.catalog reads it without importing the module)
     "structure": {
         "gan": "bench.structures.gan",          # G from noise; the tempered lens is part of it
         "ed+gan": "bench.structures.edgan",     # encoder-decoder structures (Zhang, Song, Qi 2018)
@@ -17,9 +18,9 @@ REGISTRY: dict[str, dict[str, str]] = {
         "cgan": "bench.structures.cgan",        # G and D see the class label (Mirza & Osindero 2014)
         "acgan": "bench.structures.cgan",       # D with an auxiliary class head (Odena et al. 2017)
         "infogan": "bench.structures.infogan",  # categorical + continuous codes, Q head (Chen et al. 2016)
-        "sgan": "bench.structures.sgan",        # (K+1)-class D, feature matching, few labels (Salimans et al. 2016)
-        "ali": "bench.structures.ali",          # encoder + joint D on (x, z) pairs (ALI / BiGAN, 2017)
         "age": "bench.structures.age",          # encoder-generator game on the code prior, no D (Ulyanov et al. 2018)
+        "ali": "bench.structures.ali",          # encoder + joint D on (x, z) pairs (ALI / BiGAN, 2017)
+        "sgan": "bench.structures.sgan",        # (K+1)-class D, feature matching, few labels (Salimans et al. 2016)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {

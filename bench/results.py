@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import artifacts
+from bench import artifacts, catalog
 from bench.fsutil import atomic_write
 from bench.metrics import INFO
 
@@ -83,12 +83,12 @@ def arrow_type(column: str) -> pa.DataType:
 
 
 # Every table's columns, in order, whatever the trials wrote: a column a trial has no value for is a
-# typed null, so folders of different studies share one schema. A structure that reports a new loss
-# (loss_<name>) or grid kind adds a column at the end; list it here to keep every folder's schema equal.
-LOSSES = ("loss_d", "loss_g", "loss_lens", "loss_rec", "loss_adv", "loss_dz", "loss_prior", "loss_cls", "loss_info",
-          "loss_e", "loss_zrec", "loss_fm")
-GRIDS = tuple(f"grid_{k}" for k in ("generated", "real", "lensed", "input", "output", "target", "swapped",
-                                     "traversal_c1", "traversal_c2"))
+# typed null, so folders of different studies share one schema. A structure's losses (loss_<name>) and grid kinds
+# come from its declaration (bench.catalog), after the columns of the structures that existed first.
+LOSSES = tuple(dict.fromkeys(("loss_d", "loss_g", "loss_lens", "loss_rec", "loss_adv", "loss_dz", "loss_prior",
+                              "loss_cls", "loss_info", "loss_e", "loss_zrec", "loss_fm", *catalog.losses())))
+GRIDS = tuple(f"grid_{k}" for k in dict.fromkeys(("generated", "real", "lensed", "input", "output", "target", "swapped",
+                                                  "traversal_c1", "traversal_c2", *catalog.grids())))
 IDS = ("study", "trial_id")
 
 

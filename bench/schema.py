@@ -100,40 +100,83 @@ class LensCfg(_Strict):
                            "pixels), mean = its mean over pixels (the adversarial term weighs more)")
 
 
-class VariantCfg(_Strict):
+class _VariantBase(_Strict):
     structure: Name("structure") = Field("gan", description="the training structure (bench.structures): gan (G from noise, "
                                               "optionally with the lens) or an encoder-decoder + GAN structure")
     objective: Name("objective") = "ns"
     lens: Optional[LensCfg] = None
     clip: float = Field(0.01, gt=0, description="WGAN weight clip")
     gp_weight: float = Field(10.0, ge=0, description="WGAN-GP gradient penalty weight")
-    # encoder-decoder structures (Zhang, Song, Qi 2018; bench.structures.edgan)
-    w: float = Field(1.0, ge=0, description="ED structures: weight of the adversarial loss")
-    task: Optional[Name("task")] = Field(None, description="ED structures: the conditional task (bench.data.tasks)")
-    g_res_steps: int = Field(2, ge=1, description="ed//gan: G_res updates per iteration")
-    d_cond: bool = Field(True, description="ED structures: D also sees the conditioning (input image / labels)")
-    code_prior: float = Field(0.0, ge=0, description=(
-        "ED structures: weight of an adversarial loss that pushes E's code towards U(-1, 1) through a code "
-        "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
-        "the label); 0 = off"))
-    # conditional / code-controlled structures (bench.structures.cgan, bench.structures.infogan)
-    lambda_cls: float = Field(1.0, ge=0, description=(
-        "acgan: weight of the auxiliary class loss (cross-entropy of D's class head) in D's and G's losses"))
-    lambda_info: float = Field(1.0, ge=0, description=(
-        "infogan: weight of the mutual-information term (Q's categorical cross-entropy + 0.1 x the continuous "
-        "codes' Gaussian NLL) in G's and D/Q's losses"))
-    # encoder GANs (bench.structures.age, bench.structures.ali)
-    age_lambda: float = Field(1000.0, ge=0, description=(
-        "age: weight of the latent reconstruction d_cos(E(G(z)), z) in G's loss (the paper's lambda)"))
-    age_mu: float = Field(10.0, ge=0, description=(
-        "age: weight of the image reconstruction |G(E(x)) - x|_1 in E's loss (the paper's mu)"))
-    age_g_steps: int = Field(2, ge=1, description="age: G steps per E step (the paper's 1 : 2 on CIFAR-10)")
-    ali_dropout: float = Field(0.2, ge=0, lt=1, description=(
-        "ali: dropout rate of the joint discriminator's inputs x and z (ALI's 0.2)"))
-    # semi-supervised GAN (bench.structures.sgan)
-    n_labels: int = Field(100, ge=10, description="sgan: labelled training images (a fixed class-balanced subset)")
-    lambda_fm: float = Field(1.0, ge=0, description=(
-        "sgan: weight of feature matching ||E f(x) - E f(G(z))||^2 (D's last features) in G's loss"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_block(cls, v):
+        """`options: {name: value}`: the structure's own options as a block (the same fields as written flat)."""
+        if isinstance(v, dict) and "options" in v:
+            v = dict(v)
+            block = v.pop("options") or {}
+            if not isinstance(block, dict):
+                raise ValueError("options: a mapping of the structure's options {name: value}")
+            twice = sorted(set(block) & set(v))
+            if twice:
+                raise ValueError(f"options.{twice[0]}: given both in the options block and beside it")
+            structure = v.get("structure", "gan")
+            for k in block:
+                if k not in _OPTIONS:
+                    raise ValueError(f"options.{k}: not an option of any structure{_own_words(structure)}")
+            v.update(block)
+        return v
+
+    @model_validator(mode="after")
+    def _owned(self):
+        """An option of another structure, set away from its default, is an error (it would change the trial id
+        and nothing else)."""
+        from bench import catalog
+
+        mine = catalog.structure(self.structure).options
+        for name, opt in _OPTIONS.items():
+            if name not in mine and getattr(self, name) != opt.default:
+                raise ValueError(f"{name}: not an option of structure '{self.structure}' (it belongs to "
+                                 f"{', '.join(catalog.owners(name))}){_own_words(self.structure)}")
+        return self
+
+
+def _own_words(structure: str) -> str:
+    from bench import catalog
+
+    try:
+        mine = list(catalog.structure(structure).options)
+    except ValueError:
+        return ""
+    return f"; {structure}'s options: {', '.join(mine)}" if mine else f"; {structure} has no options of its own"
+
+
+def _option_field(o):
+    """A catalog option (bench.catalog.Option) as a pydantic field."""
+    kind = {"float": float, "int": int, "bool": bool, "str": str}.get(o.type)
+    ann = Optional[Name("task")] if o.type == "task" else (Optional[kind] if o.default is None else kind)
+    return ann, Field(o.default, description=o.doc, **o.bounds)
+
+
+def _variant_model():
+    """VariantCfg: the shared fields above plus every structure option the catalog declares (bench.catalog: each
+    structure module's DECLARE), so adding a structure never edits this file."""
+    from pydantic import create_model
+
+    from bench import catalog
+
+    return create_model("VariantCfg", __base__=_VariantBase,
+                        **{name: _option_field(o) for name, o in catalog.options().items()})
+
+
+def _catalog_options():
+    from bench import catalog
+
+    return catalog.options()
+
+
+_OPTIONS = _catalog_options()
+VariantCfg = _variant_model()
 
 
 class TrialConfig(_Strict):
@@ -398,15 +441,11 @@ class Study(TrialConfig):
 HASH_EXCLUDED = (("dataset", "data_root"), ("dataset", "download"), ("train", "checkpoint_every"))
 # Fields added after studies had been run (paths into the config): left out of the hash while at their
 # default, so the trial ids of existing results (and of resumed studies) stay what they were.
-HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("variant", "w"): 1.0, ("variant", "task"): None,
-                           ("variant", "g_res_steps"): 2, ("variant", "d_cond"): True,
-                           ("train", "nrds_samples"): 500, ("train", "d_optimizer"): None,
-                           ("variant", "code_prior"): 0.0, ("variant", "lens", "recon"): "sum",
-                           ("train", "precision"): "fp32", ("variant", "lambda_cls"): 1.0,
-                           ("variant", "lambda_info"): 1.0, ("variant", "age_lambda"): 1000.0,
-                           ("variant", "age_mu"): 10.0, ("variant", "age_g_steps"): 2,
-                           ("variant", "ali_dropout"): 0.2, ("variant", "n_labels"): 100,
-                           ("variant", "lambda_fm"): 1.0}
+HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("train", "nrds_samples"): 500,
+                           ("train", "d_optimizer"): None, ("variant", "lens", "recon"): "sum",
+                           ("train", "precision"): "fp32",
+                           # every structure option (bench.catalog): adding a structure changes no existing id
+                           **{("variant", name): o.default for name, o in _OPTIONS.items()}}
 
 
 def config_hash(cfg: dict) -> str:

@@ -67,11 +67,25 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not str(p).startswith(("function-", "list[", "Dist")))
 
 
+class _Named:
+    def __init__(self, field: str, rest: str):
+        self._g = (None, field, rest)
+
+    def group(self, i: int) -> str:
+        return self._g[i]
+
+
 def _named_field(err: dict):
     """A check across sections has no pydantic location and names its field in the message as
-    "section.field: ..."; the match (field, rest) for such an error, else None."""
-    if _loc(err["loc"]):
-        return None
+    "section.field: ..."; a variant check names a structure option ("w: ..." or "options.w: ..."): the
+    match (field, rest) for such an error, else None."""
+    loc = _loc(err["loc"])
+    if loc:
+        m = re.match(r"(?:Value error, )?((?:options\.)?([a-z_][a-z_0-9]*)): (.*)", err["msg"], re.S)
+        from bench.schema import _OPTIONS
+
+        named = m and (m.group(2) in _OPTIONS or m.group(1).startswith("options."))
+        return _Named(f"{loc}.{m.group(1)}", m.group(3)) if named else None
     return re.match(r"(?:Value error, )?([a-z_]+\.[a-z_.]+): (.*)", err["msg"], re.S)
 
 
@@ -139,10 +153,26 @@ def _from_override(e: StudyError, overrides) -> StudyError:
     return e
 
 
+OPTIONS_PREFIX = "variant.options."  # a structure option's sweep path, as the options block writes it
+
+
+def _option_paths(node):
+    """Sweep keys `variant.options.<name>` -> `variant.<name>`: the block is how a study file writes a structure's
+    options; the trial config (and its columns) keeps them as variant fields."""
+    if isinstance(node, dict):
+        return {(k.replace(OPTIONS_PREFIX, "variant.", 1) if isinstance(k, str) else k): _option_paths(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_option_paths(x) for x in node]
+    return node
+
+
 def load_study(path: str | Path, overrides: list[str] = ()) -> Study:
     raw = load_raw(path)
     for o in overrides:
         apply_override(raw, o, file=path)
+    if isinstance(raw.get("sweep"), dict):
+        raw["sweep"] = _option_paths(raw["sweep"])
     try:
         _check_derived_names(path, raw)
         try:

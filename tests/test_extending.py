@@ -2,15 +2,12 @@
 structure, defined here (as a user's own file would define them), registered, validated and trained."""
 
 import math
-from types import SimpleNamespace
 
 import pytest
-import torch
 
 from bench import registry
 from bench.objectives import Objective, mean
 from bench.schema import TrialConfig
-from bench.structures import d_step, frozen, gan
 from conftest import run_rows
 
 # ----------------------------------------------------------------------------- a new objective
@@ -20,8 +17,19 @@ lsgan_m11 = Objective("lsgan-m11", d=lambda r, f: mean((r - 1) ** 2) + mean((f +
 
 
 # ----------------------------------------------------------------------------- a new structure
-def _two_g_step(nets, batch, pack, t):
-    """The GAN with two generator updates per iteration (D once)."""
+# a user's own module, as its own file: the training functions and the DECLARE the catalog reads (bench.catalog)
+TWO_G = """
+import torch
+
+from bench import registry
+from bench.structures import d_step, frozen, gan
+
+DECLARE = {"two-g": {"title": "two-G GAN", "doc": "the GAN with two generator updates per iteration (D once)",
+                     "uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g2"],
+                     "grids": ["generated", "real"], "headline": "energy_distance", "sections": []}}
+
+
+def step(nets, batch, pack, t):
     obj = registry.get("objective", pack.cfg.variant.objective)
     with torch.no_grad():
         fake = nets.G(batch["z"][0])
@@ -37,21 +45,28 @@ def _two_g_step(nets, batch, pack, t):
     return out
 
 
-def _no_lens(cfg):
+def check(cfg):
     gan.check(cfg)
     if cfg.variant.lens is not None or cfg.train.n_critic != 1:
         raise ValueError("variant.lens: two-g trains no lens and one critic step")
 
 
-two_g = SimpleNamespace(check=_no_lens, build=gan.build, batch=gan.batch, step=_two_g_step, Evaluate=gan.Evaluate)
+build, batch, Evaluate = gan.build, gan.batch, gan.Evaluate
+"""
 
 
 @pytest.fixture
-def registered(monkeypatch):
+def registered(monkeypatch, tmp_path):
+    from bench import catalog
+
+    (tmp_path / "two_g_plugin.py").write_text(TWO_G)
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(registry.REGISTRY, "objective", {**registry.REGISTRY["objective"],
                                                          "lsgan-m11": "test_extending:lsgan_m11"})
-    monkeypatch.setitem(registry.REGISTRY, "structure", {**registry.REGISTRY["structure"],
-                                                         "two-g": "test_extending:two_g"})
+    monkeypatch.setitem(registry.REGISTRY, "structure", {**registry.REGISTRY["structure"], "two-g": "two_g_plugin"})
+    catalog.catalog.cache_clear()
+    yield
+    catalog.catalog.cache_clear()
 
 
 def test_a_new_objective_trains(registered, tiny_config):

@@ -316,17 +316,18 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "d_lr"): 0.02, ("train", "d_optimizer"): "sgd", ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
         ("train", "n_critic"): 5, ("train", "precision"): "bf16", ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
-        ("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
-        ("variant", "age_lambda"): 0.5, ("variant", "age_mu"): 0.5, ("variant", "age_g_steps"): 3,
-        ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5,
     }
+    # a structure's own options are varied on a config of that structure (on another they are refused)
+    zoo_changes = {("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
+                   ("variant", "age_lambda"): 0.5, ("variant", "age_mu"): 0.5, ("variant", "age_g_steps"): 3,
+                   ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5}
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,
                   ("variant", "code_prior"): 0.1}
     leaves = {(s, f) for s in ("dataset", "model", "train", "variant") for f in base[s]} - {
         ("dataset", "data_root"), ("dataset", "download"), ("train", "checkpoint_every")}
-    assert leaves == set(changes) | set(ed_changes), "new config field: add it to this test"
+    assert leaves == set(changes) | set(ed_changes) | set(zoo_changes), "new config field: add it to this test"
     seen = {h}
     for (section, field), value in changes.items():
         cfg = TrialConfig().model_dump(mode="json")
@@ -359,6 +360,15 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         cfg[section][field] = value
         ed_ids.add(config_hash(cfg))
     assert len(ed_ids) == len(ed_changes) + 1 and not ed_ids & seen
+    from bench import catalog
+
+    for (section, field), value in zoo_changes.items():
+        owner = catalog.owners(field)[0]
+        cfg = TrialConfig.model_validate({"dataset": {"name": "digits"}, "model": {"name": "dcgan"},
+                                          "variant": {"structure": owner}}).model_dump(mode="json")
+        at_default = config_hash(cfg)
+        cfg[section][field] = value
+        assert config_hash(cfg) != at_default, field
     # fields added later are left out of the hash at their default: existing trial ids do not change
     assert h == "ccdbc1c24008"
     # ... also inside the lens: a lens_toy trial's id as written before `lens.recon` existed

@@ -184,6 +184,20 @@ class _WithDerived(dict):
             return default
 
 
+def _declared_metrics() -> None:
+    """Metrics a structure declares that nothing above lists (bench.catalog's `new_metrics`): direction, label, range."""
+    from bench import catalog
+
+    for s in catalog.catalog().values():
+        for name, m in s.new_metrics.items():
+            if name in INFO:
+                continue
+            INFO[name] = (bool(m["higher_is_better"]), str(m.get("label", name)))
+            lo, hi = (list(m.get("range", [None, None])) + [None, None])[:2]
+            BOUNDS[name] = (lo, hi, bool(m.get("positive", False)))
+
+
+_declared_metrics()
 INFO = _WithDerived(INFO, _derived_info)
 BOUNDS = _WithDerived(BOUNDS, _derived_bounds)
 
@@ -219,10 +233,14 @@ def scale_error(metric: str, scale: str) -> str | None:
 # metrics; the image metrics (evaluator features) on images; plus each structure's own.
 TOY_METRICS = ("modes_covered", "hq_fraction", "mode_kl", "energy_distance")
 IMAGE_METRICS = ("modes_covered", "mode_kl", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
-OWN_METRICS = {"ed+gan": ("l1", "psnr"), "ed+gan2": ("l1", "psnr"), "ed//gan": ("l1", "psnr"),
-               "cgan": ("class_accuracy", "class_fid"), "acgan": ("class_accuracy", "class_fid", "d_class_accuracy"),
-               "infogan": ("code_accuracy", "code_nmi"), "sgan": ("d_class_accuracy",),
-               "ali": ("l1", "psnr", "rec_accuracy", "probe_accuracy"), "age": ("l1", "psnr", "code_kl")}
+def _own_metrics() -> dict[str, tuple[str, ...]]:
+    from bench import catalog
+
+    return {name: s.metrics + tuple(m for m in s.new_metrics if m not in s.metrics)
+            for name, s in catalog.catalog().items()}
+
+
+OWN_METRICS = _own_metrics()  # each structure's own metrics, as its DECLARE lists them (bench.catalog)
 TOY_DATASETS = ("ring8", "grid25")
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench import stats
+from bench import catalog, stats
 from bench.metrics import INFO
 from bench.report.fmt import N_BOOT, fmt, fmt_p, interval, p_is, show_value
 from bench.stats.common import _canon, _is_null, _join
@@ -40,7 +40,7 @@ NO_PLOT_MAX = 8  # at most this many headline sentences per axis; the table has 
 MAX_PAIRED_HEADLINES = 8  # more lens comparisons than this: a digest sentence instead of one each
 
 ED_RULE = "encoder-decoder trials: status ok only"
-ED_STRUCTURES = ("ed+gan", "ed+gan2", "ed//gan")  # conditioned on test inputs (the zoo's structures sample from noise)
+ED_STRUCTURES = catalog.conditioned()  # conditioned on test inputs (the zoo's structures sample from noise)
 SUCCESS_TEXT = (f"A trial succeeds when it finished without diverging (status ok) and did not collapse: on the toy "
                 f"data at least half of the modes covered (ring8: >= 4 of 8, grid25: >= 13 of 25); on image data "
                 f"recall >= {RECALL_MIN}. Encoder-decoder (ED+GAN, ED//GAN) trials only need status ok: their "

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench import stats
+from bench import catalog, stats
 from bench.metrics import INFO, bounds
 from bench.report import analysis, plots
 from bench.report.fmt import N_BOOT, fmt, interval, mean_ci, show_value
@@ -28,21 +28,8 @@ from bench.schema import TrialConfig
 DATASET = analysis.DATASET
 # structures that have a report section of their own elsewhere (gan: the generic sections; ED: bench.report.edgan)
 ELSEWHERE = ("gan", *analysis.ED_STRUCTURES)
-# the seeds' names and one line each (a structure not listed gets its registry name and no line)
-NAMES = {
-    "cgan": ("CGAN", "class-conditional GAN (Mirza & Osindero 2014): G and D see the one-hot label; the "
-                     "baseline of the conditional variants"),
-    "acgan": ("ACGAN", "auxiliary-classifier GAN (Odena et al. 2017): D also classifies, and both players add "
-                       "the class cross-entropy to their losses"),
-    "infogan": ("InfoGAN", "InfoGAN (Chen et al. 2016): a 10-way categorical and 2 continuous codes, a Q head on "
-                           "D's features that recovers them, and a mutual-information term in both losses"),
-    "age": ("AGE", "Adversarial Generator-Encoder networks (Ulyanov et al. 2018): an encoder onto the sphere and "
-                   "a generator play the game through the codes' divergence from the prior; no discriminator"),
-    "ali": ("ALI / BiGAN", "ALI / BiGAN (Dumoulin et al. 2017; Donahue et al. 2017): an encoder E and G, a joint "
-                           "discriminator on (x, E(x)) against (G(z), z)"),
-    "sgan": ("SGAN", "semi-supervised GAN (Salimans et al. 2016): a (K+1)-class discriminator trained on a few "
-                     "labelled images, feature matching for G"),
-}
+# the name a reader knows each structure by and one line (its DECLARE's title and doc: bench.catalog)
+NAMES = {name: (s.title, s.doc) for name, s in catalog.catalog().items()}
 # sample-quality metrics: shown after a variant's own ones (the rest of INFO that it measured is "own")
 SAMPLE = ("fid", "kid_mean", "precision", "recall")
 GENERIC = (*SAMPLE, "kid_std", "density", "coverage", "modes_covered", "hq_fraction", "mode_kl", "energy_distance",

@@ -38,6 +38,24 @@ from torch import Tensor
 from bench.structures import Pack, Result, Streams, eval_mode, evaluated, frozen, pack_nets, stacked
 from bench.structures.cgan import LABELLED, ImageEval, check_image_gan
 
+# the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
+DECLARE = {"age": {
+    "title": "AGE", "doc": ("Adversarial Generator-Encoder networks (Ulyanov et al. 2018): an encoder onto the "
+                            "sphere and a generator play the game through the codes' divergence from the prior; no "
+                            "discriminator"),
+    "options": {
+        "age_lambda": {"type": "float", "default": 1000.0, "ge": 0, "packable": True, "doc": (
+            "age: weight of the latent reconstruction d_cos(E(G(z)), z) in G's loss (the paper's lambda)")},
+        "age_mu": {"type": "float", "default": 10.0, "ge": 0, "packable": True, "doc": (
+            "age: weight of the image reconstruction |G(E(x)) - x|_1 in E's loss (the paper's mu)")},
+        "age_g_steps": {"type": "int", "default": 2, "ge": 1,
+                        "doc": "age: G steps per E step (the paper's 1 : 2 on CIFAR-10)"},
+    },
+    "uses": [], "losses": ["loss_e", "loss_g", "loss_rec", "loss_zrec"],
+    "grids": ["generated", "real", "input", "output"], "metrics": ["l1", "psnr", "code_kl"], "headline": "fid",
+    "success": "collapse", "sections": ["own_weights"],
+}}
+
 EVAL_SUBSET_SEED = 0  # the test images reconstructions are scored on (the same for every trial)
 GRID = 64
 

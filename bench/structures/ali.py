@@ -32,6 +32,17 @@ from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated
 from bench.structures.age import EncoderEval
 from bench.structures.cgan import LABELLED, check_image_gan
 
+# the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
+DECLARE = {"ali": {
+    "title": "ALI / BiGAN", "doc": ("ALI / BiGAN (Dumoulin et al. 2017; Donahue et al. 2017): an encoder E and G, a "
+                                    "joint discriminator on (x, E(x)) against (G(z), z)"),
+    "options": {"ali_dropout": {"type": "float", "default": 0.2, "ge": 0, "lt": 1, "packable": True, "doc": (
+        "ali: dropout rate of the joint discriminator's inputs x and z (ALI's 0.2)")}},
+    "uses": ["objective", "clip"], "losses": ["loss_d", "loss_g"], "grids": ["generated", "real", "input", "output"],
+    "metrics": ["l1", "psnr", "rec_accuracy", "probe_accuracy"], "headline": "fid", "success": "collapse",
+    "sections": ["own_weights"],
+}}
+
 PROBE_TRAIN = 5000  # training images the linear probe is fitted on (a fixed subset)
 PROBE_SEED = 0
 

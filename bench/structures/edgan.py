@@ -40,6 +40,34 @@ from bench import registry
 from bench.data.tasks import degrade, swapped_labels, uses_labels
 from bench.structures import Pack, Result, Streams, d_step, eval_mode, frozen, pack_nets, stacked
 
+# the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
+DECLARE_ED = {
+    "options": {
+        "w": {"type": "float", "default": 1.0, "ge": 0, "packable": True,
+              "doc": "ED structures: weight of the adversarial loss"},
+        "task": {"type": "task", "default": None, "doc": "ED structures: the conditional task (bench.data.tasks)"},
+        "g_res_steps": {"type": "int", "default": 2, "ge": 1, "doc": "ed//gan: G_res updates per iteration"},
+        "d_cond": {"type": "bool", "default": True,
+                   "doc": "ED structures: D also sees the conditioning (input image / labels)"},
+        "code_prior": {"type": "float", "default": 0.0, "ge": 0, "packable": "while_on", "doc": (
+            "ED structures: weight of an adversarial loss that pushes E's code towards U(-1, 1) through a code "
+            "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
+            "the label); 0 = off")},
+    },
+    "uses": ["objective", "clip", "gp_weight"],
+    "losses": ["loss_d", "loss_rec", "loss_adv", "loss_dz", "loss_prior"],
+    "grids": ["input", "output", "target", "swapped"],
+    "metrics": ["l1", "psnr"], "headline": "l1", "success": "finished", "sections": ["own_weights", "edgan", "nrds"],
+    "conditioned": True,
+}
+DECLARE = {
+    "ed+gan": {**DECLARE_ED, "title": "ED+GAN",
+               "doc": "encoder-decoder + GAN, coupled: L1 and w x the adversarial loss train the same decoder"},
+    "ed+gan2": {**DECLARE_ED, "title": "ED+GAN (batch norm)", "doc": "ed+gan with batch norm in the networks"},
+    "ed//gan": {**DECLARE_ED, "title": "ED//GAN",
+                "doc": "decoupled: L1 trains E and Dec, the adversarial loss only a residual decoder G_res"},
+}
+
 EVAL_SUBSET_SEED = 0  # the test subset: the same images for every trial (paired comparisons)
 SWAP_SEED = 1         # caae: the swapped labels of that subset
 

@@ -33,6 +33,18 @@ from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated
 from bench.structures.cgan import GRID_COLUMNS, LABELLED, ImageEval, check_image_gan, class_rows, cross_entropy, \
     labelled_batch
 
+# the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
+DECLARE = {"infogan": {
+    "title": "InfoGAN", "doc": ("InfoGAN (Chen et al. 2016): a 10-way categorical and 2 continuous codes, a Q head on "
+                                "D's features that recovers them, and a mutual-information term in both losses"),
+    "options": {"lambda_info": {"type": "float", "default": 1.0, "ge": 0, "packable": True, "doc": (
+        "infogan: weight of the mutual-information term (Q's categorical cross-entropy + 0.1 x the continuous "
+        "codes' Gaussian NLL) in G's and D/Q's losses")}},
+    "uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g", "loss_info"],
+    "grids": ["generated", "real", "traversal_c1", "traversal_c2"],
+    "metrics": ["code_accuracy", "code_nmi"], "headline": "fid", "success": "collapse", "sections": ["own_weights"],
+}}
+
 N_CAT, N_CONT = 10, 2
 CONT_WEIGHT = 0.1  # the continuous codes' NLL relative to the categorical code's cross-entropy
 

@@ -29,6 +29,21 @@ from bench import registry
 from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
 from bench.structures.cgan import LABELLED, N_CLASSES, ImageEval, check_image_gan, cross_entropy
 
+# the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
+DECLARE = {"sgan": {
+    "title": "SGAN", "doc": ("semi-supervised GAN (Salimans et al. 2016): a (K+1)-class discriminator trained on a "
+                             "few labelled images, feature matching for G"),
+    "options": {
+        "n_labels": {"type": "int", "default": 100, "ge": 10,
+                     "doc": "sgan: labelled training images (a fixed class-balanced subset)"},
+        "lambda_fm": {"type": "float", "default": 1.0, "ge": 0, "packable": True, "doc": (
+            "sgan: weight of feature matching ||E f(x) - E f(G(z))||^2 (D's last features) in G's loss")},
+    },
+    "uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g", "loss_cls", "loss_fm"],
+    "grids": ["generated", "real"], "metrics": ["d_class_accuracy"], "headline": "fid", "success": "collapse",
+    "sections": ["own_weights"],
+}}
+
 LABEL_SUBSET_SEED = 0
 EVAL_SUBSET_SEED = 0
 

@@ -1,0 +1,129 @@
+"""The structure catalog (issue 24, items 1-2): each structure declares its options, losses, grids, metrics and
+report sections in its own module (DECLARE, plain data), read without importing the module; the schema, the packer,
+the Parquet columns and the metric tables are derived from it; every published trial id stays what it was."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import catalog, registry
+from bench.metrics import INFO, OWN_METRICS
+from bench.packing import PACKABLE
+from bench.results import GRIDS, LOSSES
+from bench.schema import HASH_DROPPED_AT_DEFAULT, VariantCfg, config_hash
+from conftest import GANBENCH, ROOT
+
+STRUCTURES = registry.names("structure")
+
+
+def test_the_catalog_imports_no_torch_and_no_structure_module():
+    code = ("import sys; from bench import catalog; c = catalog.catalog(); "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('bench.structures')]; "
+            "assert not bad, bad; print(len(c))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert int(out.stdout) == len(STRUCTURES)
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_every_declaration_feeds_the_derived_tables(name):
+    s = catalog.structure(name)
+    for o in s.options.values():
+        assert o.name in VariantCfg.model_fields
+        assert HASH_DROPPED_AT_DEFAULT[("variant", o.name)] == o.default
+        assert (("variant", o.name) in PACKABLE) == bool(o.packable)
+    assert set(s.losses) <= set(LOSSES) and {f"grid_{g}" for g in s.grids} <= set(GRIDS)
+    assert set(OWN_METRICS[name]) == set(s.metrics) | set(s.new_metrics) and set(s.metrics) <= set(INFO)
+    assert s.headline is None or s.headline in INFO
+
+
+def test_every_published_trial_id_is_unchanged():
+    """The id is a hash of the canonical config: recomputed from each committed row's config, it is the row's id."""
+    n = 0
+    for f in sorted(Path(ROOT, "results").glob("*/trials.parquet")):
+        t = pd.read_parquet(f, columns=["trial_id", "config"])
+        for tid, cfg in zip(t["trial_id"], t["config"]):
+            assert config_hash(json.loads(cfg)) == tid, f"{f}: {tid}"
+            n += 1
+    assert n > 500
+
+
+def test_the_options_block_is_the_flat_fields():
+    flat = {"structure": "ed//gan", "w": 0.5, "task": "inpaint"}
+    block = {"structure": "ed//gan", "options": {"w": 0.5, "task": "inpaint"}}
+    assert VariantCfg.model_validate(block).model_dump() == VariantCfg.model_validate(flat).model_dump()
+
+
+BAD = {
+    "option-of-another-structure": ("variant: {structure: gan, w: 0.5}", "variant.w",
+                                    "not an option of structure 'gan' (it belongs to ed+gan, ed+gan2, ed//gan)"),
+    "option-in-block-of-another": ("variant: {structure: gan, options: {age_lambda: 5}}", "variant.age_lambda",
+                                   "not an option of structure 'gan' (it belongs to age)"),
+    "unknown-option-in-block": ("variant: {structure: age, options: {age_lamda: 5}}", "variant.options.age_lamda",
+                                "not an option of any structure; age's options: age_lambda, age_mu, age_g_steps"),
+    "block-and-flat": ("variant: {structure: age, age_mu: 1, options: {age_mu: 2}}", "variant.options.age_mu",
+                       "given both in the options block and beside it"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_an_option_its_structure_does_not_declare_exits_2_at_validate(tmp_path, case):
+    text, field, message = BAD[case]
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: x\n{text}\n")
+    p = subprocess.run([GANBENCH, "validate", str(study)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {study}: {field}: "), p.stderr
+    assert message in lines[0]
+
+
+def test_a_sweep_over_an_option_in_block_syntax(tmp_path):
+    from bench.study import expand, load_study
+
+    study = tmp_path / "study.yaml"
+    study.write_text("name: x\ndataset: {name: fashion_mnist}\nmodel: {name: encdec}\n"
+                     "variant: {structure: ed//gan, options: {task: inpaint}}\n"
+                     "sweep: {axes: {variant.options.w: [0.1, 1.0]}}\n")
+    trials = expand(load_study(study))
+    assert [t["variant"]["w"] for t in trials] == [0.1, 1.0]
+
+
+def _module(tmp_path, monkeypatch, source: str) -> str:
+    pkg = tmp_path / "plugpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("raise RuntimeError('the catalog must not import the package')\n")
+    (pkg / "toy.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "plugpkg.toy"
+
+
+def test_a_declaration_is_read_without_running_the_module(tmp_path, monkeypatch):
+    mod = _module(tmp_path, monkeypatch, "import torch_that_does_not_exist\nDECLARE_BASE = {'losses': ['loss_d']}\n"
+                                         "DECLARE = {'toy': {**DECLARE_BASE, 'title': 'Toy'}}\n")
+    assert catalog.read_declarations(mod) == {"toy": {"losses": ["loss_d"], "title": "Toy"}}
+
+
+@pytest.mark.parametrize("source, message", [
+    ("X = 1\n", "no DECLARE"),
+    ("DECLARE = {'toy': open('/etc/passwd')}\n", "must be plain data"),
+])
+def test_a_broken_declaration_names_the_module(tmp_path, monkeypatch, source, message):
+    mod = _module(tmp_path, monkeypatch, source)
+    with pytest.raises(catalog.CatalogError, match=f"^{mod}: .*{message}"):
+        catalog.read_declarations(mod)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"optins": {}}, "unknown key(s) optins"),
+    ({"options": {"w": {"type": "float"}}}, "needs at least 'type' and 'default'"),
+    ({"options": {"w": {"type": "complex", "default": 1}}}, "type 'complex' is not one of"),
+    ({"options": {"objective": {"type": "str", "default": "ns"}}}, "'objective' cannot be a structure option"),
+    ({"sections": ["zoo"]}, "sections: zoo"),
+])
+def test_an_invalid_declaration_names_the_key(raw, message):
+    with pytest.raises(catalog.CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        catalog._structure("toy", "plugpkg.toy", raw)
