@@ -94,3 +94,27 @@ def get(kind: str, name: str):
     """The registered object: a module ("pkg.mod") or an attribute of one ("pkg.mod:attr")."""
     module, _, attr = REGISTRY[kind][check(kind, name)].partition(":")
     return getattr(import_module(module), attr) if attr else import_module(module)
+
+
+# what a plug-in must have, by kind: attribute -> what it is (checked when a study is validated)
+INTERFACE = {
+    "structure": {"check": "check(cfg)", "build": "build(pack, data, streams, device)",
+                  "batch": "batch(pack, data, gens, device)", "step": "step(nets, batch, pack, t)",
+                  "Evaluate": "Evaluate(pack, data, gens, device)(nets, final, alive)"},
+    "objective": {"d": "d(r, f): D's loss", "g": "g(r, f): G's loss", "lens": "lens(r, f): the lens' loss"},
+}
+
+
+def plugin(kind: str, name: str):
+    """`get`, plus the interface check of INTERFACE: a broken plug-in is a ValueError naming the registry entry
+    and what is missing or failing ("bench.structures.foo: no step(nets, batch, pack, t)"), never a traceback
+    from inside a trial."""
+    entry = REGISTRY[kind][check(kind, name)]
+    try:
+        obj = get(kind, name)
+    except Exception as e:  # noqa: BLE001 - any import-time error is the plug-in's
+        raise ValueError(f"{kind} '{name}' ({entry}) cannot be imported: {type(e).__name__}: {e}") from None
+    missing = [f"{a}: {what}" for a, what in INTERFACE.get(kind, {}).items() if not callable(getattr(obj, a, None))]
+    if missing:
+        raise ValueError(f"{kind} '{name}' ({entry}) lacks " + "; ".join(missing))
+    return obj

@@ -189,7 +189,18 @@ class TrialConfig(_Strict):
     @model_validator(mode="after")
     def _resolve(self):
         # the structure says what it supports (its message starts with the field: "section.field: ...")
-        registry.get("structure", self.variant.structure).check(self)
+        for kind in ("objective", "structure"):
+            try:
+                plug = registry.plugin(kind, getattr(self.variant, kind))
+            except ValueError as e:
+                raise ValueError(f"variant.{kind}: {e}") from None
+        try:
+            plug.check(self)
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug in the plug-in's check, not bad input: say whose
+            raise ValueError(f"variant.structure: {registry.REGISTRY['structure'][self.variant.structure]}.check "
+                             f"raised {type(e).__name__}: {e}") from None
         if self.model.d_batch_norm is None:  # WGAN-GP's per-sample gradient penalty and batch norm don't mix
             self.model.d_batch_norm = self.model.batch_norm and self.variant.objective != "wgan-gp"
         return self

@@ -127,3 +127,43 @@ def test_a_broken_declaration_names_the_module(tmp_path, monkeypatch, source, me
 def test_an_invalid_declaration_names_the_key(raw, message):
     with pytest.raises(catalog.CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
         catalog._structure("toy", "plugpkg.toy", raw)
+
+
+# ----------------------------------------------------------------------------- plug-in hygiene at validate (item 4)
+PLUGINS = {
+    "structure-missing-step": ("structure", "broken", "broken_struct",
+                               "DECLARE = {'broken': {'sections': []}}\nfrom bench.structures import gan\n"
+                               "check, build, batch, Evaluate = gan.check, gan.build, gan.batch, gan.Evaluate\n",
+                               "variant.structure", "structure 'broken' (broken_struct) lacks step: "
+                                                    "step(nets, batch, pack, t)"),
+    "structure-check-crashes": ("structure", "broken", "broken_struct",
+                                "DECLARE = {'broken': {'sections': []}}\nfrom bench.structures import gan\n"
+                                "build, batch, step, Evaluate = gan.build, gan.batch, gan.step, gan.Evaluate\n"
+                                "def check(cfg):\n    return cfg.variant.nope\n",
+                                "variant.structure", "broken_struct.check raised AttributeError"),
+    "registry-typo": ("objective", "typo", "bench.objectives.classic:nss", None, "variant.objective",
+                      "objective 'typo' (bench.objectives.classic:nss) cannot be imported: AttributeError"),
+    "objective-missing-a-loss": ("objective", "half", "half_objective:half",
+                                 "from types import SimpleNamespace\nhalf = SimpleNamespace(d=lambda r, f: f, g=None)\n",
+                                 "variant.objective", "objective 'half' (half_objective:half) lacks g: g(r, f): G's "
+                                                      "loss; lens: lens(r, f): the lens' loss"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLUGINS))
+def test_a_broken_plugin_exits_2_at_validate_naming_its_module(tmp_path, case):
+    """Registered through the registry as a user would (one line), validated by the real CLI in a fresh process."""
+    kind, name, entry, source, field, message = PLUGINS[case]
+    if source is not None:
+        (tmp_path / f"{entry.split(':')[0]}.py").write_text(source)
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: x\nvariant: {{{kind}: {name}}}\n")
+    code = ("import sys; from bench import registry; "
+            f"registry.REGISTRY[{kind!r}][{name!r}] = {entry!r}; "
+            "from bench.cli import main; sys.argv = ['ganbench', 'validate', sys.argv[1]]; main()")
+    p = subprocess.run([sys.executable, "-c", code, str(study)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env={**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {study}: {field}: "), p.stderr
+    assert message in lines[0]
