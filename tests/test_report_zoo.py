@@ -99,3 +99,18 @@ def test_the_variants_own_images_and_metric_figures(report):
     acgan = imread(d / "figures" / "zoo_acgan_0_images.png")  # one row (generated), two columns (weights)
     assert img.shape[0] > 2.5 * acgan.shape[0]
     assert np.isfinite(img).all()
+
+
+def test_own_weights_section_reads_declared_and_toy_metrics():
+    """A structure's own metrics come from its declaration (bench.catalog); on toy data the sample-quality metrics
+    are the toys' (the section once said 'No finite final metric' for a toy run with an energy distance of 0.04)."""
+    import pandas as pd
+
+    from bench.report import zoo
+
+    sub = pd.DataFrame({"final.energy_distance": [0.04, 0.05], "final.modes_covered": [7.0, 8.0],
+                        "final.code_kl": [0.1, 0.2], "final.l1": [0.3, 0.2]})
+    own, sample = zoo.own_metrics(sub, "age")
+    assert own == ["l1", "code_kl"] and sample == ["modes_covered", "energy_distance"]
+    assert zoo._sectioned("age") and not zoo._sectioned("gan") and not zoo._sectioned("ed//gan")
+    assert zoo._sectioned("a-structure-removed-since")

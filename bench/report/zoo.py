@@ -26,12 +26,10 @@ from bench.report.fmt import N_BOOT, fmt, interval, mean_ci, show_value
 from bench.schema import TrialConfig
 
 DATASET = analysis.DATASET
-# structures that have a report section of their own elsewhere (gan: the generic sections; ED: bench.report.edgan)
-ELSEWHERE = ("gan", *analysis.ED_STRUCTURES)
 # the name a reader knows each structure by and one line (its DECLARE's title and doc: bench.catalog)
 NAMES = {name: (s.title, s.doc) for name, s in catalog.catalog().items()}
 # sample-quality metrics: shown after a variant's own ones (the rest of INFO that it measured is "own")
-SAMPLE = ("fid", "kid_mean", "precision", "recall")
+SAMPLE = ("fid", "kid_mean", "precision", "recall", "modes_covered", "hq_fraction", "energy_distance")
 GENERIC = (*SAMPLE, "kid_std", "density", "coverage", "modes_covered", "hq_fraction", "mode_kl", "energy_distance",
            "inception_fid", "inception_kid_mean", "inception_kid_std")
 MAX_WEIGHT_IMAGES = 6  # image rows per variant (one per weight value)
@@ -47,22 +45,33 @@ def describe(column: str) -> str:
     return text.split(": ", 1)[1] if ": " in text and text.split(": ", 1)[0].isidentifier() else text
 
 
-def own_metrics(sub: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(the variant's own metrics, the sample-quality metrics) that have a finite final value in its trials."""
+def own_metrics(sub: pd.DataFrame, structure: str | None = None) -> tuple[list[str], list[str]]:
+    """(the variant's own metrics, the sample-quality metrics: images' FID / KID / precision / recall, the toys'
+    modes / quality / energy distance) that have a finite final value in its trials. Its own: what its
+    declaration lists (bench.catalog), else every metric that is not a sample metric."""
     def has(m):
         return analysis.has_finite(sub, f"final.{m}")
-    return [m for m in INFO if m not in GENERIC and has(m)], [m for m in SAMPLE if has(m)]
+    spec = catalog.catalog().get(structure) if structure else None
+    own = [*spec.metrics, *spec.new_metrics] if spec is not None else [m for m in INFO if m not in GENERIC]
+    return [m for m in own if has(m)], [m for m in SAMPLE if has(m)]
+
+
+def _sectioned(structure: str) -> bool:
+    """Does this structure get the own-weights section here (declared `own_weights`, and no section of its own such
+    as the encoder-decoders' `edgan`)? A structure the catalog no longer knows (an old folder) does."""
+    spec = catalog.catalog().get(structure)
+    return spec is None or ("own_weights" in spec.sections and "edgan" not in spec.sections)
 
 
 def variants(trials: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """(variant, structure, its trials) for every variant whose structure has no section elsewhere."""
+    """(variant, structure, its trials) for every variant whose structure declares the own-weights section."""
     if "variant.structure" not in trials:
         return []
     out = []
     for v in dict.fromkeys(trials["variant"]):
         sub = trials[trials["variant"] == v]
         s = str(sub["variant.structure"].iloc[0])
-        if s not in ELSEWHERE:
+        if _sectioned(s):
             out.append((v, s, sub))
     return out
 
@@ -188,7 +197,7 @@ def blocks(trials: pd.DataFrame, curves: pd.DataFrame) -> tuple[list[str], list[
     out: list[tuple] = []
     for v, structure, sub in variants(trials):
         name, line = NAMES.get(structure, (structure, ""))
-        own, sample = own_metrics(sub)
+        own, sample = own_metrics(sub, structure)
         metrics = own + sample
         axes = analysis.swept_axes(sub)
         title = f"{name} ({v})" if name.lower() != v else name
