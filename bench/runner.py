@@ -7,7 +7,9 @@ interrupted study keeps every trial that finished); a rerun skips trials already
 
 Faults (README "Faults and resuming"): every trial checkpoints its pack into the study's storage
 (bench.checkpoints); a killed worker or a lost node is retried `resources.retries` times from the
-latest checkpoint, on any node; a rerun after the driver died resumes unfinished packs from their
+latest checkpoint, on any node; an exception of the training code (a bug in ganbench or a plug-in,
+bench.trial.code_error) is not: the trial reports its configurations `failed` with the error and ends
+(a later run retries failed trials); a rerun after the driver died resumes unfinished packs from their
 checkpoints; Ctrl-C / SIGTERM stops the trials and says how to resume (a second one exits at once); a
 watchdog ends the run with exit 1 within a minute when Ray itself fails, instead of hanging.
 """
@@ -217,15 +219,19 @@ class ResultWriter(tune.Callback):
                 self.reports[cfg["trial_id"]] = {}
         self._refresh()
 
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        log.warning("trial %s failed (see above) and is retried from its latest checkpoint", pack_id(self._pack(trial)))
+    def on_trial_recover(self, iteration, trials, trial, **info):  # a lost worker or node (bench.trial.code_error)
+        log.warning("trial %s failed (%s) and is retried from its latest checkpoint", pack_id(self._pack(trial)),
+                    describe_error(trial.get_error()))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid = result.get("config_id")  # ("trial_id" is Ray Tune's own id of the pack)
         if tid is None or tid not in self.running:
             return
-        self.reports[tid][result["step"]] = result
         cfg = next(c for c in self._pack(trial) if c["trial_id"] == tid)
+        if result.get("status") == "failed":  # its code raised: no row of its own, not retried
+            log.error("trial %s failed: %s\n%s", tid, result.get("error"), result.get("traceback", ""))
+            return self._finish(trial, cfg, "failed", result.get("error"))
+        self.reports[tid][result["step"]] = result
         if result.get("final"):
             self._finish(trial, cfg)
         elif not result.get("replayed"):  # live curves: `ganbench status` and the report see them now
@@ -259,7 +265,7 @@ class ResultWriter(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish_pack(trial)
 
-    def on_trial_error(self, iteration, trials, trial, **info):  # out of retries
+    def on_trial_error(self, iteration, trials, trial, **info):  # a lost worker or node, out of retries
         self._finish_pack(trial, status="failed", error=describe_error(trial.get_error()))
 
 
@@ -559,6 +565,7 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                 storage_path=storage,
                 verbose=None if verbose else 0,
                 callbacks=[writer],
+                # retries are for lost workers and nodes: a trial whose code raised reports `failed` and ends
                 failure_config=tune.FailureConfig(max_failures=study.resources.retries),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             )

@@ -199,3 +199,75 @@ def test_unreachable_address_fails_fast_with_one_line(tmp_path, study):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Ray cluster at "), p.stderr
     assert "--address 127.0.0.1:9" in lines[0]
+
+
+# ----------------------------------------------------------------------------- code errors are not retried
+FAULTY_OBJECTIVE = '''
+import os
+
+from bench.objectives import Objective
+from bench.objectives.classic import ns
+
+calls = 0
+
+
+def _d(r, f):
+    global calls
+    calls += 1
+    if calls > 120 and os.environ.get("GANBENCH_TEST_BOOM") != "off":  # step 120: after the checkpoint at 100
+        raise RuntimeError("boom: this objective raises on purpose")
+    return ns.d(r, f)
+
+
+boom = Objective("boom", _d, ns.g, ns.lens)
+'''
+# a plug-in registered in every process of the run: the driver (validation) and Ray's workers
+SITECUSTOMIZE = '''
+from bench import registry
+
+registry.REGISTRY["objective"]["boom"] = "faulty_objective:boom"
+'''
+BOOM = """
+name: boom
+dataset: {name: ring8}
+model: {width: 32}
+train: {steps: 400, batch_size: 64, eval_every: 50, eval_samples: 300, checkpoint_every: 100}
+variant: {objective: boom}
+sweep: {seeds: [0, 1]}
+resources: {cpu: 1}
+"""
+
+
+def test_an_objective_that_raises_fails_at_once_without_retries(tmp_path):
+    """A deterministic error of the training code ends its configurations `failed` with the error in the
+    row after one attempt, though retries are left and a checkpoint exists (a killed worker, above, is
+    retried); a later run retries failed trials, from the start."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "faulty_objective.py").write_text(FAULTY_OBJECTIVE)
+    (plugins / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    study, out = tmp_path / "boom.yaml", tmp_path / "res"
+    study.write_text(BOOM)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")]))}
+    cmd = [GANBENCH, "run", str(study), "--results", str(out), "--no-report", "--max-concurrent", "1"]
+    t = time.time()
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    print(f"failed after {time.time() - t:.1f} s")
+    assert p.returncode == 1, p.stderr[-3000:]
+    assert "error: 2 trial(s) failed" in p.stderr and "Traceback" not in p.stderr
+    trials, curves = results.load(out)
+    assert sorted(trials["status"]) == ["failed", "failed"] and (trials["attempts"] == 1).all()
+    for error in trials["error"]:
+        assert error.startswith("RuntimeError: boom: this objective raises on purpose (at faulty_objective.py:")
+        assert "\n" not in error
+    assert sorted(curves["step"]) == [0, 0, 50, 50, 100, 100]  # the evaluations before it
+    log = (out / "ganbench.log").read_text()
+    assert "retried from its latest checkpoint" not in log and "Traceback" in log and "faulty_objective.py" in log
+    assert not checkpointed(out)
+
+    again = subprocess.run(cmd, cwd=ROOT, env={**env, "GANBENCH_TEST_BOOM": "off"}, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = results.load(out)[0]
+    assert sorted(trials["status"]) == ["ok", "ok"] and (trials["resumed_from_step"] == 0).all()
+    assert trials["error"].isna().all()

@@ -1,11 +1,13 @@
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from bench.trial import setup
+from bench import registry
+from bench.objectives import Objective, classic
+from bench.trial import run_trial, setup
 from conftest import run_rows, without_wall
-
-
 
 
 def test_same_config_and_seed_give_identical_numbers(tiny_config):
@@ -107,3 +109,102 @@ def test_lens_recon_sum_or_mean_over_pixels(tiny_config):
         losses[recon] = run.step(0)["loss_lens"].item()
     assert losses["sum"] > 0
     assert math.isclose(losses["sum"] / losses["mean"], 16 * 16, rel_tol=1e-4)
+
+
+# ----------------------------------------------------------------------------- code errors, shapes, d_loss
+def per_sample_d(r, f):  # forgets the batch mean: [n, B], not [n]
+    return F.softplus(-r) + F.softplus(f)
+
+
+def raising_d(r, f):
+    raise TypeError("unsupported operand type(s) for +: 'Tensor' and 'NoneType'")
+
+
+def oserror_d(r, f):
+    raise OSError("the dataset's disk went away")
+
+
+persample = Objective("persample", per_sample_d, g=classic.ns.g, lens=classic.ns.lens)
+raising = Objective("raising", raising_d, g=classic.ns.g, lens=classic.ns.lens)
+oserror = Objective("oserror", oserror_d, g=classic.ns.g, lens=classic.ns.lens)
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    ours = {n: f"test_trial:{n}" for n in ("persample", "raising", "oserror")}
+    monkeypatch.setitem(registry.REGISTRY, "objective", {**registry.REGISTRY["objective"], **ours})
+
+
+def pack_of_two(tiny_config, **over):
+    return [{**tiny_config(seed=s, **over), "trial_id": f"seed{s}"} for s in (0, 1)]
+
+
+def test_a_per_sample_objective_names_itself_and_the_shapes(broken, tiny_config):
+    with pytest.raises(ValueError) as e:
+        run_rows(pack_of_two(tiny_config, variant={"objective": "persample"}))
+    assert str(e.value).startswith("objective 'persample': its D loss d(r, f) has shape [2, 64] for D outputs of "
+                                   "shape [2, 64]; a loss is one value per configuration, shape [2]")
+
+
+def test_a_structure_loss_of_the_wrong_shape_names_the_structure(tiny_config, monkeypatch):
+    from bench.structures import gan
+
+    step = gan.step
+
+    def per_sample(nets, batch, pack, t):
+        out = step(nets, batch, pack, t)
+        return {**out, "loss_g": out["loss_g"][:, None].expand(-1, 3)}
+
+    monkeypatch.setattr(gan, "step", per_sample)
+    with pytest.raises(ValueError, match=r"^structure 'gan': step returned loss_g of shape \[2, 3\]; each loss is one "
+                                         r"value per configuration of the pack, shape \[2\]$"):
+        run_rows(pack_of_two(tiny_config))
+
+
+def test_a_code_error_ends_every_live_configuration_failed_when_reporting_failures(broken, tiny_config, tmp_path):
+    cfgs = pack_of_two(tiny_config, variant={"objective": "raising"})
+    with pytest.raises(TypeError):  # in-process callers see the exception
+        run_rows(cfgs)
+    rows = []
+    last = run_trial(cfgs, rows.append, tmp_path, report_failures=True, pack_id="p")
+    assert [(r["config_id"], r["status"]) for r in rows] == [("seed0", "running"), ("seed1", "running"),
+                                                             ("seed0", "failed"), ("seed1", "failed")]
+    assert last == [{k: v for k, v in r.items() if k != "config_id"} for r in rows[2:]]
+    for r in rows[2:]:
+        assert r["final"] and r["step"] == 0 and r["pack_id"] == "p"
+        assert r["error"] == ("TypeError: unsupported operand type(s) for +: 'Tensor' and 'NoneType' "
+                              f"(at tests/test_trial.py:{raising_d.__code__.co_firstlineno + 1}, in raising_d)")
+        assert "Traceback" in r["traceback"] and "raising_d" in r["traceback"]
+        assert math.isnan(r["energy_distance"])
+
+
+def test_machine_errors_and_report_errors_still_propagate(broken, tiny_config, tmp_path):
+    with pytest.raises(OSError):  # retried by Ray: a file system, not the code
+        run_trial(pack_of_two(tiny_config, variant={"objective": "oserror"}), lambda r, state=None: None, tmp_path,
+                  report_failures=True)
+
+    def report(row, state=None):
+        raise ValueError("Ray's storage refused the report")
+
+    with pytest.raises(ValueError, match="storage refused"):
+        run_trial(pack_of_two(tiny_config), report, tmp_path, report_failures=True)
+
+
+def test_d_loss_is_d_steps_loss_without_the_step(tiny_config):
+    from bench.structures import d_loss, d_step
+
+    run = setup(tiny_config(variant={"objective": "wgan-gp"}), "cpu")
+    nets, pack = run.nets, run.pack
+    obj = registry.get("objective", "wgan-gp")
+    real, fake, eps = torch.randn(1, 64, 2), torch.randn(1, 64, 2), torch.rand(1, 64)
+    before = [p.detach().clone() for p in nets.D.parameters()]
+    loss = d_loss(nets.D, obj, pack, real, fake, eps)
+    assert loss.shape == (1,) and loss.requires_grad
+    assert all(torch.equal(a, b) for a, b in zip(before, nets.D.parameters()))
+    assert torch.equal(d_step(nets.D, nets.opt["D"], obj, pack, real, fake, eps), loss.detach())
+    assert not all(torch.equal(a, b) for a, b in zip(before, nets.D.parameters()))
+
+
+def test_pack_size_and_its_deprecated_name(tiny_config):
+    pack = setup(pack_of_two(tiny_config), "cpu").pack
+    assert pack.size == pack.K == 2
