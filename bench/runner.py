@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -464,6 +465,47 @@ def _stage_two(study: Study, stage1: list[dict], results_dir: Path, say) -> list
     return trials2
 
 
+@dataclass
+class Plan:
+    """What a `ganbench run` of the study has to do, from what its results folder already holds."""
+    study: Study
+    results_dir: Path
+    storage: str                # the checkpoints: --storage, or results_dir/ray
+    artifact_root: str | None   # --storage/artifacts when the storage is shared; None: into results_dir
+    trials: list[dict]          # every trial of the study (a two-stage study: stage 1's)
+    done: set[str]              # finished before this run (ok or diverged)
+    todo: list[dict]
+    stage2: list[dict] | None   # a two-stage study's stage 2: None until stage 1 has ended
+    todo2: list[dict]
+    n_todo: int                 # trials this run trains (optuna: samples left to draw)
+    n_stage2: int               # stage 2's trials, or how many it is expected to have
+    total: int
+
+    optuna = property(lambda self: self.study.sweep.method == "optuna")
+    two_stage = property(lambda self: self.study.sweep.retrain is not None)
+    everything = property(lambda self: self.trials + (self.stage2 or []))
+
+
+def make_plan(study: Study, results_dir: Path, storage: str | None, say) -> Plan:
+    """The plan of a run into results_dir (created, with the study's copy); `say` prints a line."""
+    trials = expand(study)  # a two-stage study: stage 1
+    optuna, two_stage = study.sweep.method == "optuna", study.sweep.retrain is not None
+    done = results.finished_ids(results_dir)
+    todo = [] if optuna else [t for t in trials if t["trial_id"] not in done]
+    artifact_root = f"{storage.rstrip('/')}/artifacts" if storage else None
+    results_dir.mkdir(parents=True, exist_ok=True)
+    save_study_copy(study, results_dir)
+    # stage 2 is known once every stage-1 trial has ended ok or diverged (failed ones are retried first)
+    stage2 = _stage_two(study, trials, results_dir, say) if two_stage and not todo else None
+    todo2 = [t for t in stage2 or [] if t["trial_id"] not in done]
+    # optuna: the sampler picks the trials, num_samples in all over every run of the study
+    n_todo = max(0, study.sweep.num_samples - len(done)) if optuna else len(todo) + len(todo2)
+    n_stage2 = (len(stage2) if stage2 is not None else expected_retrain(study, trials)) if two_stage else 0
+    total = study.sweep.num_samples if optuna else len(trials) + n_stage2
+    return Plan(study, results_dir, storage or str(results_dir / "ray"), artifact_root, trials, done, todo, stage2,
+                todo2, n_todo, n_stage2, total)
+
+
 def run_study(study: Study, results_dir: Path, address: str | None = None, max_concurrent: int | None = None,
               verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None,
               storage: str | None = None, resume_hint: str | None = None) -> dict:
@@ -474,164 +516,191 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
     unfinished. Returns counts by status, plus `stopped` when Ctrl-C / SIGTERM ended the run early.
     Raises RayFailure when Ray cannot be reached or fails."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    results_dir = Path(results_dir).resolve()
-    trials = expand(study)  # a two-stage study: stage 1
-    optuna = study.sweep.method == "optuna"
-    two_stage = study.sweep.retrain is not None
-    done = results.finished_ids(results_dir)
-    todo = [] if optuna else [t for t in trials if t["trial_id"] not in done]
-    # Artifacts go beside the checkpoints when the storage is shared (--storage), the results folder otherwise
-    artifact_root = f"{storage.rstrip('/')}/artifacts" if storage else None
-    storage = storage or str(results_dir / "ray")
     console = Console(stderr=True, soft_wrap=True)  # one line per message, however long
-    results_dir.mkdir(parents=True, exist_ok=True)
-    save_study_copy(study, results_dir)
-    # stage 2 is known once every stage-1 trial has ended ok or diverged (failed ones are retried first)
-    stage2 = _stage_two(study, trials, results_dir, console.print) if two_stage and not todo else None
-    todo2 = [t for t in stage2 or [] if t["trial_id"] not in done]
-    # optuna: the sampler picks the trials, num_samples in all over every run of the study
-    n_todo = max(0, study.sweep.num_samples - len(done)) if optuna else len(todo) + len(todo2)
-    n_stage2 = (len(stage2) if stage2 is not None else expected_retrain(study, trials)) if two_stage else 0
-    total = study.sweep.num_samples if optuna else len(trials) + n_stage2
-    everything = trials + (stage2 or [])
-    if not n_todo:
-        console.print(f"{study.name}: all {len(done) if optuna else total} trials already finished in {results_dir}")
-        if nrds_step.has_ed_trials(everything):  # NRDS may still be stale: the nrds block changed, a crash before it
-            stale = nrds_step.stale_groups(results_dir, study.nrds)
-            if stale[0]:
-                with ray_session(address, verbose, num_cpus):
-                    nrds_step.stage(everything, results_dir, study.nrds, console.print, stale)
-        return {"ok": 0, "diverged": 0, "failed": 0, "skipped": total}
-    if done:
-        then = ", then stage 2" if two_stage and stage2 is None else ""
-        console.print(f"{study.name}: {total - n_todo - (0 if stage2 is not None else n_stage2)} of {total} trials "
-                      f"already finished, running {n_todo}{then}")
-
-    t0 = time.perf_counter()
-    started = datetime.now(timezone.utc).isoformat()
-    slots = [1]
-
-    def record(stopped: bool, failure: str | None = None) -> None:  # this run's measured wall clock (runs.json)
-        results.record_run(results_dir, {"started_at": started, "wall_seconds": round(time.perf_counter() - t0, 3),
-                                         "trials_finished": sum(writer.counts.values()) if writer else 0,
-                                         "slots": slots[0], "stopped": stopped, "ray_failure": failure})
-
-    writer = None
+    plan = make_plan(study, Path(results_dir).resolve(), storage, console.print)
+    if not plan.n_todo:
+        return _nothing_to_run(plan, address, verbose, num_cpus, console.print)
+    if plan.done:
+        then = ", then stage 2" if plan.two_stage and plan.stage2 is None else ""
+        console.print(f"{study.name}: {plan.total - plan.n_todo - (0 if plan.stage2 is not None else plan.n_stage2)} "
+                      f"of {plan.total} trials already finished, running {plan.n_todo}{then}")
+    run = StudyRun(plan, console, max_concurrent, verbose)
     logging.getLogger("optuna").setLevel(logging.WARNING)
-    with run_log(results_dir, verbose), ray_session(address, verbose, num_cpus) as embedded:
-        import ray
-
-        provenance = {"ray_version": ray.__version__, "ganbench_version": __version__, "git_commit": git_commit()}
-        res = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
-        common = {"artifacts": artifact_root or str(results_dir), "storage": storage}
-        progress = None
-        if show_progress and not verbose:
-            progress = Progress(TextColumn(f"[bold]{study.name}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("running {task.fields[running]}  ok {task.fields[ok]}  "
-                                           "diverged {task.fields[diverged]}  failed {task.fields[failed]}"),
-                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-        first = todo + todo2
-        meta = {"study": study.name, "expected": [] if optuna else [t["trial_id"] for t in everything],
-                "expected_count": total, "steps": {t["trial_id"]: t["train"]["steps"] for t in first}}
-        writer = ResultWriter(results_dir, meta, {t["trial_id"] for t in first}, provenance, progress,
-                              total=n_todo + (n_stage2 if two_stage and stage2 is None else 0), done=done,
-                              artifact_root=artifact_root)
-        trainable = tune.with_parameters(ray_trainable, evaluators=prepare_evaluators(trials))
-
-        def fit(run_todo: list[dict], every: list[dict], name: str) -> None:
-            """One Tune run: the optuna search, or these trials in packs."""
-            if optuna:
-                base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
-                param_space, search_alg = _optuna_space(study, base, results_dir)
-                param_space.update(common)
-                tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=n_todo, metric=study.sweep.metric,
-                                              mode=study.sweep.mode, max_concurrent_trials=max_concurrent)
-            else:
-                kept, rest = packing.reuse_previous(results_dir, run_todo, {t["trial_id"]: t for t in every},
-                                                    lambda pid: bool(checkpoints.candidates(storage, pid)))
-                slots[0] = trial_slots(study, max_concurrent)
-                packs = kept + packing.make_packs(rest, study.sweep.pack, slots[0])
-                packing.record(results_dir, packs)
-                if len(packs) < len(run_todo):
-                    console.print(f"{name}: {len(run_todo)} trials in {len(packs)} packs")
-                param_space = {"pack": tune.grid_search(packs), **common}
-                tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                              trial_dirname_creator=lambda t: pack_id(t.config["pack"]),
-                                              trial_name_creator=lambda t: pack_id(t.config["pack"]))
-            run_config = tune.RunConfig(
-                name=f"{name.replace(' ', '-').replace(':', '')}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
-                storage_path=storage,
-                verbose=None if verbose else 0,
-                callbacks=[writer],
-                # retries are for lost workers and nodes: a trial whose code raised reports `failed` and ends
-                failure_config=tune.FailureConfig(max_failures=study.resources.retries),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            )
-            tuner = tune.Tuner(tune.with_resources(trainable, res), param_space=param_space,
-                               tune_config=tune_config, run_config=run_config)
-            tuner.fit()
-
-        def fail(why: str):
-            if progress:
-                progress.stop()
-            writer.running.clear()
-            writer.write_progress(wall_seconds=time.perf_counter() - t0, ray_failure=why)
-            record(True, why)
-            log.error("Ray failed: %s", why)
-            print(f"error: Ray failed: {why}. Finished trials are in {results_dir}; run the same command again "
-                  "to resume the others from their checkpoints.", file=sys.stderr, flush=True)
-            if embedded:  # take the rest of the embedded instance down with us
-                with contextlib.suppress(Exception):
-                    ray._private.worker._global_node.kill_all_processes(check_alive=False, allow_graceful=False)
-            os._exit(1)
-
-        watchdog = Watchdog(embedded, fail)
+    with run_log(plan.results_dir, verbose), ray_session(address, verbose, num_cpus) as embedded:
+        run.start(embedded, show_progress)
+        watchdog = Watchdog(embedded, run.ray_failed)
         watchdog.start()
-        with stop_signals() as asked, (progress or contextlib.nullcontext()):
-            if first or optuna:
-                fit(first, everything, study.name + ("" if not two_stage else " stage 1" if todo else " stage 2"))
-            stopped = asked["stop"] or bool(writer.running)
-            if two_stage and stage2 is None and not stopped:  # stage 1 has just ended: choose and run stage 2
-                stage2 = _stage_two(study, trials, results_dir, console.print)
-                if stage2 is None:
-                    left = [t["trial_id"] for t in trials if t["trial_id"] not in results.finished_ids(results_dir)]
-                    log.warning("stage 2 not started: stage-1 trials without a row: %s", left)
-                    console.print(f"{study.name}: stage 2 not started: {len(left)} stage-1 trial(s) have no row; "
-                                  "run the same command again")
-                else:
-                    everything = trials + stage2
-                    done = results.finished_ids(results_dir)
-                    todo2 = [t for t in stage2 if t["trial_id"] not in done]
-                    writer.extend(todo2, [t["trial_id"] for t in everything], len(everything))
-                    r = study.sweep.retrain
-                    seed1 = (study.sweep.seeds or [study.seed])[0]
-                    console.print(f"{study.name}: stage 2: the best {r.top} point(s) of each variant by final "
-                                  f"{'/'.join(retrain_metric(study))} x seeds {r.seeds}: {len(stage2)} new trials"
-                                  f"{f' (seed {seed1} is the stage-1 trial)' if seed1 in r.seeds else ''}, "
-                                  f"{len(todo2)} to run")
-                    if todo2:
-                        fit(todo2, everything, f"{study.name} stage 2")
-                    stopped = asked["stop"] or bool(writer.running)
+        with stop_signals() as asked, (run.progress or contextlib.nullcontext()):
+            stopped = run.stages(asked)
         watchdog.stop()
         if not stopped:
-            nrds_step.stage(everything, results_dir, study.nrds, console.print)  # the study's NRDS step
-    counts = dict(writer.counts)
-    unfinished = len(writer.running)
-    writer.running.clear()
-    writer.write_progress(wall_seconds=time.perf_counter() - t0)
-    record(stopped)
-    for pid in writer.finished_packs:  # checkpoints are only for resuming
-        with contextlib.suppress(Exception):
-            checkpoints.remove(storage, pid)
-    if stopped:
-        counts["stopped"] = unfinished
-        console.print(f"{study.name}: stopped with {sum(counts.values()) - unfinished} trial(s) finished in this run, "
-                      f"{unfinished} unfinished (checkpointed); resume with: {resume_hint or 'the same command'}",
-                      soft_wrap=True)
-        return counts
-    console.print(f"{study.name}: {counts['ok']} ok, {counts['diverged']} diverged, {counts['failed']} failed "
-                  f"in {time.perf_counter() - t0:.0f} s -> {results_dir}")
-    return counts
+            nrds_step.stage(plan.everything, plan.results_dir, study.nrds, console.print)  # the study's NRDS step
+    return run.summary(stopped, resume_hint)
 
+
+def _nothing_to_run(plan: Plan, address: str | None, verbose: bool, num_cpus: int | None, say) -> dict:
+    """Every trial finished before: only a stale NRDS step (its block changed, a crash before it) is run."""
+    say(f"{plan.study.name}: all {len(plan.done) if plan.optuna else plan.total} trials already finished in "
+        f"{plan.results_dir}")
+    if nrds_step.has_ed_trials(plan.everything):
+        stale = nrds_step.stale_groups(plan.results_dir, plan.study.nrds)
+        if stale[0]:
+            with ray_session(address, verbose, num_cpus):
+                nrds_step.stage(plan.everything, plan.results_dir, plan.study.nrds, say, stale)
+    return {"ok": 0, "diverged": 0, "failed": 0, "skipped": plan.total}
+
+
+class StudyRun:
+    """One `ganbench run` of a plan on a started Ray: its result writer and progress line, its Tune runs
+    (one per stage), and what it records when it ends or Ray fails."""
+
+    def __init__(self, plan: Plan, console, max_concurrent: int | None, verbose: bool):
+        self.plan, self.console, self.max_concurrent, self.verbose = plan, console, max_concurrent, verbose
+        self.t0, self.started = time.perf_counter(), datetime.now(timezone.utc).isoformat()
+        self.slots, self.writer, self.progress, self.embedded = 1, None, None, False
+
+    def start(self, embedded: bool, show_progress: bool) -> None:
+        """The result writer, the progress line and the trainable, once Ray runs."""
+        import ray
+
+        plan, study = self.plan, self.plan.study
+        self.embedded = embedded
+        provenance = {"ray_version": ray.__version__, "ganbench_version": __version__, "git_commit": git_commit()}
+        if show_progress and not self.verbose:
+            self.progress = progress_line(study.name, self.console)
+        first = plan.todo + plan.todo2
+        meta = {"study": study.name, "expected": [] if plan.optuna else [t["trial_id"] for t in plan.everything],
+                "expected_count": plan.total, "steps": {t["trial_id"]: t["train"]["steps"] for t in first}}
+        self.writer = ResultWriter(plan.results_dir, meta, {t["trial_id"] for t in first}, provenance, self.progress,
+                                   total=plan.n_todo + (plan.n_stage2 if plan.two_stage and plan.stage2 is None else 0),
+                                   done=plan.done, artifact_root=plan.artifact_root)
+        self.trainable = tune.with_parameters(ray_trainable, evaluators=prepare_evaluators(plan.trials))
+
+    def stages(self, asked: dict) -> bool:
+        """Stage 1's Tune run (or the only one), then stage 2's when stage 1 has just ended. True when the
+        run was stopped (Ctrl-C / SIGTERM) or trials were left unfinished."""
+        plan, name = self.plan, self.plan.study.name
+        first = plan.todo + plan.todo2
+        if first or plan.optuna:
+            stage = "" if not plan.two_stage else " stage 1" if plan.todo else " stage 2"
+            self.fit(first, plan.everything, name + stage)
+        stopped = asked["stop"] or bool(self.writer.running)
+        if plan.two_stage and plan.stage2 is None and not stopped:
+            self.stage_two()
+            stopped = asked["stop"] or bool(self.writer.running)
+        return stopped
+
+    def stage_two(self) -> None:
+        """Stage 1 has just ended: choose stage 2 from its rows and run it."""
+        plan, study = self.plan, self.plan.study
+        plan.stage2 = _stage_two(study, plan.trials, plan.results_dir, self.console.print)
+        if plan.stage2 is None:
+            left = [t["trial_id"] for t in plan.trials if t["trial_id"] not in results.finished_ids(plan.results_dir)]
+            log.warning("stage 2 not started: stage-1 trials without a row: %s", left)
+            self.console.print(f"{study.name}: stage 2 not started: {len(left)} stage-1 trial(s) have no row; "
+                               "run the same command again")
+            return
+        plan.done = results.finished_ids(plan.results_dir)
+        plan.todo2 = [t for t in plan.stage2 if t["trial_id"] not in plan.done]
+        self.writer.extend(plan.todo2, [t["trial_id"] for t in plan.everything], len(plan.everything))
+        r = study.sweep.retrain
+        seed1 = (study.sweep.seeds or [study.seed])[0]
+        self.console.print(f"{study.name}: stage 2: the best {r.top} point(s) of each variant by final "
+                           f"{'/'.join(retrain_metric(study))} x seeds {r.seeds}: {len(plan.stage2)} new trials"
+                           f"{f' (seed {seed1} is the stage-1 trial)' if seed1 in r.seeds else ''}, "
+                           f"{len(plan.todo2)} to run")
+        if plan.todo2:
+            self.fit(plan.todo2, plan.everything, f"{study.name} stage 2")
+
+    def fit(self, run_todo: list[dict], every: list[dict], name: str) -> None:
+        """One Tune run: the optuna search, or these trials in packs (`every`: the trials they may pack with
+        before, by id)."""
+        plan, study = self.plan, self.plan.study
+        common = {"artifacts": plan.artifact_root or str(plan.results_dir), "storage": plan.storage}
+        if plan.optuna:
+            base = {**study.base_config(), "study": study.name, "resources": study.resources.model_dump()}
+            param_space, search_alg = _optuna_space(study, base, plan.results_dir)
+            param_space.update(common)
+            tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=plan.n_todo, metric=study.sweep.metric,
+                                          mode=study.sweep.mode, max_concurrent_trials=self.max_concurrent)
+        else:
+            kept, rest = packing.reuse_previous(plan.results_dir, run_todo, {t["trial_id"]: t for t in every},
+                                                lambda pid: bool(checkpoints.candidates(plan.storage, pid)))
+            self.slots = trial_slots(study, self.max_concurrent)
+            packs = kept + packing.make_packs(rest, study.sweep.pack, self.slots)
+            packing.record(plan.results_dir, packs)
+            if len(packs) < len(run_todo):
+                self.console.print(f"{name}: {len(run_todo)} trials in {len(packs)} packs")
+            param_space = {"pack": tune.grid_search(packs), **common}
+            tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=self.max_concurrent, reuse_actors=True,
+                                          trial_dirname_creator=lambda t: pack_id(t.config["pack"]),
+                                          trial_name_creator=lambda t: pack_id(t.config["pack"]))
+        run_config = tune.RunConfig(
+            name=f"{name.replace(' ', '-').replace(':', '')}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
+            storage_path=plan.storage,
+            verbose=None if self.verbose else 0,
+            callbacks=[self.writer],
+            # retries are for lost workers and nodes: a trial whose code raised reports `failed` and ends
+            failure_config=tune.FailureConfig(max_failures=study.resources.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        )
+        res = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
+        tune.Tuner(tune.with_resources(self.trainable, res), param_space=param_space, tune_config=tune_config,
+                   run_config=run_config).fit()
+
+    def record(self, stopped: bool, failure: str | None = None) -> None:
+        """This run's measured wall clock (runs.json)."""
+        results.record_run(self.plan.results_dir, {
+            "started_at": self.started, "wall_seconds": round(time.perf_counter() - self.t0, 3),
+            "trials_finished": sum(self.writer.counts.values()) if self.writer else 0, "slots": self.slots,
+            "stopped": stopped, "ray_failure": failure})
+
+    def ray_failed(self, why: str) -> None:
+        """The watchdog's verdict: record, say how to resume, take an embedded Ray down, exit 1 (tuner.fit
+        would hang forever)."""
+        import ray
+
+        if self.progress:
+            self.progress.stop()
+        self.writer.running.clear()
+        self.writer.write_progress(wall_seconds=time.perf_counter() - self.t0, ray_failure=why)
+        self.record(True, why)
+        log.error("Ray failed: %s", why)
+        print(f"error: Ray failed: {why}. Finished trials are in {self.plan.results_dir}; run the same command "
+              "again to resume the others from their checkpoints.", file=sys.stderr, flush=True)
+        if self.embedded:  # take the rest of the embedded instance down with us
+            with contextlib.suppress(Exception):
+                ray._private.worker._global_node.kill_all_processes(check_alive=False, allow_graceful=False)
+        os._exit(1)
+
+    def summary(self, stopped: bool, resume_hint: str | None) -> dict:
+        """Record the run, remove finished packs' checkpoints, print one line; counts by status."""
+        writer, name = self.writer, self.plan.study.name
+        counts = dict(writer.counts)
+        unfinished = len(writer.running)
+        writer.running.clear()
+        writer.write_progress(wall_seconds=time.perf_counter() - self.t0)
+        self.record(stopped)
+        for pid in writer.finished_packs:  # checkpoints are only for resuming
+            with contextlib.suppress(Exception):
+                checkpoints.remove(self.plan.storage, pid)
+        if stopped:
+            counts["stopped"] = unfinished
+            self.console.print(f"{name}: stopped with {sum(counts.values()) - unfinished} trial(s) finished in this "
+                               f"run, {unfinished} unfinished (checkpointed); resume with: "
+                               f"{resume_hint or 'the same command'}", soft_wrap=True)
+            return counts
+        self.console.print(f"{name}: {counts['ok']} ok, {counts['diverged']} diverged, {counts['failed']} failed "
+                           f"in {time.perf_counter() - self.t0:.0f} s -> {self.plan.results_dir}")
+        return counts
+
+
+def progress_line(name: str, console):
+    """The one progress line: trials done of all, running, ok / diverged / failed, elapsed, ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("running {task.fields[running]}  ok {task.fields[ok]}  "
+                               "diverged {task.fields[diverged]}  failed {task.fields[failed]}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
