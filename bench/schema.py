@@ -18,7 +18,7 @@ import re
 from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, ValidationError,
                       field_validator, model_validator)
 
 from bench import registry
@@ -444,8 +444,26 @@ class Study(TrialConfig):
             raise ValueError("name must be a slug (letters, digits, _ . -), it names the results folder")
         return v
 
+    _explicit_d_bn: bool = PrivateAttr(False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _d_bn_given(cls, data, handler):
+        explicit = isinstance(data, dict) and isinstance(data.get("model"), dict) and \
+            data["model"].get("d_batch_norm") is not None
+        study = handler(data)
+        study._explicit_d_bn = explicit
+        return study
+
     def base_config(self) -> dict:
-        return self.model_dump(include=set(TRIAL_FIELDS), mode="json")
+        """The trial config every trial starts from. model.d_batch_norm left unset in the file stays unset here, so
+        each trial resolves it for its own objective (a sweep that switches a conv critic to wgan-gp gets no batch
+        norm there); before this, the base's objective decided for every trial. Networks whose D has no batch norm
+        (mlp, encdec: the field changes nothing) keep the base's value, so their trial ids stay what they were."""
+        cfg = self.model_dump(include=set(TRIAL_FIELDS), mode="json")
+        if not self._explicit_d_bn and self.model.name not in ("mlp", "encdec"):
+            cfg["model"]["d_batch_norm"] = None
+        return cfg
 
 
 # ----------------------------------------------------------------------------- derived from a config

@@ -467,3 +467,21 @@ def test_a_question_on_image_metrics_is_checked_against_what_image_trials_record
     with pytest.raises(StudyError) as e:
         trials_of(write(tmp_path, base % "{kid_mean: log}"))  # KID's estimate can be negative
     assert e.value.field == "question.scale.kid_mean"
+
+
+def test_a_swept_wgan_gp_conv_critic_gets_no_batch_norm(tmp_path):
+    """model.d_batch_norm unset resolves per trial: a sweep from ns to wgan-gp on a conv net turns the critic's batch
+    norm off for the wgan-gp trials (it used to inherit the base objective's True); explicit stays explicit; an MLP
+    (no batch norm in D) keeps its ids."""
+    from bench.study import expand, load_study
+
+    def bn(text):
+        p = tmp_path / "s.yaml"
+        p.write_text(text)
+        return {t["variant"]["objective"]: t["model"]["d_batch_norm"] for t in expand(load_study(p))}
+
+    conv = "name: s\ndataset: {name: digits}\nmodel: {name: dcgan%s}\nsweep: {axes: {variant.objective: [ns, wgan-gp]}}\n"
+    assert bn(conv % "") == {"ns": True, "wgan-gp": False}
+    assert bn(conv % ", d_batch_norm: true") == {"ns": True, "wgan-gp": True}
+    mlp = "name: s\nsweep: {axes: {variant.objective: [ns, wgan-gp]}}\n"
+    assert bn(mlp) == {"ns": True, "wgan-gp": True}  # as before: the lens_toy trial ids stay
