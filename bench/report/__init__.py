@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bench import results, stats
+from bench import catalog, results, stats
 from bench.metrics import INFO, bounds
 from bench.report import analysis, edgan, html, plots, question, zoo
 from bench.report.fmt import N_BOOT, hms, mean_ci
@@ -244,6 +244,29 @@ def _budget(trials: pd.DataFrame, metric: str, variants: list[str]) -> dict:
     return out
 
 
+# the report sections a structure may declare (bench.catalog `sections`), in page order; each runs only where a
+# structure in the rows declares it ("treatment", the lens pairing, is part of the generic findings)
+SECTIONS = {
+    "nrds": lambda data: edgan.blocks([d for _, d, _ in data.studies]),   # NRDS across the weight (seed Table 2)
+    "own_weights": lambda data: zoo.blocks(data.trials, data.curves),      # sensitivity to a structure's own weights
+}
+
+
+def declared_sections(data: Loaded) -> tuple[list[str], list[tuple]]:
+    """(headline sentences, blocks) of the sections the rows' structures declare; a structure the catalog does not
+    know (an old folder) gets every section, each of which says nothing where it has nothing to say."""
+    cat = catalog.catalog()
+    col = data.trials["variant.structure"] if "variant.structure" in data.trials else pd.Series(["gan"])
+    wanted = {sec for s in col.dropna().astype(str).unique() for sec in (cat[s].sections if s in cat else SECTIONS)}
+    heads, out = [], []
+    for name, section in SECTIONS.items():
+        if name in wanted:
+            h, b = section(data)
+            heads += h
+            out += b
+    return heads, out
+
+
 def protocol_rows(trials: pd.DataFrame) -> bool:
     return "stage" in trials and pd.to_numeric(trials["stage"], errors="coerce").notna().any()
 
@@ -263,8 +286,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         return f"{n} ({r['study']})" if multi else n
 
     found = analysis.findings(trials, metrics, label=label)
-    ed_headlines, ed_blocks = edgan.blocks(results_dirs)
-    zoo_headlines, zoo_blocks = zoo.blocks(trials, curves)
+    section_heads, section_blocks = declared_sections(data)
     # the study's question is answered first (a lens study without one: is the seed spread smaller with the lens)
     q, q_note = question.resolve(trials, data.question, next(iter(found.by_metric), None))
     q_lines, q_blocks = question.answer(trials, q) if q else ([], [])
@@ -291,7 +313,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
 
     # 1. headline findings
     out.append(("h2", "Headline findings"))
-    out.append(("ul", q_lines + ed_headlines + zoo_headlines + found.headlines))
+    out.append(("ul", q_lines + section_heads + found.headlines))
     if q_blocks:
         out.append(("p", question.POWER_TEXT))
     out.append(("p", "Success rule: " + analysis.SUCCESS_TEXT))
@@ -319,9 +341,7 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
     if pooled:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
     out.append(("h2", "Statistics"))
-    out += q_blocks + found.tables
-    out += ed_blocks
-    out += zoo_blocks
+    out += q_blocks + found.tables + section_blocks
 
     # 3. plots
     out.append(("h2", "Final metrics per seed"))

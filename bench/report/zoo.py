@@ -29,7 +29,8 @@ DATASET = analysis.DATASET
 # the name a reader knows each structure by and one line (its DECLARE's title and doc: bench.catalog)
 NAMES = {name: (s.title, s.doc) for name, s in catalog.catalog().items()}
 # sample-quality metrics: shown after a variant's own ones (the rest of INFO that it measured is "own")
-SAMPLE = ("fid", "kid_mean", "precision", "recall", "modes_covered", "hq_fraction", "energy_distance")
+SAMPLE = ("fid", "kid_mean", "precision", "recall")
+TOY_SAMPLE = ("modes_covered", "hq_fraction", "energy_distance")  # a toy run's sample quality (no image metrics)
 GENERIC = (*SAMPLE, "kid_std", "density", "coverage", "modes_covered", "hq_fraction", "mode_kl", "energy_distance",
            "inception_fid", "inception_kid_mean", "inception_kid_std")
 MAX_WEIGHT_IMAGES = 6  # image rows per variant (one per weight value)
@@ -53,7 +54,7 @@ def own_metrics(sub: pd.DataFrame, structure: str | None = None) -> tuple[list[s
         return analysis.has_finite(sub, f"final.{m}")
     spec = catalog.catalog().get(structure) if structure else None
     own = [*spec.metrics, *spec.new_metrics] if spec is not None else [m for m in INFO if m not in GENERIC]
-    return [m for m in own if has(m)], [m for m in SAMPLE if has(m)]
+    return [m for m in own if has(m)], [m for m in SAMPLE if has(m)] or [m for m in TOY_SAMPLE if has(m)]
 
 
 def _sectioned(structure: str) -> bool:
