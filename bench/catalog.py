@@ -23,7 +23,8 @@ serves to its declaration:
     headline     the metric its report leads with
     success      "collapse" (finished and not collapsed: modes / recall) or "finished" (status ok only)
     sections     report sections that apply: "treatment" (the lens pairing), "own_weights" (sensitivity to its
-                 own weights), "edgan" (the encoder-decoder section), "nrds"
+                 own weights), "edgan" (the encoder-decoder section), "nrds", or a section of its own as
+                 "module:function" (a torch-free module; function(data) -> (headline sentences, report blocks))
     conditioned  its outputs are conditioned on test inputs (encoder-decoders): a low recall is not a collapse
     title, doc   the name a reader knows it by (e.g. "ED//GAN") and one line
 
@@ -133,6 +134,11 @@ def _option(module: str, name: str, raw: Any) -> Option:
                   {k: raw[k] for k in ("ge", "gt", "le", "lt") if k in raw})
 
 
+def _is_ref(x) -> bool:
+    mod, _, fn = str(x).partition(":")
+    return bool(fn) and fn.isidentifier() and all(p.isidentifier() for p in mod.split("."))
+
+
 def _structure(name: str, module: str, raw: Any) -> Structure:
     where = f"{module}: DECLARE['{name}']"
     if not isinstance(raw, dict):
@@ -141,7 +147,9 @@ def _structure(name: str, module: str, raw: Any) -> Structure:
     if unknown:
         raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(KEYS))})")
     for key, allowed in (("uses", SHARED), ("sections", SECTIONS)):
-        bad = [x for x in raw.get(key, ()) if x not in allowed]
+        # a section of one's own: "module:function", a torch-free module whose function(data) returns
+        # (headline sentences, report blocks) (bench.report.declared_sections)
+        bad = [x for x in raw.get(key, ()) if x not in allowed and not (key == "sections" and _is_ref(x))]
         if bad:
             raise CatalogError(f"{where}: {key}: {', '.join(bad)} (known: {', '.join(allowed)})")
     if raw.get("success", "collapse") not in SUCCESS:

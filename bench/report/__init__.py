@@ -10,6 +10,7 @@ built anywhere the results folder is copied to.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,11 +260,16 @@ def declared_sections(data: Loaded) -> tuple[list[str], list[tuple]]:
     col = data.trials["variant.structure"] if "variant.structure" in data.trials else pd.Series(["gan"])
     wanted = {sec for s in col.dropna().astype(str).unique() for sec in (cat[s].sections if s in cat else SECTIONS)}
     heads, out = [], []
-    for name, section in SECTIONS.items():
-        if name in wanted:
-            h, b = section(data)
-            heads += h
-            out += b
+    own = sorted(w for w in wanted if ":" in w)  # "module:function": a section a plug-in brings (torch-free)
+    for name in [*[n for n in SECTIONS if n in wanted], *own]:
+        if name in SECTIONS:
+            section = SECTIONS[name]
+        else:
+            module, _, fn = name.partition(":")
+            section = getattr(importlib.import_module(module), fn)
+        h, b = section(data)
+        heads += h
+        out += b
     return heads, out
 
 
