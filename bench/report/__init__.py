@@ -277,50 +277,71 @@ def protocol_rows(trials: pd.DataFrame) -> bool:
     return "stage" in trials and pd.to_numeric(trials["stage"], errors="coerce").notna().any()
 
 
-def blocks(results_dirs) -> tuple[str, list[tuple]]:
-    data = load(results_dirs)
-    trials, curves, samples = data.trials, data.curves, data.samples
-    name = data.name
-    variants = _order(trials)
-    metrics = present_metrics(trials, curves)
-    multi = trials["study"].nunique() > 1
-    if not multi and protocol_rows(trials):
-        return name, random_page(data, metrics)
+@dataclass
+class Page:
+    """What the parts of a (grid) study's page share: the loaded study and the findings computed once."""
+    data: Loaded
+    variants: list[str]
+    metrics: list[str]
+    found: analysis.Findings
+    multi: bool
+    q_lines: list[str]
+    q_blocks: list[tuple]
+    section_heads: list[str]
+    section_blocks: list[tuple]
 
-    def label(r):  # a paired row's name in a headline
+    @property
+    def trials(self) -> pd.DataFrame:
+        return self.data.trials
+
+    def label(self, r) -> str:  # a paired row's name in a headline
         n = str(r["variant.objective"])
-        return f"{n} ({r['study']})" if multi else n
+        return f"{n} ({r['study']})" if self.multi else n
 
-    found = analysis.findings(trials, metrics, label=label)
-    section_heads, section_blocks = declared_sections(data)
+
+def _page(data: Loaded, metrics: list[str]) -> Page:
+    trials = data.trials
+    multi = trials["study"].nunique() > 1
+    page = Page(data, _order(trials), metrics, None, multi, [], [], [], [])
+    page.found = analysis.findings(trials, metrics, label=page.label)
+    page.section_heads, page.section_blocks = declared_sections(data)
     # the study's question is answered first (a lens study without one: is the seed spread smaller with the lens)
-    q, q_note = question.resolve(trials, data.question, next(iter(found.by_metric), None))
-    q_lines, q_blocks = question.answer(trials, q) if q else ([], [])
-    if analysis.has_lens_pairs(trials) and (q or found.by_metric):
-        q_lines += question.k_spread(trials, q.metric if q else next(iter(found.by_metric)))
-    q_lines = ([q_note] if q_note else []) + q_lines
+    first = next(iter(page.found.by_metric), None)
+    q, q_note = question.resolve(trials, data.question, first)
+    page.q_lines, page.q_blocks = question.answer(trials, q) if q else ([], [])
+    if analysis.has_lens_pairs(trials) and (q or first):
+        page.q_lines += question.k_spread(trials, q.metric if q else first)
+    page.q_lines = ([q_note] if q_note else []) + page.q_lines
+    return page
 
-    out: list[tuple] = [("h1", f"ganbench report: {name}")]
-    if data.description:
-        out.append(("p", data.description))
-    out.append(("p", status_sentence(trials)))
 
-    if multi:  # several studies: the robustness leaderboard first
-        from bench.report import leaderboard as lbm
+def _title(p: Page) -> list[tuple]:
+    out = [("h1", f"ganbench report: {p.data.name}")]
+    if p.data.description:
+        out.append(("p", p.data.description))
+    return out + [("p", status_sentence(p.trials))]
 
-        lb = lbm.leaderboard(trials, metrics)
-        if not lb.empty:
-            out.append(("h2", "Robustness leaderboard"))
-            out.append(("p", lbm.TEXT))
-            out.append(("table", *lbm.table(lb)))
-            img = lbm.figure(lb)
-            if img:
-                out.append(("img", "leaderboard", img, "seed spread per variant with its 95 % confidence interval"))
 
-    # 1. headline findings
-    out.append(("h2", "Headline findings"))
-    out.append(("ul", q_lines + section_heads + found.headlines))
-    if q_blocks:
+def _leaderboard(p: Page) -> list[tuple]:
+    """Several studies: the robustness leaderboard first."""
+    if not p.multi:
+        return []
+    from bench.report import leaderboard as lbm
+
+    lb = lbm.leaderboard(p.trials, p.metrics)
+    if lb.empty:
+        return []
+    out = [("h2", "Robustness leaderboard"), ("p", lbm.TEXT), ("table", *lbm.table(lb))]
+    img = lbm.figure(lb)
+    if img:
+        out.append(("img", "leaderboard", img, "seed spread per variant with its 95 % confidence interval"))
+    return out
+
+
+def _headlines(p: Page) -> list[tuple]:
+    found = p.found
+    out = [("h2", "Headline findings"), ("ul", p.q_lines + p.section_heads + found.headlines)]
+    if p.q_blocks:
         out.append(("p", question.POWER_TEXT))
     out.append(("p", "Success rule: " + analysis.SUCCESS_TEXT))
     if not found.paired_summary.empty:
@@ -334,101 +355,123 @@ def blocks(results_dirs) -> tuple[str, list[tuple]]:
         out.append(("p", "Headlines use the final " + "; ".join(
             f"{m} ({analysis.direction(m)})" + (f" on {', '.join(map(str, d))}" if len(found.by_metric) > 1 else "")
             for m, d in found.by_metric.items()) + "; the tables and plots below show the other metrics."))
+    return out
 
-    # 2. tables
-    out.append(("h2", "Summary"))
-    out.append(("p", "Final metric per variant: mean over seeds [95 % Student t interval over seeds]. "
-                     "Runs without a value (diverged, failed, or the "
-                     "metric undefined) are left out of the mean and counted."))
-    out.append(("table", *summary(trials, metrics)))
-    out.append(("p", "; ".join(f"{m}: {INFO[m][1]} ({'higher' if INFO[m][0] else 'lower'} is better)"
-                               for m in metrics) + "."))
-    pooled = pooled_columns(trials)
+
+def _tables(p: Page) -> list[tuple]:
+    out = [("h2", "Summary"),
+           ("p", "Final metric per variant: mean over seeds [95 % Student t interval over seeds]. "
+                 "Runs without a value (diverged, failed, or the "
+                 "metric undefined) are left out of the mean and counted."),
+           ("table", *summary(p.trials, p.metrics)),
+           ("p", "; ".join(f"{m}: {INFO[m][1]} ({'higher' if INFO[m][0] else 'lower'} is better)"
+                           for m in p.metrics) + ".")]
+    pooled = pooled_columns(p.trials)
     if pooled:
         out.append(("p", "Note: rows pool trials that also differ in " + ", ".join(pooled) + "."))
-    out.append(("h2", "Statistics"))
-    out += q_blocks + found.tables + section_blocks
+    return out + [("h2", "Statistics")] + p.q_blocks + p.found.tables + p.section_blocks
 
-    # 3. plots
-    out.append(("h2", "Final metrics per seed"))
-    for m in metrics:
-        img = plots.final_metric(trials, m, variants)
-        out.append(("img", f"final_{m}", img, f"final {m}: a box per variant, one point per trial (the figure's title says what each box pools)")
+
+def _final_plots(p: Page) -> list[tuple]:
+    out = [("h2", "Final metrics per seed")]
+    for m in p.metrics:
+        img = plots.final_metric(p.trials, m, p.variants)
+        out.append(("img", f"final_{m}", img, f"final {m}: a box per variant, one point per trial (the figure's title "
+                                              "says what each box pools)")
                    if img else ("p", f"final {m}: no run has a value."))
+    return out
 
-    by_metric = found.by_metric  # headline metric -> its datasets (one entry unless toys and images mix)
+
+def _axis_plots(p: Page) -> list[tuple]:
+    axes, DS = p.found.axes, plots.DATASET
+    if not (axes and p.found.by_metric):
+        return []
+    out = [("h2", "Sensitivity to the swept axes")]
+    for m, dss in p.found.by_metric.items():
+        sub = p.trials[p.trials[DS].isin(dss)]
+        for i, ax in enumerate(axes):
+            others = [a.column for a in axes if a is not ax]
+            img = plots.metric_vs_axis(sub, m, ax.column, p.variants, ax.log, others)
+            out.append(("img", f"axis_{i}_{m}", img, f"final {m} vs {ax.name}" + (" (log x)" if plots.log_x(ax.values)
+                                                                                else "")
+                        + ": mean over seeds, band min..max") if img else ("p", f"{ax.name}: no finite {m}."))
+        a, b = (axes + [None, None])[:2]
+        # only where one variant sweeps both (the zoo's variants each sweep a weight of their own)
+        crossed = b is not None and (sub.groupby("variant")[[a.column, b.column]]
+                                     .agg(lambda x: x.map(analysis._key).nunique()).min(axis=1) > 1).any()
+        img = plots.heatmap(sub, m, a.column, b.column, p.variants) if crossed else None
+        if img:
+            out.append(("img", f"heatmap_{m}", img, f"mean final {m} over seeds on {a.name} x {b.name}"
+                        + (" (other axes pooled)" if len(axes) > 2 else "")))
+    return out
+
+
+def _budget_plots(p: Page) -> list[tuple]:
     DS = plots.DATASET
+    budget = [(m, plots.budget_curves(_budget(p.trials[p.trials[DS].isin(dss)], m, p.variants), m, p.variants,
+                                      study_of=plots.study_map(p.trials)))
+              for m, dss in p.found.by_metric.items()]
+    if not any(img for _, img in budget):
+        return []
+    return [("h2", "Budget curves")] + [
+        ("img", f"budget_{m}", img, f"expected best final {m} of k trials drawn at random (without replacement) from "
+                                    "a variant's trials (bench.stats.budget_curve, exact), band: 95 % bootstrap over "
+                                    "trials; a diverged or failed trial counts as a failure at the worst value (the "
+                                    "metric's bound, else the worst finished value on the dataset): never left out")
+        for m, img in budget if img]
 
-    if found.axes and by_metric:
-        out.append(("h2", "Sensitivity to the swept axes"))
-        for m, dss in by_metric.items():
-            sub = trials[trials[DS].isin(dss)]
-            for i, ax in enumerate(found.axes):
-                others = [a.column for a in found.axes if a is not ax]
-                img = plots.metric_vs_axis(sub, m, ax.column, variants, ax.log, others)
-                out.append(("img", f"axis_{i}_{m}", img, f"final {m} vs {ax.name}" + (" (log x)" if plots.log_x(ax.values) else "")
-                            + ": mean over seeds, band min..max") if img else ("p", f"{ax.name}: no finite {m}."))
-            a, b = (found.axes + [None, None])[:2]
-            # only where one variant sweeps both (the zoo's variants each sweep a weight of their own)
-            crossed = b is not None and (sub.groupby("variant")[[a.column, b.column]]
-                                         .agg(lambda x: x.map(analysis._key).nunique()).min(axis=1) > 1).any()
-            if crossed:
-                img = plots.heatmap(sub, m, a.column, b.column, variants)
-                if img:
-                    out.append(("img", f"heatmap_{m}", img, f"mean final {m} over seeds on {a.name} x {b.name}"
-                                + (" (other axes pooled)" if len(found.axes) > 2 else "")))
 
-    budget = [(m, plots.budget_curves(_budget(trials[trials[DS].isin(dss)], m, variants), m, variants,
-                                      study_of=plots.study_map(trials)))
-              for m, dss in by_metric.items()]
-    if any(img for _, img in budget):
-        out.append(("h2", "Budget curves"))
-        for m, img in budget:
-            if img:
-                out.append(("img", f"budget_{m}", img,
-                            f"expected best final {m} of k trials drawn at random (without replacement) from a "
-                            "variant's trials (bench.stats.budget_curve, exact), band: 95 % bootstrap over trials; a "
-                            "diverged or failed trial counts as a failure at the worst value (the metric's bound, else "
-                            "the worst finished value on the dataset): never left out"))
+def _paired_plots(p: Page) -> list[tuple]:
+    s, DS = p.found.paired_summary, plots.DATASET
+    if s.empty:
+        return []
+    figs = []
+    for m, dss in (p.found.by_metric or {s["metric"].iloc[0]: list(s[DS].unique())}).items():
+        rows = s[(s["metric"] == m) & s[DS].isin(dss)]
+        labels = [f"{p.label(r)}" + (f" {r[DS]}" if p.trials[DS].nunique() > 1 else "") + f"\n{r['lens']}"
+                  for _, r in rows.iterrows()]
+        img = plots.paired_differences(rows, p.found.paired_pairs, m, labels) if not rows.empty else None
+        if img:
+            figs.append(("img", f"paired_{m}", img, f"final {m}, lens minus no lens, per pair (same seed and "
+                                                    "settings), with the mean and its 95 % t interval"))
+    return [("h2", "Paired differences (lens - no lens)")] + figs if figs else []
 
-    if not found.paired_summary.empty:
-        s = found.paired_summary
-        figs = []
-        for m, dss in (by_metric or {s["metric"].iloc[0]: list(s[DS].unique())}).items():
-            rows = s[(s["metric"] == m) & s[DS].isin(dss)]
-            labels = [f"{label(r)}" + (f" {r[DS]}" if trials[DS].nunique() > 1 else "") + f"\n{r['lens']}"
-                      for _, r in rows.iterrows()]
-            img = plots.paired_differences(rows, found.paired_pairs, m, labels) if not rows.empty else None
-            if img:
-                figs.append(("img", f"paired_{m}", img, f"final {m}, lens minus no lens, per pair (same seed and "
-                                                        "settings), with the mean and its 95 % t interval"))
-        if figs:
-            out.append(("h2", "Paired differences (lens - no lens)"))
-            out += figs
 
-    out.append(("h2", "Learning curves"))
-    for m in metrics:
+def _curves_and_samples(p: Page) -> list[tuple]:
+    trials, curves, variants = p.trials, p.data.curves, p.variants
+    out = [("h2", "Learning curves")]
+    for m in p.metrics:
         img = plots.learning_curves(trials, curves, m, variants)
         out.append(("img", f"curve_{m}", img, f"{m} vs step: mean over seeds, band from min to max")
                    if img else ("p", f"{m}: no curve values."))
-
     root = Path("/")  # grid paths are absolute (see load)
     grids = plots.sample_grids(trials, curves, variants, root)
-    if grids:
-        out.append(("h2", "Samples"))
-        out.append(("img", "grids", grids, "last evaluation of the lowest seed per variant: generated, "
-                                          "lensed real (lens variants) and real images"))
-        lens = plots.lens_progress(trials, curves, variants, root)
-        if lens:
-            out.append(("img", "lens_progress", lens, "the lens over training: generated (top) and lensed "
-                                                      "real images (bottom) at each evaluation"))
-    else:
-        out.append(("h2", "Real vs generated samples"))
-        img = plots.scatter(trials, samples, variants)
+    if not grids:
+        img = plots.scatter(trials, p.data.samples, variants)
         caption = "last samples of the lowest seed per variant: real (grey), generated (blue), lensed real (orange)"
-        out.append(("img", "samples", img, caption) if img else ("p", "No samples were stored."))
+        return out + [("h2", "Real vs generated samples"),
+                      ("img", "samples", img, caption) if img else ("p", "No samples were stored.")]
+    out += [("h2", "Samples"), ("img", "grids", grids, "last evaluation of the lowest seed per variant: generated, "
+                                                       "lensed real (lens variants) and real images")]
+    lens = plots.lens_progress(trials, curves, variants, root)
+    if lens:
+        out.append(("img", "lens_progress", lens, "the lens over training: generated (top) and lensed "
+                                                  "real images (bottom) at each evaluation"))
+    return out
 
-    return name, out + appendix(data)
+
+# the parts of a grid study's page, in order (a random study has its own page: random_page)
+PARTS = (_title, _leaderboard, _headlines, _tables, _final_plots, _axis_plots, _budget_plots, _paired_plots,
+         _curves_and_samples)
+
+
+def blocks(results_dirs) -> tuple[str, list[tuple]]:
+    data = load(results_dirs)
+    metrics = present_metrics(data.trials, data.curves)
+    if data.trials["study"].nunique() == 1 and protocol_rows(data.trials):
+        return data.name, random_page(data, metrics)
+    page = _page(data, metrics)
+    return data.name, [b for part in PARTS for b in part(page)] + appendix(data)
 
 
 def appendix(data: Loaded) -> list[tuple]:
