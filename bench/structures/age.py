@@ -86,7 +86,7 @@ def sphere(z: Tensor) -> Tensor:
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """real [K, B, ...] (`data` stream); z [1 + age_g_steps, K, B, z_dim] on the unit sphere (`noise`
+    """real [n, B, ...] (`data` stream); z [1 + age_g_steps, n, B, z_dim] on the unit sphere (`noise`
     stream): the first for E's step, one for each G step."""
     B, z_dim, n = pack.cfg.train.batch_size, pack.cfg.model.z_dim, 1 + pack.cfg.variant.age_g_steps
     idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"], device=g["data"].device),
@@ -97,7 +97,7 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
 
 
 def code_kl(codes: Tensor) -> Tensor:
-    """The divergence of each configuration's batch of codes [K, B, d] to the sphere prior -> [K]
+    """The divergence of each configuration's batch of codes [n, B, d] to the sphere prior -> [n]
     (bench.metrics.encoders.sphere_kl in torch)."""
     c = codes.float() * math.sqrt(codes.shape[-1])
     m, v = c.mean(1), c.var(1, unbiased=False).clamp_min(1e-12)
@@ -105,7 +105,7 @@ def code_kl(codes: Tensor) -> Tensor:
 
 
 def l1(out: Tensor, x: Tensor) -> Tensor:
-    """Mean absolute difference per configuration: [K, B, ...] -> [K]."""
+    """Mean absolute difference per configuration: [n, B, ...] -> [n]."""
     return (out.float() - x.float()).abs().flatten(2).mean(-1).mean(1)
 
 
@@ -150,8 +150,8 @@ class EncoderEval(ImageEval):
         self.test, self.test_labels = data.to_float(data.test[perm]), data.test_labels[perm]
 
     def outputs(self, nets) -> tuple[Tensor, Tensor, Tensor]:
-        """(samples [K, n, ...], codes E(x) [K, n_test, z_dim], reconstructions [K, n_test, ...]), on the CPU."""
-        x = self.test.expand(self.K, *self.test.shape)
+        """(samples [n, n, ...], codes E(x) [n, n_test, z_dim], reconstructions [n, n_test, ...]), on the CPU."""
+        x = self.test.expand(self.size, *self.test.shape)
         with eval_mode(*nets.modules()):
             fake = evaluated(nets.G, self.z, device=self.device)
             codes = evaluated(nets.E, x, device=self.device)
@@ -179,9 +179,9 @@ class Evaluate(EncoderEval):
         super().__init__(pack, data, gens, device, z)
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
+        alive = range(self.size) if alive is None else alive
         fake, codes, rec = self.outputs(nets)
-        return [self._one(k, fake[k], codes[k], rec[k]) if k in alive else None for k in range(self.K)]
+        return [self._one(k, fake[k], codes[k], rec[k]) if k in alive else None for k in range(self.size)]
 
     def _one(self, k: int, fake: Tensor, codes: Tensor, rec: Tensor) -> Result:
         from bench.metrics.encoders import sphere_kl

@@ -66,8 +66,8 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """real [n_critic, K, B, ...] (`data` stream); from the `noise` stream z [n_critic + 1, K, B, z_dim],
-    eps [n_critic, K, B] and the dropout draws ux [n_critic + 1, 2, K, B, C, H, W], uz [.., z_dim]
+    """real [n_critic, n, B, ...] (`data` stream); from the `noise` stream z [n_critic + 1, n, B, z_dim],
+    eps [n_critic, n, B] and the dropout draws ux [n_critic + 1, 2, n, B, C, H, W], uz [.., z_dim]
     (index 1: the real pair's and the fake pair's)."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
     idx = stacked(lambda g: torch.randint(len(data.train), (nc, B), generator=g["data"], device=g["data"].device),
@@ -85,7 +85,7 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
 
 
 def keep_mask(u: Tensor, p: Tensor) -> Tensor:
-    """Inverted dropout masks from uniforms u [K, B, ...] at each configuration's rate p [K]."""
+    """Inverted dropout masks from uniforms u [n, B, ...] at each configuration's rate p [n]."""
     p = p.reshape((-1,) + (1,) * (u.dim() - 1))
     return (u >= p).to(u.dtype) / (1 - p)
 
@@ -134,12 +134,12 @@ class Evaluate(EncoderEval):
         self.probe_x, self.probe_y = data.to_float(data.train[perm]), data.train_labels[perm]
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
+        alive = range(self.size) if alive is None else alive
         fake, codes, rec = self.outputs(nets)
         with eval_mode(*nets.modules()):
-            train_codes = evaluated(nets.E, self.probe_x.expand(self.K, *self.probe_x.shape), device=self.device)
+            train_codes = evaluated(nets.E, self.probe_x.expand(self.size, *self.probe_x.shape), device=self.device)
         return [self._one(k, fake[k], codes[k], rec[k], train_codes[k]) if k in alive else None
-                for k in range(self.K)]
+                for k in range(self.size)]
 
     def _one(self, k: int, fake: Tensor, codes: Tensor, rec: Tensor, train_codes: Tensor) -> Result:
         from bench.metrics.conditional import class_accuracy

@@ -87,8 +87,8 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def labelled_batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """real [n_critic, K, B, ...] and their labels [n_critic, K, B] (`data` stream); z [n_critic + 1, K, B,
-    z_dim] and eps [n_critic, K, B] (`noise` stream)."""
+    """real [n_critic, n, B, ...] and their labels [n_critic, n, B] (`data` stream); z [n_critic + 1, n, B,
+    z_dim] and eps [n_critic, n, B] (`noise` stream)."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
     idx = stacked(lambda g: torch.randint(len(data.train), (nc, B), generator=g["data"], device=g["data"].device),
                   gens, device)
@@ -107,7 +107,7 @@ def onehot(y: Tensor) -> Tensor:
 
 
 def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
-    """Batch-mean cross-entropy of each configuration: logits [K, B, n], y [K, B] -> [K]."""
+    """Batch-mean cross-entropy of each configuration: logits [n, B, n], y [n, B] -> [n]."""
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none").reshape(y.shape).mean(1)
 
 
@@ -174,7 +174,7 @@ class ImageEval:
         from bench.metrics.evaluator import get_evaluator
         from bench.metrics.images import inception_status
 
-        self.data, self.device, self.K = data, device, pack.K
+        self.data, self.device, self.size = data, device, pack.size
         self.n = pack.cfg.train.eval_samples
         self.evaluator = get_evaluator(data, pack.cfg.dataset).to(device)
         self.real = torch.stack([data.sample(64, g["eval"]) for g in gens])
@@ -217,16 +217,16 @@ class Evaluate(ImageEval):
             self.test, self.test_labels = data.to_float(data.test[perm]), data.test_labels[perm]
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
-        c = onehot(self.labels).expand(self.K, -1, -1)
+        alive = range(self.size) if alive is None else alive
+        c = onehot(self.labels).expand(self.size, -1, -1)
         d_pred = None
         with eval_mode(*nets.modules()):
             fake = evaluated(nets.G, self.z, c, device=self.device)
             if self.test is not None:
-                x = self.test.expand(self.K, *self.test.shape)
+                x = self.test.expand(self.size, *self.test.shape)
                 d_pred = evaluated(lambda v: nets.D.both(v)[1].argmax(-1), x, device=self.device)
         return [self._one(k, fake[k], None if d_pred is None else d_pred[k]) if k in alive else None
-                for k in range(self.K)]
+                for k in range(self.size)]
 
     def _one(self, k: int, fake: Tensor, d_pred: Optional[Tensor]) -> Result:
         from bench.metrics.conditional import class_accuracy

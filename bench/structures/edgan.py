@@ -100,7 +100,7 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     """batch_size training images per configuration: input (degraded by the task), target (the clean
-    image), labels, eps (and `prior`, U(-1, 1) codes for D_z, when variant.code_prior > 0): [K, B, ...]."""
+    image), labels, eps (and `prior`, U(-1, 1) codes for D_z, when variant.code_prior > 0): [n, B, ...]."""
     cfg = pack.cfg
     B = cfg.train.batch_size
     idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"], device=g["data"].device),
@@ -149,7 +149,7 @@ def _adversarial(nets, obj, x_t: Tensor, out: Tensor, cond: Tensor) -> Tensor:
 
 
 def _l1(x_t: Tensor, out: Tensor) -> Tensor:
-    """mean |x_t - out| of each configuration [K]."""
+    """mean |x_t - out| of each configuration [n]."""
     return (x_t - out).abs().flatten(1).mean(1)
 
 
@@ -166,7 +166,7 @@ def _code_prior(nets, obj, pack: Pack, code: Tensor, batch: dict, out: dict):
 
 
 def _update_ed(nets, loss: Tensor) -> None:
-    """One step of E and Dec (each its own optimizer) on loss [K]."""
+    """One step of E and Dec (each its own optimizer) on loss [n]."""
     nets.opt["E"].zero_grad()
     nets.opt["Dec"].zero_grad()
     loss.sum().backward()
@@ -231,7 +231,7 @@ class Evaluate:
         from bench.metrics.images import inception_status
 
         cfg = pack.cfg
-        self.data, self.device, self.task, self.K = data, device, cfg.variant.task, pack.K
+        self.data, self.device, self.task, self.size = data, device, cfg.variant.task, pack.size
         n_test = len(data.test)
         self.n_eval = min(cfg.train.eval_samples, n_test)
         self.n_nrds = min(cfg.train.nrds_samples, n_test)
@@ -252,24 +252,24 @@ class Evaluate:
 
     @torch.no_grad()
     def outputs(self, nets, x_in: Tensor, labels: Tensor, batch: int = 500) -> Tensor:
-        """Every configuration's outputs [K, N, ...] for the same inputs, in eval mode, on the CPU."""
-        K = self.K
+        """Every configuration's outputs [n, N, ...] for the same inputs, in eval mode, on the CPU."""
+        size = self.size
         with eval_mode(*nets.modules()):
             out = []
             for i in range(0, len(x_in), batch):
-                x = x_in[i:i + batch].to(self.device).expand(K, -1, -1, -1, -1)
-                y = onehot(nets, labels[i:i + batch].to(self.device).expand(K, -1))
+                x = x_in[i:i + batch].to(self.device).expand(size, -1, -1, -1, -1)
+                y = onehot(nets, labels[i:i + batch].to(self.device).expand(size, -1))
                 out.append(output(nets, x, y).float().cpu())
         return torch.cat(out, 1)
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
+        alive = range(self.size) if alive is None else alive
         out = self.outputs(nets, self.input, self.labels)
         swapped = None
         if self.swapped is not None:
             swapped = self.outputs(nets, self.input[:self.n_eval], self.swapped[:self.n_eval])
         return [self._one(out[k], None if swapped is None else swapped[k], final) if k in alive else None
-                for k in range(self.K)]
+                for k in range(self.size)]
 
     def _one(self, out: Tensor, swapped: Optional[Tensor], final: bool) -> Result:
         from bench.metrics.images import image_metrics, inception_metrics, psnr_l1, to_uint8

@@ -65,7 +65,7 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """real [n_critic, K, B, ...], z [n_critic + 1, K, B, z_dim], eps [n_critic, K, B]."""
+    """real [n_critic, n, B, ...], z [n_critic + 1, n, B, z_dim], eps [n_critic, n, B]."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
 
     def real(g):
@@ -129,7 +129,7 @@ class Evaluate:
     metrics on 2-D mixtures, evaluator metrics on images. Artifacts: points for toys, image grids."""
 
     def __init__(self, pack: Pack, data, gens: list[dict], device):
-        self.data, self.device, self.K = data, device, pack.K
+        self.data, self.device, self.size = data, device, pack.size
         n = pack.cfg.train.eval_samples
         self.z = torch.stack([torch.randn(n, pack.cfg.model.z_dim, generator=g["eval"]) for g in gens])
         self.images = isinstance(data.dim, tuple)
@@ -149,14 +149,14 @@ class Evaluate:
             self.inception_skipped = None
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
+        alive = range(self.size) if alive is None else alive
         with eval_mode(*nets.modules()):
             fake = evaluated(nets.G, self.z, device=self.device)
             lensed = None
             if nets.has("lens"):
                 lensed = evaluated(nets.lens, self.real if self.images else self.real[:, :N_SCATTER], device=self.device)
         return [self._one(k, fake[k], None if lensed is None else lensed[k]) if k in alive else None
-                for k in range(self.K)]
+                for k in range(self.size)]
 
     def _one(self, k: int, fake, lensed) -> Result:
         if not bool(torch.isfinite(fake).all()):

@@ -65,8 +65,8 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """The GAN's batch (real [n_critic, K, B, ...], z, eps; the labels go unused) plus codes: cat
-    [n_critic + 1, K, B] and cont [n_critic + 1, K, B, 2], from the `noise` stream."""
+    """The GAN's batch (real [n_critic, n, B, ...], z, eps; the labels go unused) plus codes: cat
+    [n_critic + 1, n, B] and cont [n_critic + 1, n, B, 2], from the `noise` stream."""
     out = labelled_batch(pack, data, gens, device)
     n, B = pack.cfg.train.n_critic + 1, pack.cfg.train.batch_size
     cat = stacked(lambda g: torch.randint(N_CAT, (n, B), generator=g["noise"], device=g["noise"].device), gens, device)
@@ -76,12 +76,12 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
 
 
 def code(cat: Tensor, cont: Tensor) -> Tensor:
-    """G's code input [K, B, 12]: one-hot categorical code, continuous codes."""
+    """G's code input [n, B, 12]: one-hot categorical code, continuous codes."""
     return torch.cat([F.one_hot(cat, N_CAT).to(cont.dtype), cont], -1)
 
 
 def info_loss(q: Tensor, cat: Tensor, cont: Tensor) -> Tensor:
-    """L_info of each configuration [K] from Q's outputs q [K, B, 12]."""
+    """L_info of each configuration [n] from Q's outputs q [n, B, 12]."""
     nll = 0.5 * (cont - q[..., N_CAT:].float()) ** 2
     return cross_entropy(q[..., :N_CAT], cat) + CONT_WEIGHT * nll.sum(-1).mean(1)
 
@@ -122,27 +122,27 @@ class Evaluate(ImageEval):
 
     def __init__(self, pack: Pack, data, gens: list[dict], device):
         super().__init__(pack, data, gens, device)
-        K, n, zd = pack.K, self.n, pack.cfg.model.z_dim
+        size, n, zd = pack.size, self.n, pack.cfg.model.z_dim
         self.cat = torch.arange(n) % N_CAT
         self.z = torch.stack([torch.randn(n, zd, generator=g["eval"]) for g in gens])
         self.cont = torch.stack([torch.rand(n, N_CONT, generator=g["eval"]) * 2 - 1 for g in gens])
         # traversals: row i = categorical code i with the noise of sample i; a continuous code from -1 to 1
         rows = min(N_CAT, n)
         self.tr_z = self.z[:, :rows].repeat_interleave(GRID_COLUMNS, 1)
-        self.tr_cat = torch.arange(rows).repeat_interleave(GRID_COLUMNS).expand(K, -1)
+        self.tr_cat = torch.arange(rows).repeat_interleave(GRID_COLUMNS).expand(size, -1)
         sweep = torch.linspace(-1, 1, GRID_COLUMNS).repeat(rows)
         self.tr_cont = []
         for j in range(N_CONT):
-            c = torch.zeros(K, rows * GRID_COLUMNS, N_CONT)
+            c = torch.zeros(size, rows * GRID_COLUMNS, N_CONT)
             c[..., j] = sweep
             self.tr_cont.append(c)
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
+        alive = range(self.size) if alive is None else alive
         with eval_mode(*nets.modules()):
-            fake = evaluated(nets.G, self.z, code(self.cat.expand(self.K, -1), self.cont), device=self.device)
+            fake = evaluated(nets.G, self.z, code(self.cat.expand(self.size, -1), self.cont), device=self.device)
             trav = [evaluated(nets.G, self.tr_z, code(self.tr_cat, c), device=self.device) for c in self.tr_cont]
-        return [self._one(k, fake[k], [t[k] for t in trav]) if k in alive else None for k in range(self.K)]
+        return [self._one(k, fake[k], [t[k] for t in trav]) if k in alive else None for k in range(self.size)]
 
     def _one(self, k: int, fake: Tensor, trav: list[Tensor]) -> Result:
         from bench.metrics.conditional import code_accuracy, code_nmi

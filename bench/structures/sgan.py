@@ -74,8 +74,8 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """real [n_critic, K, B, ...]; labelled images [n_critic, K, B_l, ...] and their labels (`data` stream);
-    z [n_critic + 1, K, B, z_dim] and eps [n_critic, K, B] (`noise` stream)."""
+    """real [n_critic, n, B, ...]; labelled images [n_critic, n, B_l, ...] and their labels (`data` stream);
+    z [n_critic + 1, n, B, z_dim] and eps [n_critic, n, B] (`noise` stream)."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
     subset = labelled_subset(data.train_labels, pack.cfg.variant.n_labels)
     Bl = min(B, len(subset))
@@ -134,12 +134,12 @@ class Evaluate(ImageEval):
         self.test, self.test_labels = data.to_float(data.test[perm]), data.test_labels[perm]
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.K) if alive is None else alive
+        alive = range(self.size) if alive is None else alive
         with eval_mode(*nets.modules()):
             fake = evaluated(nets.G, self.z, device=self.device)
-            x = self.test.expand(self.K, *self.test.shape)
+            x = self.test.expand(self.size, *self.test.shape)
             d_pred = evaluated(lambda v: nets.D.all(v)[1].argmax(-1), x, device=self.device)
-        return [self._one(k, fake[k], d_pred[k]) if k in alive else None for k in range(self.K)]
+        return [self._one(k, fake[k], d_pred[k]) if k in alive else None for k in range(self.size)]
 
     def _one(self, k: int, fake: Tensor, d_pred: Tensor) -> Result:
         from bench.metrics.conditional import class_accuracy
