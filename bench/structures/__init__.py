@@ -48,11 +48,6 @@ class Pack:
         """How many configurations the pack trains."""
         return len(self.cfgs)
 
-    @property
-    def K(self) -> int:
-        """Deprecated name of `size` (K is also the lens' horizon, variant.lens.K)."""
-        return self.size
-
     def vec(self, get: Callable[[Any], float], key: Optional[str] = None) -> Tensor:
         """[size] float32 tensor of get(cfg) per configuration on the pack's device (cached under `key`)."""
         if key is not None and key in self._vecs:
