@@ -187,9 +187,6 @@ def figure_object(lb: pd.DataFrame):
     its Wilson interval, and the seed spread on the metric's scale with its interval. Points coloured by arm
     (bench.report.plots.arm_colors); log x where the spreads span more than 30x; constrained layout with
     each block in a subfigure of its own, so one block's long labels never run into its neighbour."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     from bench.report import plots
 
     if lb.empty:
@@ -203,6 +200,28 @@ def figure_object(lb: pd.DataFrame):
     colors = plots.variant_colors(variants)
     label_of = lambda r: r["label"] if isinstance(r.get("label"), str) else f"{r['variant']} [{r['study']}]"  # noqa: E731
     labels = {k: [plots.wrap(label_of(r), 34) for _, r in g.iterrows()] for k, g in groups}
+    fig, subs, n_of = _blocks(groups, labels)
+    for sf, (key, g) in zip(subs, groups):
+        d = dict(zip(keys, key))
+        m = d.get("metric", "")
+        rate_ax, spread_ax = sf.subplots(1, 2, sharey=True, width_ratios=[1, 2])
+        y = np.arange(len(g))
+        c = [colors[v] for v in g["variant"]]
+        _rate_panel(rate_ax, g, y, c, labels[key], n_of[key])
+        _spread_panel(spread_ax, g, y, c, m)
+        sf.suptitle(", ".join(str(d[k]) for k in keys if k != "metric") + f", {_what(m)}: rank 1 (most robust) on top",
+                    fontsize=10)
+    if plots.has_arms(variants):
+        shown = plots.arm_order(plots.arm_of(v)[1] for v in variants)
+        plots._color_legend(fig, shown, plots.arm_colors(variants), title="arm (colour)")
+    return fig
+
+
+def _blocks(groups: list[tuple], labels: dict) -> tuple:
+    """The figure, a subfigure per group (in the groups' order) and per group key the row count of its grid row
+    (the panels of a grid row share their height, so a shorter block's rows are spaced like its neighbour's)."""
+    from matplotlib.figure import Figure
+
     # blocks two to a row (five side by side would be too wide to read); a row as tall as its longest block
     ncol = min(2, len(groups))
     rows = [groups[i:i + ncol] for i in range(0, len(groups), ncol)]
@@ -219,59 +238,61 @@ def figure_object(lb: pd.DataFrame):
             if j < len(r):
                 subs.append(grid[i, j])
                 n_of[r[j][0]] = row_n[i]
-    for sf, (key, g) in zip(subs, groups):
-        d = dict(zip(keys, key))
-        m = d.get("metric", "")
-        rate_ax, spread_ax = sf.subplots(1, 2, sharey=True, width_ratios=[1, 2])
-        y = np.arange(len(g))
-        c = [colors[v] for v in g["variant"]]
-        rate = g["success_rate"].astype(float) if "success_rate" in g else g["success"] / g["n"]
-        rate_ax.hlines(y, g["success_lo"].astype(float), g["success_hi"].astype(float), colors=c, linewidth=2)
-        rate_ax.scatter(rate, y, color=c, edgecolor="black", linewidth=0.5, zorder=3, s=30)
-        rate_ax.set(xlim=(-0.03, 1.03), xlabel="success rate\n[Wilson 95 %]")
-        rate_ax.xaxis.set_major_locator(MaxNLocator(3))
-        ranks = [None if pd.isna(r) else int(r) for r in g["rank"]] if "rank" in g else [i + 1 for i in y]
-        rate_ax.set_yticks(y, [f"{rk}. {lab}" if rk is not None else f"(not ranked) {lab}"
-                               for rk, lab in zip(ranks, labels[key])], fontsize=9)
-        rate_ax.set_ylim(n_of[key] - 0.5, -0.7)  # rank 1 on top
-        # each interval drawn from its ends, the estimate as a point: no assumption that one sits inside the other
-        s_, lo, hi = (g[c_].astype(float).to_numpy() for c_ in ("seed_std", "seed_std_lo", "seed_std_hi"))
-        ok = np.isfinite(lo) & np.isfinite(hi)
-        spread_ax.hlines(y[ok], lo[ok], hi[ok], colors=[c[i] for i in np.flatnonzero(ok)], linewidth=2)
-        fin = np.isfinite(s_)
-        spread_ax.scatter(s_[fin], y[fin], color=[c[i] for i in np.flatnonzero(fin)], edgecolor="black",
-                          linewidth=0.5, zorder=3, s=30)
-        for i in np.flatnonzero(~fin):
-            spread_ax.annotate("no spread (fewer than 2 finished seeds)", (0.01, y[i]), xycoords=("axes fraction", "data"),
-                               va="center", fontsize=8, color="0.4")
-        # an interval without an upper bound (few seeds on the relative scale): from its lower end to the
-        # panel's edge, an arrow head there
-        open_ = np.isfinite(lo) & np.isposinf(hi)
-        log, bad = plots.metric_scale(None, np.concatenate([s_[fin], lo[ok | open_], hi[ok]]))
-        if log:
-            spread_ax.set_xscale("log")
-        else:
-            spread_ax.xaxis.set_major_locator(MaxNLocator(5))
-        if open_.any():
-            x0, x1 = spread_ax.get_xlim()
-            idx = np.flatnonzero(open_)
-            spread_ax.hlines(y[idx], lo[idx], x1, colors=[c[i] for i in idx], linewidth=2)
-            spread_ax.scatter([x1] * len(idx), y[idx], marker=">", color=[c[i] for i in idx], s=40, clip_on=False,
-                              zorder=3)
-            spread_ax.set_xlim(x0, x1)
-        scale = str(g["scale"].iloc[0]) if "scale" in g else "absolute"
-        word = {"relative": "relative seed spread (std / mean)", "log": "seed spread (std of logs)"}.get(
-            scale, "seed spread (std)")
-        spread_ax.set_xlabel(f"{word} [95 % CI]\nof the {_what(m)}" + (" (log)" if log else "")
-                             + (f"\n({bad} at 0 off the log axis)" if bad else "")
-                             + ("\n(arrow head: no upper bound)" if open_.any() else ""))
-        spread_ax.tick_params(labelleft=False)
-        sf.suptitle(", ".join(str(d[k]) for k in keys if k != "metric") + f", {_what(m)}: rank 1 (most robust) on top",
-                    fontsize=10)
-    if plots.has_arms(variants):
-        shown = plots.arm_order(plots.arm_of(v)[1] for v in variants)
-        plots._color_legend(fig, shown, plots.arm_colors(variants), title="arm (colour)")
-    return fig
+    return fig, subs, n_of
+
+
+def _rate_panel(ax, g: pd.DataFrame, y: np.ndarray, c: list, labels: list[str], n_rows: int) -> None:
+    """The success rates with their Wilson intervals; the y tick labels are the ranked variants."""
+    from matplotlib.ticker import MaxNLocator
+
+    rate = g["success_rate"].astype(float) if "success_rate" in g else g["success"] / g["n"]
+    ax.hlines(y, g["success_lo"].astype(float), g["success_hi"].astype(float), colors=c, linewidth=2)
+    ax.scatter(rate, y, color=c, edgecolor="black", linewidth=0.5, zorder=3, s=30)
+    ax.set(xlim=(-0.03, 1.03), xlabel="success rate\n[Wilson 95 %]")
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    ranks = [None if pd.isna(r) else int(r) for r in g["rank"]] if "rank" in g else [i + 1 for i in y]
+    ax.set_yticks(y, [f"{rk}. {lab}" if rk is not None else f"(not ranked) {lab}"
+                      for rk, lab in zip(ranks, labels)], fontsize=9)
+    ax.set_ylim(n_rows - 0.5, -0.7)  # rank 1 on top
+
+
+def _spread_panel(ax, g: pd.DataFrame, y: np.ndarray, c: list, m: str) -> None:
+    """The seed spreads with their intervals on the metric's scale."""
+    from matplotlib.ticker import MaxNLocator
+
+    from bench.report import plots
+
+    # each interval drawn from its ends, the estimate as a point: no assumption that one sits inside the other
+    s_, lo, hi = (g[c_].astype(float).to_numpy() for c_ in ("seed_std", "seed_std_lo", "seed_std_hi"))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.hlines(y[ok], lo[ok], hi[ok], colors=[c[i] for i in np.flatnonzero(ok)], linewidth=2)
+    fin = np.isfinite(s_)
+    ax.scatter(s_[fin], y[fin], color=[c[i] for i in np.flatnonzero(fin)], edgecolor="black",
+               linewidth=0.5, zorder=3, s=30)
+    for i in np.flatnonzero(~fin):
+        ax.annotate("no spread (fewer than 2 finished seeds)", (0.01, y[i]), xycoords=("axes fraction", "data"),
+                    va="center", fontsize=8, color="0.4")
+    # an interval without an upper bound (few seeds on the relative scale): from its lower end to the
+    # panel's edge, an arrow head there
+    open_ = np.isfinite(lo) & np.isposinf(hi)
+    log, bad = plots.metric_scale(None, np.concatenate([s_[fin], lo[ok | open_], hi[ok]]))
+    if log:
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+    if open_.any():
+        x0, x1 = ax.get_xlim()
+        idx = np.flatnonzero(open_)
+        ax.hlines(y[idx], lo[idx], x1, colors=[c[i] for i in idx], linewidth=2)
+        ax.scatter([x1] * len(idx), y[idx], marker=">", color=[c[i] for i in idx], s=40, clip_on=False, zorder=3)
+        ax.set_xlim(x0, x1)
+    scale = str(g["scale"].iloc[0]) if "scale" in g else "absolute"
+    word = {"relative": "relative seed spread (std / mean)", "log": "seed spread (std of logs)"}.get(
+        scale, "seed spread (std)")
+    ax.set_xlabel(f"{word} [95 % CI]\nof the {_what(m)}" + (" (log)" if log else "")
+                  + (f"\n({bad} at 0 off the log axis)" if bad else "")
+                  + ("\n(arrow head: no upper bound)" if open_.any() else ""))
+    ax.tick_params(labelleft=False)
 
 
 def figure(lb: pd.DataFrame) -> bytes | None:

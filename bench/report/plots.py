@@ -374,13 +374,47 @@ def _lines_figure(lines: list[dict], variants: list[str], *, xlabel: str, metric
     arms = has_arms(ln["variant"] for ln in lines)  # the drawn variants: ED structures among lens studies get colours
     study_of = study_of or {ln["variant"]: ln["study"] for ln in lines if ln.get("study") is not None} or None
     order = ordered([*variants, *[ln["variant"] for ln in lines]], study_of)
+    colors = _line_colors(lines, order, arms)
+    base_of = bases(order, study_of)
+    cells, ncol = _line_cells(lines, order, base_of, arms)
+    nrow = len(cells) // ncol
+    w, h = (3.4, 2.8) if arms and ncol >= 3 else (5.0, 3.6)  # small multiples only where there are many
+    fig = Figure(figsize=(w * ncol, h * nrow + 0.6), layout="constrained")
+    share_of = {ln["row"]: ln.get("share", ln["row"]) for ln in lines}
+    panels, first = _shared_panels(fig.subplots(nrow, ncol, squeeze=False).flat, cells, share_of)
+    values: dict = {}
+    xs = sorted({float(v) for ln in lines for v in np.ravel(ln["x"])})
+    for ax, (r, b) in panels:
+        here = [ln for ln in lines if ln["row"] == r and (b is None or base_of[ln["variant"]] == b)]
+        here.sort(key=lambda ln: order.index(ln["variant"]))
+        _draw_lines(ax, here, colors, markersize, values, share_of[r])
+        title = ", ".join(str(t) for t in ((b, r) if b is not None else (r,)) if str(t))
+        ax.set_title(title if (len(panels) > 1 or b is not None) else "", fontsize=10)
+        _x_axis(ax, xs, logx, xticks, value_ticks)
+    notes = {}
+    for key, vals in values.items():
+        log, bad = metric_scale(metric, np.concatenate([np.ravel(v) for v in vals]))
+        notes[key] = (log, bad)
+        if log:
+            first[key].set_yscale("log")
+    for ax, (r, b) in panels:
+        _label_panel(ax, *notes.get(share_of[r], (False, 0)), xlabel=xlabel, ylabel=ylabel, logx=logx, height=h)
+    _lines_legend(fig, lines, order, colors, arms, legend_extra)
+    return fig
+
+
+def _line_colors(lines: list[dict], order: list[str], arms: bool) -> dict:
     # without arms among the drawn lines: the colours the report's variants without a lens get everywhere (a zoo
     # variant keeps its colour when drawn alone), unless they are too many for distinct colours (every study
     # compared): then distinct colours among the drawn ones
     plain = [v for v in order if arm_of(v)[1] == NO_LENS]
     drawn = {ln["variant"] for ln in lines}
-    colors = variant_colors(order if arms else plain if len(plain) <= 20 else [v for v in order if v in drawn])
-    base_of = bases(order, study_of)
+    return variant_colors(order if arms else plain if len(plain) <= 20 else [v for v in order if v in drawn])
+
+
+def _line_cells(lines: list[dict], order: list[str], base_of: dict, arms: bool) -> tuple[list[tuple | None], int]:
+    """The panels (row, base) in grid order, None for a blank cell, and the number of grid columns: with arms
+    each row's panels start a grid row of their own; without, the panels (row, None) simply wrap."""
     rows = list(dict.fromkeys(sorted({ln["row"] for ln in lines}, key=str)))
     groups: list[list[tuple]] = []  # grid rows: panels (row, base)
     for r in rows:
@@ -398,11 +432,12 @@ def _lines_figure(lines: list[dict], variants: list[str], *, xlabel: str, metric
         for i in range(0, len(g), ncol):
             chunk = g[i:i + ncol]
             cells += chunk + [None] * (ncol - len(chunk))
-    nrow = len(cells) // ncol
-    w, h = (3.4, 2.8) if arms and ncol >= 3 else (5.0, 3.6)  # small multiples only where there are many
-    fig = Figure(figsize=(w * ncol, h * nrow + 0.6), layout="constrained")
-    axes = fig.subplots(nrow, ncol, squeeze=False).flat
-    share_of = {ln["row"]: ln.get("share", ln["row"]) for ln in lines}
+    return cells, ncol
+
+
+def _shared_panels(axes, cells: list[tuple | None], share_of: dict) -> tuple[list[tuple], dict]:
+    """The used (axes, cell) pairs, blank cells turned off, and per share key its first axes, whose y axis the
+    key's other panels share."""
     first: dict = {}
     panels = []
     for ax, cell in zip(axes, cells):
@@ -416,49 +451,50 @@ def _lines_figure(lines: list[dict], variants: list[str], *, xlabel: str, metric
         else:
             first[key] = ax
         panels.append((ax, cell))
-    values: dict = {}
-    for ax, (r, b) in panels:
-        here = [ln for ln in lines if ln["row"] == r and (b is None or base_of[ln["variant"]] == b)]
-        here.sort(key=lambda ln: order.index(ln["variant"]))
-        for ln in here:
-            x = np.asarray(ln["x"])
-            y = np.asarray(ln["y"], dtype=float)
-            c = colors[ln["variant"]]
-            ax.plot(x, y, marker="o", markersize=markersize, color=c, linewidth=1.5)
-            values.setdefault(share_of[r], []).append(y)
-            if ln.get("lo") is not None:
-                lo, hi = np.asarray(ln["lo"], dtype=float), np.asarray(ln["hi"], dtype=float)
-                ok = np.isfinite(lo) & np.isfinite(hi)
-                if ok.any():
-                    ax.fill_between(x[ok], lo[ok], hi[ok], color=c, alpha=0.18, linewidth=0)
-                    values[share_of[r]] += [lo[ok], hi[ok]]
-        title = ", ".join(str(t) for t in ((b, r) if b is not None else (r,)) if str(t))
-        ax.set_title(title if (len(panels) > 1 or b is not None) else "", fontsize=10)
-        if logx:
-            ax.set_xscale("log")
-        xs = sorted({float(v) for ln in lines for v in np.ravel(ln["x"])})
-        if value_ticks and len(xs) <= 8 and xticks is None:  # a few swept values: a tick at each
-            ax.set_xticks(xs, [show_value(v) for v in xs])
-        elif xticks is not None:
-            ax.set_xticks(*xticks)
-        elif not logx:
-            ax.xaxis.set_major_locator(MaxNLocator(5))
-    notes = {}
-    for key, vals in values.items():
-        log, bad = metric_scale(metric, np.concatenate([np.ravel(v) for v in vals]))
-        notes[key] = (log, bad)
-        if log:
-            first[key].set_yscale("log")
-    for ax, (r, b) in panels:
-        log, bad = notes.get(share_of[r], (False, 0))
-        left = ax.get_subplotspec().colspan.start == 0
-        text = ylabel.replace("\n", " (log)\n", 1) if log and "\n" in ylabel else ylabel + (" (log)" if log else "")
-        # wrapped to the panel's height, so a long label does not run into the next row's
-        ax.set_ylabel("\n".join(textwrap.fill(t, int(h * 72 / 7.5)) for t in text.split("\n")) if left else "")
-        ax.set_xlabel(xlabel + (" (log)" if logx else ""))
-        if bad and left:
-            ax.annotate(f"{bad} value{'s' if bad > 1 else ''} <= 0 below the axis", (0.01, 0.01),
-                        xycoords="axes fraction", fontsize=7, color="0.4")
+    return panels, first
+
+
+def _draw_lines(ax, here: list[dict], colors: dict, markersize: int, values: dict, key) -> None:
+    """One panel's lines and bands; what they span is collected in values[key] for the y scale."""
+    for ln in here:
+        x = np.asarray(ln["x"])
+        y = np.asarray(ln["y"], dtype=float)
+        c = colors[ln["variant"]]
+        ax.plot(x, y, marker="o", markersize=markersize, color=c, linewidth=1.5)
+        values.setdefault(key, []).append(y)
+        if ln.get("lo") is not None:
+            lo, hi = np.asarray(ln["lo"], dtype=float), np.asarray(ln["hi"], dtype=float)
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.any():
+                ax.fill_between(x[ok], lo[ok], hi[ok], color=c, alpha=0.18, linewidth=0)
+                values[key] += [lo[ok], hi[ok]]
+
+
+def _x_axis(ax, xs: list[float], logx: bool, xticks: tuple | None, value_ticks: bool) -> None:
+    if logx:
+        ax.set_xscale("log")
+    if value_ticks and len(xs) <= 8 and xticks is None:  # a few swept values: a tick at each
+        ax.set_xticks(xs, [show_value(v) for v in xs])
+    elif xticks is not None:
+        ax.set_xticks(*xticks)
+    elif not logx:
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+
+
+def _label_panel(ax, log: bool, bad: int, *, xlabel: str, ylabel: str, logx: bool, height: float) -> None:
+    """Axis labels (the y label on the grid's first column only) and a note of the values <= 0 off a log axis."""
+    left = ax.get_subplotspec().colspan.start == 0
+    text = ylabel.replace("\n", " (log)\n", 1) if log and "\n" in ylabel else ylabel + (" (log)" if log else "")
+    # wrapped to the panel's height, so a long label does not run into the next row's
+    ax.set_ylabel("\n".join(textwrap.fill(t, int(height * 72 / 7.5)) for t in text.split("\n")) if left else "")
+    ax.set_xlabel(xlabel + (" (log)" if logx else ""))
+    if bad and left:
+        ax.annotate(f"{bad} value{'s' if bad > 1 else ''} <= 0 below the axis", (0.01, 0.01),
+                    xycoords="axes fraction", fontsize=7, color="0.4")
+
+
+def _lines_legend(fig, lines: list[dict], order: list[str], colors: dict, arms: bool,
+                  legend_extra: dict | None) -> None:
     if arms:
         shown = arm_order(arm_of(ln["variant"])[1] for ln in lines)
         _color_legend(fig, shown, arm_colors(order), title="arm")
@@ -467,7 +503,6 @@ def _lines_figure(lines: list[dict], variants: list[str], *, xlabel: str, metric
         extra = legend_extra or {}
         labels = {v: v + (f" ({extra[v]})" if extra.get(v) else "") for v in shown}
         _color_legend(fig, [labels[v] for v in shown], {labels[v]: colors[v] for v in shown})
-    return fig
 
 
 def _arm_legend_and_separators(fig, ax_list, order: list[str], variants: list[str], study_of=None) -> None:

@@ -17,6 +17,8 @@ from scipy import special, stats
 
 from bench.stats.common import DEGENERATE, LEVEL, _degenerate, _percentile_ci
 
+_COLUMNS = ["k", "expected_best", "lo", "hi", "p_all_failed", "n", "n_failed", "failure_value", "reason"]
+
 
 def _budget_weights(N: int, replace: bool) -> np.ndarray:
     """W[k-1, i-1] = P(the best of k draws is the i-th smallest of N values) with the value order
@@ -168,39 +170,47 @@ def budget_curve(values: Sequence[float], higher_is_better: bool, n_boot: int = 
         raise ValueError(f"nan_policy: 'fail', 'drop' or 'raise', not {nan_policy!r}")
     if bad.any() and nan_policy == "raise":
         raise ValueError(f"budget_curve: {int(bad.sum())} non-finite value(s)")
-    cols = ["k", "expected_best", "lo", "hi", "p_all_failed", "n", "n_failed", "failure_value", "reason"]
-    fail = np.nan
-    if nan_policy == "drop" or not bad.any():
-        v = v[~bad]
-    else:
-        finite = v[~bad]
-        fail = failure_value if failure_value is not None else \
-            ((finite.min() if higher_is_better else finite.max()) if len(finite) else np.nan)
-        if not np.isfinite(fail):
-            return pd.DataFrame([], columns=cols)  # every configuration failed and no value stands for a failure
-        worse = (finite < fail) if higher_is_better else (finite > fail)
-        if worse.any():
-            raise ValueError("budget_curve: failure_value must be no better than every finished value")
-        v = np.where(bad, fail, v)
+    v, fail = _failures_counted(v, bad, higher_is_better, nan_policy, failure_value)
     N = len(v)
     if N == 0:
-        return pd.DataFrame([], columns=cols)
+        return pd.DataFrame([], columns=_COLUMNS)
     n_failed = int(bad.sum()) if nan_policy == "fail" else 0
     e = expected_best(v, higher_is_better, replace)
-    k = np.arange(1, N + 1)
-    if replace:
-        p_fail = (n_failed / N) ** k
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p_fail = np.where(k <= n_failed, np.exp(special.gammaln(n_failed + 1) - special.gammaln(n_failed - k + 1)
-                                                      - special.gammaln(N + 1) + special.gammaln(N - k + 1)), 0.0)
+    p_fail = _p_all_failed(N, n_failed, replace)
     lo, hi, reasons = _curve_band(v, e, higher_is_better, n_boot, seed, level, replace)
     if n_failed:
         note = f"{n_failed} failed configuration(s) counted at {fail:.4g}"
         reasons = ["; ".join(x for x in (r, note) if x) for r in reasons]
-    return pd.DataFrame({"k": k, "expected_best": e, "lo": lo, "hi": hi, "p_all_failed": p_fail, "n": N,
-                         "n_failed": n_failed, "failure_value": fail, "reason": pd.Series(reasons, dtype=object)},
-                        columns=cols)
+    return pd.DataFrame({"k": np.arange(1, N + 1), "expected_best": e, "lo": lo, "hi": hi, "p_all_failed": p_fail,
+                         "n": N, "n_failed": n_failed, "failure_value": fail,
+                         "reason": pd.Series(reasons, dtype=object)}, columns=_COLUMNS)
+
+
+def _failures_counted(v: np.ndarray, bad: np.ndarray, higher: bool, nan_policy: str,
+                      failure_value: float | None) -> tuple[np.ndarray, float]:
+    """The values with the non-finite ones dropped or counted at the failure value, and that value (NaN when
+    none is counted). No values at all when everything failed and no value stands for a failure."""
+    if nan_policy == "drop" or not bad.any():
+        return v[~bad], np.nan
+    finite = v[~bad]
+    fail = failure_value if failure_value is not None else \
+        ((finite.min() if higher else finite.max()) if len(finite) else np.nan)
+    if not np.isfinite(fail):
+        return v[:0], fail
+    worse = (finite < fail) if higher else (finite > fail)
+    if worse.any():
+        raise ValueError("budget_curve: failure_value must be no better than every finished value")
+    return np.where(bad, fail, v), fail
+
+
+def _p_all_failed(N: int, n_failed: int, replace: bool) -> np.ndarray:
+    """P(all k draws failed), k = 1..N: C(f, k) / C(N, k) without replacement, (f / N)^k with."""
+    k = np.arange(1, N + 1)
+    if replace:
+        return (n_failed / N) ** k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(k <= n_failed, np.exp(special.gammaln(n_failed + 1) - special.gammaln(n_failed - k + 1)
+                                              - special.gammaln(N + 1) + special.gammaln(N - k + 1)), 0.0)
 
 
 def _curve_band(v: np.ndarray, e: np.ndarray, higher: bool, n_boot: int, seed: int, level: float,

@@ -122,6 +122,18 @@ def paired_difference(trials: pd.DataFrame, metric: str,
         trials = trials.reset_index(drop=True)
     treated_mask = _spec_mask(trials, treatment)
     control_mask = ~treated_mask if control is None else (_spec_mask(trials, control) & ~treated_mask)
+    tcols, pair_on = _pairing_columns(trials, treatment, treatment_columns, pair_on, by)
+    t, c = trials[treated_mask], trials[control_mask]
+    tkey, ckey = _keys(t, pair_on), _keys(c, pair_on)
+    arm_of = _arm_labels(t, tcols)
+    _check_unambiguous(pair_on, tkey, ckey, arm_of)
+    pairs = _match_pairs(trials, col, status, by, tkey, dict(zip(ckey, c.index)), arm_of)
+    summary = _summarise(trials, t, c, pairs, arm_of, by, hib, status, n_boot, seed, level)
+    return PairedResult(summary=summary, pairs=pairs.drop(columns=["_t", "_c"]))
+
+
+def _pairing_columns(trials: pd.DataFrame, treatment, treatment_columns, pair_on, by: tuple) -> tuple[list, list]:
+    """The treatment columns and the pairing key (`by` first), checked (see `paired_difference`)."""
     tcols = list(treatment_columns) if treatment_columns is not None else _default_treatment_columns(trials, treatment)
     _check_columns(trials, tcols, "treatment_columns")
     if pair_on is None:
@@ -131,30 +143,41 @@ def paired_difference(trials: pd.DataFrame, metric: str,
     if set(pair_on) & set(tcols):
         clash = sorted(set(pair_on) & set(tcols))
         raise ValueError(f"paired_difference: pair_on/by include treatment column(s) {clash}")
+    return tcols, pair_on
 
-    def keys(df: pd.DataFrame, cols: list[str]) -> pd.Series:
-        return pd.Series([tuple(_canon(v) for v in row) for row in df[cols].itertuples(index=False, name=None)],
-                         index=df.index, dtype=object)
 
-    t, c = trials[treated_mask], trials[control_mask]
-    tkey, ckey = keys(t, pair_on), keys(c, pair_on)
-    arm_of = pd.Series([", ".join(f"{n.rsplit('.', 1)[-1]}={_show(v)}" for n, v in zip(tcols, row) if not _is_null(v))
-                        or "(all null)" for row in t[tcols].itertuples(index=False, name=None)],
-                       index=t.index, dtype=object)
+def _keys(df: pd.DataFrame, cols: list[str]) -> pd.Series:
+    """Per row, its canonical values in `cols` as a tuple (nulls match nulls)."""
+    return pd.Series([tuple(_canon(v) for v in row) for row in df[cols].itertuples(index=False, name=None)],
+                     index=df.index, dtype=object)
+
+
+def _arm_labels(t: pd.DataFrame, tcols: list[str]) -> pd.Series:
+    """Per treated row, its arm: the non-null treatment-column values, e.g. "K=500"."""
+    return pd.Series([", ".join(f"{n.rsplit('.', 1)[-1]}={_show(v)}" for n, v in zip(tcols, row) if not _is_null(v))
+                      or "(all null)" for row in t[tcols].itertuples(index=False, name=None)],
+                     index=t.index, dtype=object)
+
+
+def _check_unambiguous(pair_on: list[str], tkey: pd.Series, ckey: pd.Series, arm_of: pd.Series) -> None:
     dup_c = ckey[ckey.duplicated()]
     if len(dup_c):
         raise ValueError(f"paired_difference: {len(dup_c)} control key(s) match several control trials, e.g. "
                          f"{dict(zip(pair_on, dup_c.iloc[0]))}: add the distinguishing column to by= or pair_on=")
-    dup_t = pd.Series(list(zip(arm_of, tkey)), index=t.index).duplicated()
+    dup_t = pd.Series(list(zip(arm_of, tkey)), index=tkey.index).duplicated()
     if dup_t.any():
         raise ValueError(f"paired_difference: several treated trials of arm {arm_of[dup_t].iloc[0]!r} share the key "
                          f"{dict(zip(pair_on, tkey[dup_t].iloc[0]))}: add the distinguishing column to by= or pair_on=")
-    control_index = dict(zip(ckey, c.index))
+
+
+def _match_pairs(trials: pd.DataFrame, col: str, status, by: tuple, tkey: pd.Series, control_index: dict,
+                 arm_of: pd.Series) -> pd.DataFrame:
+    """One row per treated trial whose key a control shares (`_t`, `_c`: the two rows' index)."""
     statuses = None if status is None else _as_tuple(status)
     value = pd.Series(_values(trials, col), index=trials.index)
     ident = trials["trial_id"] if "trial_id" in trials.columns else pd.Series(trials.index, index=trials.index)
     pair_rows = []
-    for ti in t.index:
+    for ti in tkey.index:
         ci = control_index.get(tkey[ti])
         if ci is None:
             continue
@@ -164,10 +187,15 @@ def paired_difference(trials: pd.DataFrame, metric: str,
                           "treated_id": ident[ti], "control_id": ident[ci], "treated": x, "control": y,
                           "diff": x - y, "used": bool(ok_status and np.isfinite(x) and np.isfinite(y)),
                           "_t": ti, "_c": ci})
-    pairs = pd.DataFrame(pair_rows, columns=[*by, "arm", "pair_key", "treated_id", "control_id", "treated", "control",
-                                             "diff", "used", "_t", "_c"])
-    t_group = keys(t, list(by)) if by else pd.Series([()] * len(t), index=t.index, dtype=object)
-    c_group = keys(c, list(by)) if by else pd.Series([()] * len(c), index=c.index, dtype=object)
+    return pd.DataFrame(pair_rows, columns=[*by, "arm", "pair_key", "treated_id", "control_id", "treated", "control",
+                                            "diff", "used", "_t", "_c"])
+
+
+def _summarise(trials: pd.DataFrame, t: pd.DataFrame, c: pd.DataFrame, pairs: pd.DataFrame, arm_of: pd.Series,
+               by: tuple, hib: bool, status, n_boot: int, seed: int, level: float) -> pd.DataFrame:
+    """`paired_difference`'s summary: one row per `by` group and arm."""
+    t_group = _keys(t, list(by)) if by else pd.Series([()] * len(t), index=t.index, dtype=object)
+    c_group = _keys(c, list(by)) if by else pd.Series([()] * len(c), index=c.index, dtype=object)
     rows = []
     for gkey, arm in dict.fromkeys(zip(t_group, arm_of)):
         in_group = np.array([k == gkey for k in t_group], dtype=bool)
@@ -184,11 +212,10 @@ def paired_difference(trials: pd.DataFrame, metric: str,
             row["reason"] = _join(f"{row['n_dropped']} pair(s) dropped (status not in {status} or metric not finite)",
                                   row["reason"])
         rows.append(row)
-    summary = pd.DataFrame(rows, columns=[*by, "arm", "n_pairs", "n", "n_dropped", "n_treated_unpaired",
-                                          "n_control_unpaired", "higher_is_better", "mean_diff", "lo", "hi",
-                                          "median_diff", "sd_diff", "frac_better", "frac_worse", "wilcoxon_stat",
-                                          "p_value", "n_nonzero", "rank_biserial", "d_z", "reason"])
-    return PairedResult(summary=summary, pairs=pairs.drop(columns=["_t", "_c"]))
+    return pd.DataFrame(rows, columns=[*by, "arm", "n_pairs", "n", "n_dropped", "n_treated_unpaired",
+                                       "n_control_unpaired", "higher_is_better", "mean_diff", "lo", "hi",
+                                       "median_diff", "sd_diff", "frac_better", "frac_worse", "wilcoxon_stat",
+                                       "p_value", "n_nonzero", "rank_biserial", "d_z", "reason"])
 
 
 def _paired_stats(d: np.ndarray, hib: bool, n_boot: int, rng: np.random.Generator, level: float) -> dict:

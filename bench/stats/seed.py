@@ -171,37 +171,46 @@ def seed_spread_comparison(trials: pd.DataFrame, metric: str, treatment: str | t
     tcols = list(treatment_columns) if treatment_columns is not None else _default_treatment_columns(trials, treatment)
     settings = setting_columns(trials, [*tcols, *by]) if settings is None else list(settings)
     _check_columns(trials, [*tcols, *settings], "seed_spread_comparison")
-
-    def cells(df) -> dict[str, np.ndarray]:
-        out = {}
-        for _, g in df.groupby(list(settings), dropna=False, sort=False) if settings else [((), df)]:
-            v = _values(g, col)
-            v = v[np.isfinite(v)]
-            if len(v) >= 2:
-                out[repr(tuple(_canon(x) for x in g[settings].iloc[0]))] = v
-        return out
-
-    rows = []
-    for key, sub in _groups(trials, by):
-        ctrl = cells(sub[controls[sub.index]])
-        t = sub[treated[sub.index]]
-        arms = t.groupby(tcols, dropna=False, sort=True) if tcols else [((), t)]
-        for akey, arm in arms:
-            akey = akey if isinstance(akey, tuple) else (akey,)
-            label = ", ".join(f"{c.split('.')[-1]}={_show(v)}" for c, v in zip(tcols, akey) if not pd.isna(v))
-            trt = cells(arm)
-            keys = sorted(set(ctrl) & set(trt))
-            a, b = [ctrl[k] for k in keys], [trt[k] for k in keys]
-            row = {**dict(zip(by, key)), "arm": label, "scale": scale, "n_settings": len(keys),
-                   "n_settings_dropped": len(set(ctrl) ^ set(trt)),
-                   "min_seeds": min((len(v) for v in a + b), default=0),
-                   "max_seeds": max((len(v) for v in a + b), default=0),
-                   "n_a": sum(map(len, a)), "n_b": sum(map(len, b))}
-            row.update(_compare_cells(a, b, standardize, n_boot, _rng(seed, (*key, *akey)), level, scale))
-            rows.append(row)
+    rows = [row for key, sub in _groups(trials, by)
+            for row in _arm_rows(sub, treated, controls, dict(zip(by, key)), key, tcols, settings, col, standardize,
+                                 n_boot, seed, level, scale)]
     return pd.DataFrame(rows, columns=[*by, "arm", "scale", "n_settings", "n_settings_dropped", "min_seeds", "max_seeds", "n_a",
                                        "n_b", "std_a", "std_b", "ratio", "ratio_lo", "ratio_hi", "levene_stat",
                                        "p_value", "reason"])
+
+
+def _seed_cells(df: pd.DataFrame, settings: list[str], col: str) -> dict[str, np.ndarray]:
+    """Per setting with at least 2 finite values, those values (keyed by the setting's canonical values)."""
+    out = {}
+    for _, g in df.groupby(list(settings), dropna=False, sort=False) if settings else [((), df)]:
+        v = _values(g, col)
+        v = v[np.isfinite(v)]
+        if len(v) >= 2:
+            out[repr(tuple(_canon(x) for x in g[settings].iloc[0]))] = v
+    return out
+
+
+def _arm_rows(sub: pd.DataFrame, treated: pd.Series, controls: pd.Series, group: dict, key: tuple, tcols: list[str],
+              settings: list[str], col: str, standardize: bool, n_boot: int, seed: int, level: float,
+              scale: str) -> list[dict]:
+    """`seed_spread_comparison`'s rows for one `by` group: each treatment arm against the group's controls."""
+    ctrl = _seed_cells(sub[controls[sub.index]], settings, col)
+    t = sub[treated[sub.index]]
+    rows = []
+    for akey, arm in (t.groupby(tcols, dropna=False, sort=True) if tcols else [((), t)]):
+        akey = akey if isinstance(akey, tuple) else (akey,)
+        label = ", ".join(f"{c.split('.')[-1]}={_show(v)}" for c, v in zip(tcols, akey) if not pd.isna(v))
+        trt = _seed_cells(arm, settings, col)
+        keys = sorted(set(ctrl) & set(trt))
+        a, b = [ctrl[k] for k in keys], [trt[k] for k in keys]
+        row = {**group, "arm": label, "scale": scale, "n_settings": len(keys),
+               "n_settings_dropped": len(set(ctrl) ^ set(trt)),
+               "min_seeds": min((len(v) for v in a + b), default=0),
+               "max_seeds": max((len(v) for v in a + b), default=0),
+               "n_a": sum(map(len, a)), "n_b": sum(map(len, b))}
+        row.update(_compare_cells(a, b, standardize, n_boot, _rng(seed, (*key, *akey)), level, scale))
+        rows.append(row)
+    return rows
 
 
 def _compare_cells(a: list[np.ndarray], b: list[np.ndarray], standardize: bool, n_boot: int,
