@@ -146,6 +146,13 @@ def has_finite(df: pd.DataFrame, col: str) -> bool:
 
 
 def primary_metric(trials: pd.DataFrame, metrics: list[str]) -> str | None:
+    """The headline metric: the one every structure in the rows declares as its headline (bench.catalog), where
+    they agree and it has a value; else the first of PRIMARY with a value."""
+    if "variant.structure" in trials:
+        cat = catalog.catalog()
+        heads = {cat[s].headline if s in cat else None for s in trials["variant.structure"].dropna().astype(str)}
+        if len(heads) == 1 and (h := heads.pop()) in metrics and has_finite(trials, f"final.{h}"):
+            return h
     for m in PRIMARY:
         if m in metrics and has_finite(trials, f"final.{m}"):
             return m
@@ -159,7 +166,9 @@ def success_rule(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
     """(not-collapsed mask, {dataset: rule in words}) — see SUCCESS_TEXT."""
     mask = pd.Series(False, index=trials.index)
     words = {}
-    ed = trials["variant.structure"].isin(ED_STRUCTURES) if "variant.structure" in trials else \
+    # structures whose declared success rule is "finished" (status ok only: bench.catalog), e.g. the encoder-decoders
+    finished_only = tuple(n for n, s in catalog.catalog().items() if s.success == "finished")
+    ed = trials["variant.structure"].isin(finished_only) if "variant.structure" in trials else \
         pd.Series(False, index=trials.index)
     for ds, sub in trials.groupby(DATASET, dropna=False):
         if ed[sub.index].any():  # conditional outputs: no collapse measure that means the same thing

@@ -57,7 +57,7 @@ DECLARE_ED = {
     "uses": ["objective", "clip", "gp_weight"],
     "losses": ["loss_d", "loss_rec", "loss_adv", "loss_dz", "loss_prior"],
     "grids": ["input", "output", "target", "swapped"],
-    "metrics": ["l1", "psnr"], "headline": "l1", "success": "finished", "sections": ["own_weights", "edgan", "nrds"],
+    "metrics": ["l1", "psnr"], "headline": "fid", "success": "finished", "sections": ["own_weights", "edgan", "nrds"],
     "conditioned": True,
 }
 DECLARE = {
