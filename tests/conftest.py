@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -156,3 +157,22 @@ def by_hand():
 
     return SimpleNamespace(t_interval=t_interval, wilson=wilson, holm=holm, brown_forsythe_p=brown_forsythe_p,
                            true_spread=true_spread)
+
+
+def expand_text(tmp_path, text: str, name: str = "study.yaml") -> list[dict]:
+    """The trials of a study file written from `text` (validated as `ganbench validate` does)."""
+    from bench.study import expand, load_study
+
+    path = tmp_path / name
+    path.write_text(text)
+    return expand(load_study(path))
+
+
+TORCH_FREE = ("import sys; from bench.report import build_report; build_report({folder!r}, {out!r}); "
+              "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('bench.trial', 'bench.nets', "
+              "'bench.structures', 'bench.objectives', 'bench.metrics.toy'))]; assert not bad, bad")
+
+
+def report_without_torch(folder, out) -> None:
+    """Build the report of `folder` into `out` in a fresh process and fail if torch or model code was imported."""
+    subprocess.run([sys.executable, "-c", TORCH_FREE.format(folder=str(folder), out=str(out))], check=True)

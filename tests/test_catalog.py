@@ -82,13 +82,11 @@ def test_an_option_its_structure_does_not_declare_exits_2_at_validate(tmp_path, 
 
 
 def test_a_sweep_over_an_option_in_block_syntax(tmp_path):
-    from bench.study import expand, load_study
+    from conftest import expand_text
 
-    study = tmp_path / "study.yaml"
-    study.write_text("name: x\ndataset: {name: fashion_mnist}\nmodel: {name: encdec}\n"
-                     "variant: {structure: ed//gan, options: {task: inpaint}}\n"
-                     "sweep: {axes: {variant.options.w: [0.1, 1.0]}}\n")
-    trials = expand(load_study(study))
+    trials = expand_text(tmp_path, "name: x\ndataset: {name: fashion_mnist}\nmodel: {name: encdec}\n"
+                                   "variant: {structure: ed//gan, options: {task: inpaint}}\n"
+                                   "sweep: {axes: {variant.options.w: [0.1, 1.0]}}\n")
     assert [t["variant"]["w"] for t in trials] == [0.1, 1.0]
 
 

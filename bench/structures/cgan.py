@@ -33,13 +33,14 @@ from bench import registry
 from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
-DECLARE_CGAN = {"uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g", "loss_cls"],
+DECLARE_CGAN = {"uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g"],
                 "grids": ["generated", "real"], "headline": "fid", "success": "collapse", "sections": ["own_weights"]}
 DECLARE = {
     "cgan": {**DECLARE_CGAN, "title": "CGAN", "options": {}, "metrics": ["class_accuracy", "class_fid"],
              "doc": ("class-conditional GAN (Mirza & Osindero 2014): G and D see the one-hot label; the baseline of "
                      "the conditional variants")},
     "acgan": {**DECLARE_CGAN, "title": "ACGAN", "metrics": ["class_accuracy", "class_fid", "d_class_accuracy"],
+              "losses": ["loss_d", "loss_g", "loss_cls"],
               "options": {"lambda_cls": {"type": "float", "default": 1.0, "ge": 0, "packable": True, "doc": (
                   "acgan: weight of the auxiliary class loss (cross-entropy of D's class head) in D's and G's "
                   "losses")}},
