@@ -176,3 +176,22 @@ TORCH_FREE = ("import sys; from bench.report import build_report; build_report({
 def report_without_torch(folder, out) -> None:
     """Build the report of `folder` into `out` in a fresh process and fail if torch or model code was imported."""
     subprocess.run([sys.executable, "-c", TORCH_FREE.format(folder=str(folder), out=str(out))], check=True)
+
+
+def train_into(out, study: str, small: dict, specs: list[dict], provenance: dict | None = None) -> list[dict]:
+    """Train one trial per spec (each merged over `small`, `train` merged key by key) in this process and write its
+    rows into the results folder `out` through the real row path; returns the trial configs."""
+    from bench import results
+    from bench.schema import TrialConfig, config_hash, variant_label
+    from bench.trial import run_trial
+
+    cfgs = []
+    for spec in specs:
+        raw = {**small, **spec, "train": {**small["train"], **spec.get("train", {})}}
+        cfg = TrialConfig.model_validate(raw).model_dump(mode="json")
+        cfg = {**cfg, "study": study, "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
+        reps = []
+        run_trial(cfg, reps.append, out)
+        results.upsert(out, *results.rows_from_reports(cfg, reps, provenance=provenance, root=out))
+        cfgs.append(cfg)
+    return cfgs

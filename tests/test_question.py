@@ -367,20 +367,13 @@ def speed_folder(tmp_path_factory):
     """A tiny real study (in process, no Ray, about 1 s a trial): ns and ns with the sine lens (K = 50), seeds 0-2
     (three pairs), and an ns run forced to diverge (sgd, lr 1e12); its question asks about auc:energy_distance."""
     from bench import results
-    from bench.schema import TrialConfig, config_hash, variant_label
-    from bench.trial import run_trial
+    from conftest import train_into
 
     out = tmp_path_factory.mktemp("speed") / "speed"
     small = {"train": {"steps": 100, "eval_every": 25, "batch_size": 64, "eval_samples": 300}, "model": {"width": 16}}
     specs = [{"seed": s, **lens} for lens in ({}, {"variant": {"lens": {"K": 50}}}) for s in (0, 1, 2)]
     specs.append({"seed": 0, "train": {"optimizer": "sgd", "lr": 1e12}})
-    for spec in specs:
-        raw = {**small, **spec, "train": {**small["train"], **spec.get("train", {})}}
-        cfg = TrialConfig.model_validate(raw).model_dump(mode="json")
-        cfg = {**cfg, "study": "speed", "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
-        reps = []
-        run_trial(cfg, reps.append, out)
-        results.upsert(out, *results.rows_from_reports(cfg, reps, root=out))
+    train_into(out, "speed", small, specs)
     (out / results.STUDY).write_text(CONVERGENCE_QUESTION)
     return out
 

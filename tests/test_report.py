@@ -16,20 +16,14 @@ STUDY_YAML = "name: test\ndescription: a <tiny> study & its report\n"
 def results_dir(tmp_path_factory):
     """Six tiny real trials (ns x 2 seeds, ns+lens x 2 seeds, a single-seed lsgan, an ns run forced to
     diverge) and one failed ns trial with no curves or samples."""
-    from bench.schema import TrialConfig
+    from conftest import train_into
 
     out = tmp_path_factory.mktemp("results") / "test"
     small = {"train": {"steps": 100, "eval_every": 50, "batch_size": 64, "eval_samples": 500}, "model": {"width": 32}}
     specs = [{"seed": 0}, {"seed": 1}, {"seed": 0, "variant": {"lens": {"K": 50}}},
              {"seed": 1, "variant": {"lens": {"K": 50}}}, {"seed": 0, "variant": {"objective": "lsgan"}},
              {"seed": 2, "train": {"optimizer": "sgd", "lr": 1e12}}]
-    for spec in specs:
-        raw = {**small, **spec, "train": {**small["train"], **spec.get("train", {})}}
-        cfg = TrialConfig.model_validate(raw).model_dump(mode="json")
-        cfg = {**cfg, "study": "test", "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
-        reps = []
-        run_trial(cfg, reps.append, out)
-        results.upsert(out, *results.rows_from_reports(cfg, reps, provenance={"git_commit": "abc"}, root=out))
+    cfg = train_into(out, "test", small, specs, provenance={"git_commit": "abc"})[-1]
     failed = {**cfg, "seed": 3}
     failed["trial_id"] = config_hash(failed)
     results.upsert(out, *results.rows_from_reports(failed, [], status="failed", error="boom"))
