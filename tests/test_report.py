@@ -6,8 +6,7 @@ import sys
 import pytest
 
 from bench import results
-from bench.schema import config_hash, variant_label
-from bench.trial import run_trial
+from bench.schema import config_hash
 
 STUDY_YAML = "name: test\ndescription: a <tiny> study & its report\n"
 
