@@ -15,7 +15,7 @@ def iters_per_second(C: int, channels: int, objective: str, lens: bool, threads:
     cfg = TrialConfig(dataset=data, model={"name": "dcgan", "width": C, "z_dim": 64},
                       variant={"objective": objective, "lens": {"K": 1000} if lens else None},
                       train={"batch_size": batch, "lr": 1e-4}).model_dump(mode="json")
-    return 1.0 / config_step_seconds([{**cfg, "trial_id": "bench"}], device, iters)
+    return 1.0 / config_step_seconds([{**cfg, "trial_id": "bench"}], device, iters)[0]  # (seconds, GFLOP)
 
 
 def main(threads: int = 1, device: str = "cpu"):
