@@ -71,6 +71,9 @@ def paired_figure(p: pd.DataFrame, summary: pd.DataFrame, metric: str, wb: str, 
         for i, (base, vb) in enumerate(keys):
             d = p[(p[DATASET] == ds) & (p["base"] == base) & (p["variant_b"] == vb)]
             ax.scatter(d["diff"], i + rng.uniform(-0.15, 0.15, len(d)), s=10, color="black", alpha=0.6)
+        if len(labels) > len(keys):  # the per-point means over the bases: the units of the averaged test
+            m = p[p[DATASET] == ds].groupby(["sample", "seed"])["diff"].mean()
+            ax.scatter(m, len(keys) + rng.uniform(-0.15, 0.15, len(m)), s=10, color="black", alpha=0.6)
         s = summary[summary[DATASET] == ds]
         for _, r in s.iterrows():
             i = len(keys) if r["base"] == "all" else keys.index((r["base"], r["variant_b"]))
