@@ -72,7 +72,8 @@ def paired_figure(p: pd.DataFrame, summary: pd.DataFrame, metric: str, wb: str, 
             d = p[(p[DATASET] == ds) & (p["base"] == base) & (p["variant_b"] == vb)]
             ax.scatter(d["diff"], i + rng.uniform(-0.15, 0.15, len(d)), s=10, color="black", alpha=0.6)
         if len(labels) > len(keys):  # the per-point means over the bases: the units of the averaged test
-            m = p[p[DATASET] == ds].groupby(["sample", "seed"])["diff"].mean()
+            g = p[p[DATASET] == ds].groupby(["sample", "seed"])["diff"]
+            m = g.mean()[g.count() == len(keys)]
             ax.scatter(m, len(keys) + rng.uniform(-0.15, 0.15, len(m)), s=10, color="black", alpha=0.6)
         s = summary[summary[DATASET] == ds]
         for _, r in s.iterrows():
