@@ -233,8 +233,7 @@ def _budget(trials: pd.DataFrame, metric: str, variants: list[str]) -> dict:
         fin = vals[np.isfinite(vals)]
         if fin.empty:
             continue
-        lo, hi = bounds(metric, ds)
-        fail = (lo if np.isfinite(lo) else fin.min()) if hib else (hi if np.isfinite(hi) else fin.max())
+        fail = analysis.failure_value(sub, metric, ds)
         for v in variants:
             g = sub[sub["variant"] == v]
             # an ok trial without a value (the metric undefined for it) is not a failure: leave it out

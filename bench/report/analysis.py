@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench import catalog, stats
-from bench.metrics import INFO
+from bench.metrics import INFO, bounds
 from bench.report.fmt import N_BOOT, fmt, fmt_p, interval, p_is, show_value
 from bench.stats.common import _canon, _is_null, _join
 
@@ -143,6 +143,17 @@ def has_finite(df: pd.DataFrame, col: str) -> bool:
     """Whether column `col` exists and holds a finite number (every table has a column for every metric,
     typed null where it was not measured)."""
     return col in df.columns and bool(np.isfinite(pd.to_numeric(df[col], errors="coerce").astype(float)).any())
+
+
+def failure_value(sub: pd.DataFrame, metric: str, dataset: str) -> float:
+    """The value a diverged or failed trial counts at: the metric's bound on its bad side (e.g. 0 modes), else the
+    worst finished value on the dataset, so every variant is judged alike."""
+    vals = pd.to_numeric(sub.get(f"final.{metric}"), errors="coerce").astype(float)
+    fin = vals[np.isfinite(vals)]
+    lo, hi = bounds(metric, dataset)
+    if INFO[metric][0]:
+        return lo if np.isfinite(lo) else (fin.min() if len(fin) else np.nan)
+    return hi if np.isfinite(hi) else (fin.max() if len(fin) else np.nan)
 
 
 def primary_metric(trials: pd.DataFrame, metrics: list[str]) -> str | None:

@@ -28,7 +28,7 @@ import pandas as pd
 from bench import stats
 from bench.metrics import INFO, bounds
 from bench.report import plots, protocol_plots
-from bench.report.analysis import DATASET, SEED, metric_name
+from bench.report.analysis import DATASET, SEED, failure_value, metric_name
 from bench.report.fmt import N_BOOT, fmt, fmt_p, interval, p_is, show_value
 from bench.report.question import ALPHA, _direction, decide
 from bench.stats.importance import importance, partial_dependence
@@ -121,16 +121,6 @@ def design(trials: pd.DataFrame, study_yaml: Path | None, q) -> Design:
 
 
 # ------------------------------------------------------------------------------------------- outcomes
-def failure_value(sub: pd.DataFrame, metric: str, dataset: str) -> float:
-    """The value a failed point counts at: the metric's bound on its bad side, else the worst finished value."""
-    vals = pd.to_numeric(sub.get(f"final.{metric}"), errors="coerce").astype(float)
-    fin = vals[np.isfinite(vals)]
-    lo, hi = bounds(metric, dataset)
-    if INFO[metric][0]:
-        return lo if np.isfinite(lo) else (fin.min() if len(fin) else np.nan)
-    return hi if np.isfinite(hi) else (fin.max() if len(fin) else np.nan)
-
-
 def outcomes(s1: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per stage-1 point: dataset, variant, sample, value (failures at `failure_value`, which is `fail`), failed. An ok trial
     without a value (the metric undefined for it) is left out: it is not a failure."""
