@@ -4,9 +4,12 @@ holds K configurations, and its images are [K, B, C, H, W] at its interface.
 
 G: z -> 4x4 x (C * 2^(n-1)) -> n transposed convs (4x4, stride 1/2) halving channels -> image, tanh.
 D: n strided convs (4x4, stride 2) doubling channels from C, leaky ReLU 0.2 -> linear -> 1 logit.
-n = log2(image_size / 4), so 32x32 images use C, 2C, 4C channels. Batch norm is switchable in each
-(off in a WGAN-GP critic, whose gradient penalty is per sample).
+n = log2(image_size / 4), so 32x32 images use C, 2C, 4C channels. Batch norm is switchable in G (off in
+a WGAN-GP critic, whose gradient penalty is per sample); D's normalization is none, batch (all convs but
+the first), layer (where batch norm would be) or spectral (every conv and the final linear), see `d_norm`.
 """
+
+from __future__ import annotations
 
 import math
 
@@ -47,27 +50,50 @@ class Generator(nn.Module):
         return P.from_grouped(self.net(h), self.K)
 
 
-def conv_stack(channels: int, size: int, C: int, batch_norm: bool, K: int = 1) -> tuple[list[nn.Module], int]:
+NORMS = {"batch": P.BatchNorm2d, "layer": P.LayerNorm2d}
+
+
+def d_norm(model_cfg) -> str:
+    """D's normalization: model.d_norm, or if unset "batch" / "none" as model.d_batch_norm says."""
+    norm = getattr(model_cfg, "d_norm", None)
+    return norm if norm is not None else ("batch" if model_cfg.d_batch_norm else "none")
+
+
+def _norm(batch_norm: bool, norm: str | None) -> str:
+    norm = norm if norm is not None else ("batch" if batch_norm else "none")
+    if norm not in ("none", "spectral", *NORMS):
+        raise ValueError(f"unknown normalization {norm!r}")
+    return norm
+
+
+def conv_stack(channels: int, size: int, C: int, batch_norm: bool, K: int = 1,
+               norm: str | None = None) -> tuple[list[nn.Module], int]:
     """DCGAN's down-sampling stack to 4x4 (grouped layout): 4x4 convs, stride 2, C, 2C, ... channels,
-    leaky ReLU 0.2, batch norm on all but the first layer. Returns the layers and the last channel count."""
+    leaky ReLU 0.2, batch norm on all but the first layer. `norm` (if given, instead of `batch_norm`):
+    "none", "batch", "layer" (layer norm where batch norm would be) or "spectral" (every conv).
+    Returns the layers and the last channel count."""
+    norm = _norm(batch_norm, norm)
+    conv = P.SpectralConv2d if norm == "spectral" else P.Conv2d
     layers, c_in, c = [], channels, C
     for i in range(_n_layers(size)):
-        norm = P.BatchNorm2d(K, c) if batch_norm and i > 0 else nn.Identity()
-        layers += [P.Conv2d(K, c_in, c, 4, 2, 1), norm, nn.LeakyReLU(0.2)]
+        after = NORMS[norm](K, c) if norm in NORMS and i > 0 else nn.Identity()
+        layers += [conv(K, c_in, c, 4, 2, 1), after, nn.LeakyReLU(0.2)]
         c_in, c = c, c * 2
     return layers, c_in
 
 
 class Discriminator(nn.Module):
     """images [K, B, channels, size, size] -> logits [K, B]. `features(x)` gives the flattened last
-    feature maps [K, B, F] (for heads other than the logit)."""
+    feature maps [K, B, F] (for heads other than the logit). `norm` as in `conv_stack`; "spectral" also
+    normalises the final linear layer."""
 
-    def __init__(self, channels: int, size: int, C: int, batch_norm: bool, K: int = 1):
+    def __init__(self, channels: int, size: int, C: int, batch_norm: bool, K: int = 1, norm: str | None = None):
         super().__init__()
         self.K = K
-        layers, c_out = conv_stack(channels, size, C, batch_norm, K)
+        norm = _norm(batch_norm, norm)
+        layers, c_out = conv_stack(channels, size, C, batch_norm, K, norm)
         self.conv = nn.Sequential(*layers)
-        self.fc = P.Linear(K, c_out * 4 * 4, 1)
+        self.fc = (P.SpectralLinear if norm == "spectral" else P.Linear)(K, c_out * 4 * 4, 1)
 
     def features(self, x):
         return P.flatten_grouped(self.conv(P.to_grouped(x)), self.K)
@@ -127,7 +153,7 @@ def init_weights(module: nn.Module, scheme: str) -> None:
 def build(model_cfg, data_dim, K: int = 1) -> tuple[nn.Module, nn.Module]:
     channels, size, _ = data_dim
     G = Generator(model_cfg.z_dim, channels, size, model_cfg.width, model_cfg.batch_norm, K)
-    D = Discriminator(channels, size, model_cfg.width, model_cfg.d_batch_norm, K)
+    D = Discriminator(channels, size, model_cfg.width, model_cfg.d_batch_norm, K, d_norm(model_cfg))
     init_weights(G, model_cfg.init)
     init_weights(D, model_cfg.init)
     return G, D

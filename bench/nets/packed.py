@@ -3,12 +3,14 @@ network train in one process with batched kernels (issue: packed trials). A sing
 simply K = 1, so every network in ganbench is built from these layers.
 
 Layouts:
-- vectors: [K, B, F]. `Linear` is one batched matrix product (baddbmm); `BatchNorm1d` normalises each
-  configuration's features separately.
+- vectors: [K, B, F]. `Linear` is one batched matrix product (baddbmm); `BatchNorm1d` and `LayerNorm`
+  normalise each configuration's features separately.
 - images: the *grouped* layout [B, K*C, H, W] inside convolution stacks: a convolution with groups=K is
-  K independent convolutions, and batch norm over K*C channels is K independent batch norms. Networks
-  convert at their edges with `to_grouped` / `from_grouped`; at their interfaces images are
-  [K, B, C, H, W].
+  K independent convolutions, batch norm over K*C channels is K independent batch norms, and group norm
+  with K groups is K independent layer norms (`LayerNorm2d`). Networks convert at their edges with
+  `to_grouped` / `from_grouped`; at their interfaces images are [K, B, C, H, W].
+- `SpectralLinear` / `SpectralConv2d`: those layers with each configuration's weight divided by its own
+  largest singular value (spectral normalization).
 
 Every parameter and buffer has shape [K, *shape of the torch layer's], and a K = 1 layer is built by
 constructing the torch layer itself and adding the pack dimension, so it draws exactly the same
@@ -47,13 +49,16 @@ class Linear(nn.Module):
         self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.K > 1 and self.weight.shape[1] == 1 and x.device.type == "cpu":
+        return self._forward(x, self.weight)
+
+    def _forward(self, x: Tensor, weight: Tensor) -> Tensor:
+        if self.K > 1 and weight.shape[1] == 1 and x.device.type == "cpu":
             # one output (a critic's logit): BLAS computes a lone matrix-vector product differently from a
             # batch of them, so on the CPU each configuration gets its own call, the one it makes unpacked
             # (unbind, not x[k:k+1]: a slice's backward fills a zero tensor of the whole pack per configuration)
             return torch.cat([torch.baddbmm(b[None, None], xk[None], w.T[None])
-                              for xk, w, b in zip(x.unbind(0), self.weight.unbind(0), self.bias.unbind(0))])
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+                              for xk, w, b in zip(x.unbind(0), weight.unbind(0), self.bias.unbind(0))])
+        return torch.baddbmm(self.bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 class Conv2d(nn.Module):
@@ -67,7 +72,10 @@ class Conv2d(nn.Module):
         self.weight, self.bias = nn.Parameter(p["weight"]), nn.Parameter(p["bias"])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.op(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding, groups=self.K)
+        return self._forward(x, self.weight)
+
+    def _forward(self, x: Tensor, weight: Tensor) -> Tensor:
+        return self.op(x, weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding, groups=self.K)
 
 
 class ConvTranspose2d(Conv2d):
@@ -101,6 +109,70 @@ class BatchNorm2d(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         return self._norm(x)
+
+
+class _LayerNorm(nn.Module):
+    def __init__(self, K: int, c: int, eps: float = 1e-5):
+        super().__init__()
+        self.K, self.eps = K, eps
+        self.weight, self.bias = nn.Parameter(torch.ones(K, c)), nn.Parameter(torch.zeros(K, c))
+
+
+class LayerNorm(_LayerNorm):
+    """x [K, B, c]: each sample's c features normalised, with each configuration's own affine (torch's
+    LayerNorm(c))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.addcmul(self.bias.unsqueeze(1), F.layer_norm(x, x.shape[-1:], eps=self.eps), self.weight.unsqueeze(1))
+
+
+class LayerNorm2d(_LayerNorm):
+    """Grouped layout [B, K*c, H, W]: each sample's c*H*W features of each configuration normalised together,
+    with a per-channel affine (torch's GroupNorm(1, c); here group norm with one group per configuration)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x, self.K, self.weight.flatten(), self.bias.flatten(), self.eps)
+
+
+class _Spectral:
+    """Spectral normalization (Miyato et al. 2018) of a packed layer: each configuration's weight, as a matrix
+    [out, in * k * k], divided by its largest singular value sigma (for a convolution that of the reshaped
+    kernel, as in the paper, not the operator norm of the convolution). sigma is estimated by power iteration
+    as torch.nn.utils.parametrizations.spectral_norm does: one iteration per forward in training mode, none in
+    eval mode, and gradients flow through sigma (torch also iterates 15 times at construction; not here, as
+    networks re-initialise their weights after it, so sigma is rough for the first few steps). The buffer u [K, out] (in checkpoints; `stack` joins it) is
+    each configuration's left singular vector estimate; sigma = |W^T u|. u is drawn from the RNG after the
+    layer's weights (only layers with spectral normalization draw it)."""
+
+    def __init__(self, K: int, *args, **kwargs):
+        super().__init__(K, *args, **kwargs)
+        self.register_buffer("u", F.normalize(torch.randn(K, self.weight.shape[1]), dim=1))
+
+    def sigma(self) -> Tensor:
+        """[K]: each configuration's estimate of its weight's largest singular value (in float32 under
+        autocast too)."""
+        w = self.weight.flatten(2)  # [K, out, in * k * k]
+        with torch.autocast(self.u.device.type, enabled=False):
+            if self.training:
+                with torch.no_grad():  # v = W^T u / |W^T u|, u = W v / |W v|
+                    v = F.normalize(torch.bmm(self.u.unsqueeze(1), w), dim=2)
+                    self.u.copy_(F.normalize(torch.bmm(v, w.transpose(1, 2)), dim=2).squeeze(1))
+            # a copy: the graph must not hold the buffer, which the next forward updates in place before backward
+            return torch.bmm(self.u.clone().unsqueeze(1), w).norm(dim=2).squeeze(1)
+
+    def normalized_weight(self) -> Tensor:
+        return self.weight / self.sigma().view(-1, *[1] * (self.weight.dim() - 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._forward(x, self.normalized_weight())
+
+
+class SpectralLinear(_Spectral, Linear):
+    """`Linear` with spectral normalization (see _Spectral)."""
+
+
+class SpectralConv2d(_Spectral, Conv2d):
+    """`Conv2d` with spectral normalization (see _Spectral)."""
 
 
 def to_grouped(x: Tensor) -> Tensor:
