@@ -14,11 +14,15 @@ serves to its declaration:
                  unless left at its default. Options are left out of the trial id while at their default (adding a
                  structure changes no existing id). `packable`: configurations differing in it can share a pack
                  (`while_on`: if all of them have it > 0, or all = 0).
-    uses         the shared variant fields it reads: objective, lens, clip, gp_weight (the objective's pieces)
+    uses         the shared pieces it reads: objective, lens, clip, gp_weight (the objective's pieces; the default),
+                 and the stabilizers it supports: penalty (gp, r1, r2 on D via d_loss), dragan, consensus, updates
+                 (simultaneous), noise (instance noise), ema (G weight averaging); `ganbench validate` rejects the
+                 others away from their defaults
     losses       loss_<name> columns its step returns
     grids        grid_<kind> images its Evaluate returns
     metrics      its own metrics (beyond its dataset's sample metrics), names in bench.metrics.INFO or in `new_metrics`
-    new_metrics  {name: {"higher_is_better": bool, "label": "...", "range": [lo, hi], "positive": bool}}: metrics
+    new_metrics  {name: {"higher_is_better": bool, "label": "...", "range": [lo, hi], "positive": bool,
+                         "diagnostic": bool}}: metrics
                  nothing else records (bench.metrics adds them to INFO and BOUNDS)
     headline     the metric its report leads with
     success      "collapse" (finished and not collapsed: modes / recall) or "finished" (status ok only)
@@ -26,6 +30,8 @@ serves to its declaration:
                  own weights), "edgan" (the encoder-decoder section), "nrds", or a section of its own as
                  "module:function" (a torch-free module; function(data) -> (headline sentences, report blocks))
     conditioned  its outputs are conditioned on test inputs (encoder-decoders): a low recall is not a collapse
+    datasets     the only datasets it trains on (e.g. the Dirac GAN's point mass); default: any but the point datasets
+                 (bench.registry.POINT_DATASETS), which only a structure that names them can use
     title, doc   the name a reader knows it by (e.g. "ED//GAN") and one line
 
 Nothing here imports torch; `python -c "import bench.catalog"` stays light.
@@ -43,10 +49,15 @@ from typing import Any
 from bench import registry
 
 KEYS = {"options", "uses", "losses", "grids", "metrics", "new_metrics", "headline", "success", "sections",
-        "conditioned", "title", "doc"}
+        "conditioned", "title", "doc", "datasets"}
 OPTION_KEYS = {"type", "default", "ge", "gt", "le", "lt", "doc", "packable", "choices"}
 TYPES = ("float", "int", "bool", "str", "task")
 SHARED = ("objective", "lens", "clip", "gp_weight")  # variant fields of the objective pieces, not of a structure
+# the stabilizers (issue 25) a structure may declare in `uses`: penalty = gp / r1 / r2 through bench.structures.d_loss;
+# the others live in a structure's own step (DRAGAN's perturbation draw, consensus and simultaneous updates, instance
+# noise, the averaged generator), so only the structures that implement them declare them
+STABILIZERS = ("penalty", "dragan", "consensus", "updates", "noise", "ema")
+USES = SHARED + STABILIZERS
 SUCCESS = ("collapse", "finished")
 SECTIONS = ("treatment", "own_weights", "edgan", "nrds")
 
@@ -81,6 +92,7 @@ class Structure:
     conditioned: bool = False
     title: str = ""
     doc: str = ""
+    datasets: tuple[str, ...] = ()
 
 
 def _source_file(module: str) -> str:
@@ -128,7 +140,7 @@ def _option(module: str, name: str, raw: Any) -> Option:
         raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(OPTION_KEYS))})")
     if raw["type"] not in TYPES:
         raise CatalogError(f"{where}: type '{raw['type']}' is not one of {', '.join(TYPES)}")
-    if name in SHARED or not name.isidentifier():
+    if name in USES or not name.isidentifier():
         raise CatalogError(f"{where}: '{name}' cannot be a structure option")
     return Option(name, raw["type"], raw["default"], raw.get("doc", ""), raw.get("packable", False),
                   {k: raw[k] for k in ("ge", "gt", "le", "lt") if k in raw})
@@ -146,7 +158,7 @@ def _structure(name: str, module: str, raw: Any) -> Structure:
     unknown = set(raw) - KEYS
     if unknown:
         raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(KEYS))})")
-    for key, allowed in (("uses", SHARED), ("sections", SECTIONS)):
+    for key, allowed in (("uses", USES), ("sections", SECTIONS)):
         # a section of one's own: "module:function", a torch-free module whose function(data) returns
         # (headline sentences, report blocks) (bench.report.declared_sections)
         bad = [x for x in raw.get(key, ()) if x not in allowed and not (key == "sections" and _is_ref(x))]
@@ -158,7 +170,8 @@ def _structure(name: str, module: str, raw: Any) -> Structure:
     return Structure(name, module, options, tuple(raw.get("uses", SHARED)), tuple(raw.get("losses", ())),
                      tuple(raw.get("grids", ())), tuple(raw.get("metrics", ())), dict(raw.get("new_metrics") or {}),
                      raw.get("headline"), raw.get("success", "collapse"), tuple(raw.get("sections", ())),
-                     bool(raw.get("conditioned", False)), raw.get("title", name), raw.get("doc", ""))
+                     bool(raw.get("conditioned", False)), raw.get("title", name), raw.get("doc", ""),
+                     tuple(raw.get("datasets", ())))
 
 
 @functools.cache

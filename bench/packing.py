@@ -2,7 +2,8 @@
 parameters (bench.nets.packed), random streams, data order, optimizer state and schedule.
 
 Two configurations can share a pack when they differ only in what does not change the computation's
-shape: the seed, loss weights (`variant.w`, `gp_weight`, lens `lam`, `code_prior` while on, `lambda_cls`,
+shape: the seed, loss weights (`variant.w`, `gp_weight`, penalty weights while on in all, lens `lam`, instance
+noise's sigma, schedule and K, `code_prior` while on, `lambda_cls`,
 `lambda_info`, `age_lambda`, `age_mu`, `ali_dropout`, `lambda_fm`), the lens schedule and K, learning rates, betas, momentum and WGAN's `clip`. Everything else (dataset, networks,
 objective, structure, task, steps, batch, evaluation and checkpoint cadence, resources) must be equal,
 the optimizer kind too (`train.optimizer`, `d_optimizer`: Adam and SGD are different updates). Settings
@@ -25,13 +26,15 @@ import json
 import math
 from pathlib import Path
 
-from bench import catalog
+from bench import catalog, registry
 
 # paths into a trial config that may differ inside a pack
 # (a structure's own options declare themselves packable in its DECLARE: bench.catalog)
 PACKABLE = (("seed",), ("variant", "gp_weight"), ("variant", "clip"),
             ("variant", "lens", "lam"), ("variant", "lens", "schedule"), ("variant", "lens", "K"),
             ("train", "lr"), ("train", "d_lr"), ("train", "betas"), ("train", "momentum"),
+            ("variant", "noise", "sigma"), ("variant", "noise", "schedule"), ("variant", "noise", "K"),
+            *(("variant", "penalty", name) for name in registry.REGISTRY["penalty"]),
             *(("variant", name) for name in catalog.packable()))
 # options packable only while on in every configuration of the pack or off in all (e.g. code_prior > 0: D_z exists)
 WHILE_ON = tuple(name for name, how in catalog.packable().items() if how == "while_on")
@@ -50,6 +53,8 @@ def compatibility(cfg: dict) -> str:
     c["dataset"].pop("data_root", None)
     for name in WHILE_ON:
         c[f"{name}_on"] = (cfg["variant"].get(name) or 0) > 0
+    for name in registry.REGISTRY["penalty"]:  # a penalty's weight differs freely in a pack while it is on in all
+        c[f"penalty.{name}_on"] = ((cfg["variant"].get("penalty") or {}).get(name) or 0) > 0
     for path in PACKABLE:
         node = c
         for p in path[:-1]:

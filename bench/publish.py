@@ -7,7 +7,8 @@ DEST with --link-images. Image grids: only those the report draws, i.e. for each
 field but the seed) its lowest-seed trial's last evaluation (its last six with a lens: the lens-progress
 figure), identical grids (the same test inputs in every ED trial) stored once. The curves' grid columns
 then name published files only (a grid that is not published reads as not saved). Toy samples: the
-lowest-seed trials' (the scatter plots'). Not kept: checkpoints (ray/), ED outputs/ and .npz samples
+lowest-seed trials' (the scatter plots'); in a random study (rows with `stage`) only those of each variant's
+default point and stage-2 points. Not kept: checkpoints (ray/), ED outputs/ and .npz samples
 (trials.parquet still names them: a rerun writes them again), logs, progress.json.
 
 DEST is built under a temporary name beside it and renamed into place: an interrupted publish leaves no
@@ -35,10 +36,17 @@ def _lowest_seed_ids(trials: pd.DataFrame) -> set[str]:
     """Per configuration but the seed, the trial with the lowest seed (every figure's pick)."""
     def key(row):
         cfg = json.loads(row["config"]) if isinstance(row.get("config"), str) else {}
-        cfg.pop("seed", None)
+        cfg.pop("seed", None), cfg.pop("trial_id", None)  # the id hashes the seed: every trial would be its own
         return json.dumps(cfg, sort_keys=True, default=str) if cfg else row["variant"]
 
     t = trials.assign(_key=[key(r) for _, r in trials.iterrows()])
+    if "stage" in t and t["stage"].notna().any():
+        # a random study: its pages draw each variant's default point (lowest sample of stage 1) and its
+        # stage-2 points, never the hundreds of other sampled points (their samples would be most of the folder)
+        stage = pd.to_numeric(t["stage"], errors="coerce")
+        one = t[stage == 1].assign(_s=pd.to_numeric(t["sample"], errors="coerce"))
+        default = one.sort_values(["_s", "trial_id"]).groupby("variant", sort=False).head(1)
+        t = t[t["_key"].isin(set(default["_key"]) | set(t.loc[stage == 2, "_key"]))]
     return set(t.sort_values(["seed", "trial_id"]).groupby("_key", sort=False).head(1)["trial_id"])
 
 

@@ -21,6 +21,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "age": "bench.structures.age",          # encoder-generator game on the code prior, no D (Ulyanov et al. 2018)
         "ali": "bench.structures.ali",          # encoder + joint D on (x, z) pairs (ALI / BiGAN, 2017)
         "sgan": "bench.structures.sgan",        # (K+1)-class D, feature matching, few labels (Salimans et al. 2016)
+        "dirac": "bench.structures.dirac",      # G(z) = theta, D(x) = psi x on a point mass (Mescheder et al. 2018)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {
@@ -32,9 +33,21 @@ REGISTRY: dict[str, dict[str, str]] = {
         "hinge": "bench.objectives.classic:hinge",
         "ragan": "bench.objectives.relativistic:ragan",
         "ralsgan": "bench.objectives.relativistic:ralsgan",
+        "rpgan": "bench.objectives.relativistic:rpgan",
+        "r3gan": "bench.objectives.relativistic:r3gan",   # rpgan + R1 + R2 at gp_weight (Huang et al. 2024)
+    },
+    # penalties (bench.penalties): weights in variant.penalty; gp, dragan, r1, r2 act on D's loss through its input
+    # gradients, consensus on both players' losses through their gradient field
+    "penalty": {
+        "gp": "bench.penalties:gp",
+        "dragan": "bench.penalties:dragan",
+        "r1": "bench.penalties:r1",
+        "r2": "bench.penalties:r2",
+        "consensus": "bench.penalties:consensus",
     },
     "dataset": {
         "ring8": "bench.data.toy:ring8",
+        "dirac": "bench.data.toy:dirac",            # a point mass at 0: the Dirac GAN's data (structure dirac)
         "grid25": "bench.data.toy:grid25",
         "fashion_mnist": "bench.data.images:fashion_mnist",
         "mnist": "bench.data.images:mnist",
@@ -75,7 +88,9 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
 }
 
-TOY_DATASETS = ("ring8", "grid25")  # 2-D point sets; every other dataset is images
+TOY_DATASETS = ("ring8", "grid25")  # 2-D point sets
+POINT_DATASETS = ("dirac",)  # no sample metrics: the structure that trains on it measures its own
+# every other dataset is images
 GREY_DATASETS = ("fashion_mnist", "mnist", "digits")  # single-channel image sets: what `stacked` can stack
 
 

@@ -112,9 +112,10 @@ def prepare_evaluators(trials: list[dict]) -> dict[str, bytes]:
     """The image evaluators the study's trials need, trained (or loaded) once by one Ray task."""
     import ray
 
-    from bench.registry import TOY_DATASETS
+    from bench.registry import POINT_DATASETS, TOY_DATASETS
 
-    sets = {json.dumps(t["dataset"], sort_keys=True) for t in trials if t["dataset"]["name"] not in TOY_DATASETS}
+    sets = {json.dumps(t["dataset"], sort_keys=True) for t in trials
+            if t["dataset"]["name"] not in TOY_DATASETS + POINT_DATASETS}
     if not sets:
         return {}
     return ray.get(ray.remote(num_cpus=1)(_prepare).remote([json.loads(s) for s in sorted(sets)]))

@@ -61,6 +61,9 @@ class ModelCfg(_Strict):
     batch_norm: bool = Field(True, description="batch norm in G (DCGAN)")
     d_batch_norm: Optional[bool] = Field(None, description="batch norm in D; default: on, except a WGAN-GP critic")
     init: Name("init") = Field("default", description="weight init of the convolutional networks")
+    d_norm: Optional[Literal["none", "batch", "layer", "spectral"]] = Field(None, description=(
+        "normalization of D's hidden layers (MLP and DCGAN nets): none, batch, layer, or spectral (each weight divided "
+        "by its largest singular value, one power iteration per step per configuration); default: d_batch_norm decides"))
 
 
 class TrainCfg(_Strict):
@@ -77,6 +80,12 @@ class TrainCfg(_Strict):
     n_critic: int = Field(1, ge=1)
     nrds_samples: int = Field(500, gt=0, description="ED structures: test outputs saved at the end for NRDS")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the training step to bfloat16")
+    updates: Literal["alternating", "simultaneous"] = Field("alternating", description=(
+        "alternating: D steps, then G steps on D's new weights; simultaneous: D's last step and G's step take their "
+        "gradients at the same point (Mescheder et al. 2018's simultaneous gradient descent)"))
+    ema: Optional[float] = Field(None, gt=0, lt=1, description=(
+        "generator weight averaging (Yazici et al. 2019): G_ema <- ema * G_ema + (1 - ema) * G after every step; "
+        "every evaluation also scores G_ema (columns <metric>_ema in the same row)"))
     checkpoint_every: int = Field(1000, gt=0, description=(
         "steps between checkpoints (taken at the next evaluation); how a trial is run, not what it is: "
         "not part of the trial id"))
@@ -100,6 +109,32 @@ class LensCfg(_Strict):
                            "pixels), mean = its mean over pixels (the adversarial term weighs more)")
 
 
+def _penalty_model():
+    """PenaltyCfg: one weight per registered penalty (bench.penalties), 0 = off; several may combine."""
+    from pydantic import create_model
+
+    docs = {"gp": "two-sided gradient penalty on interpolates of real and fake (Gulrajani et al. 2017)",
+            "dragan": "two-sided gradient penalty around perturbed real data (Kodali et al. 2017)",
+            "r1": "gamma of (gamma/2) E||grad D(x)||^2 on real data (Mescheder et al. 2018)",
+            "r2": "gamma of (gamma/2) E||grad D(G(z))||^2 on fake data (Mescheder et al. 2018)",
+            "consensus": "gamma of (gamma/2) ||v||^2, v both players' gradient field, added to both losses "
+                         "(Mescheder et al. 2017; needs train.updates: simultaneous)"}
+    return create_model("PenaltyCfg", __base__=_Strict, **{
+        name: (float, Field(0.0, ge=0, description=docs.get(name, f"weight of penalty {name}")))
+        for name in registry.REGISTRY["penalty"]})
+
+
+PenaltyCfg = _penalty_model()
+
+
+class NoiseCfg(_Strict):
+    """Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017): Gaussian noise on D's inputs, real and
+    fake, its standard deviation annealed by a lens schedule: sigma(t) = schedule(t, K, sigma)."""
+    sigma: float = Field(0.1, ge=0, description="the noise's standard deviation at t = 0")
+    schedule: Name("schedule") = Field("linear", description="how sigma anneals to 0 (bench.schedules, as the lens)")
+    K: int = Field(1000, gt=0, description="steps until sigma reaches 0 (sine, linear)")
+
+
 class _VariantBase(_Strict):
     structure: Name("structure") = Field("gan", description="the training structure (bench.structures): gan (G from noise, "
                                               "optionally with the lens) or an encoder-decoder + GAN structure")
@@ -107,6 +142,8 @@ class _VariantBase(_Strict):
     lens: Optional[LensCfg] = None
     clip: float = Field(0.01, gt=0, description="WGAN weight clip")
     gp_weight: float = Field(10.0, ge=0, description="WGAN-GP gradient penalty weight")
+    penalty: PenaltyCfg = Field(PenaltyCfg(), description="penalties on D (or both players: consensus), by weight")
+    noise: Optional[NoiseCfg] = Field(None, description="instance noise on D's inputs")
 
     @model_validator(mode="before")
     @classmethod
@@ -201,9 +238,51 @@ class TrialConfig(_Strict):
         except Exception as e:  # noqa: BLE001 - a bug in the plug-in's check, not bad input: say whose
             raise ValueError(f"variant.structure: {registry.REGISTRY['structure'][self.variant.structure]}.check "
                              f"raised {type(e).__name__}: {e}") from None
+        self._stabilizers_supported()
         if self.model.d_batch_norm is None:  # WGAN-GP's per-sample gradient penalty and batch norm don't mix
             self.model.d_batch_norm = self.model.batch_norm and self.variant.objective != "wgan-gp"
         return self
+
+
+    def _stabilizers_supported(self) -> None:
+        """A stabilizer set away from its default on a structure that does not declare it (bench.catalog `uses`),
+        or normalization on a network without it, is an error here, not at run time."""
+        from bench import catalog
+
+        v, t = self.variant, self.train
+        s = catalog.structure(v.structure)
+        if s.datasets and self.dataset.name not in s.datasets:
+            raise ValueError(f"dataset.name: structure '{v.structure}' trains on {', '.join(s.datasets)}, "
+                             f"not {self.dataset.name}")
+        if not s.datasets and self.dataset.name in registry.POINT_DATASETS:
+            owners = [n for n, x in catalog.catalog().items() if self.dataset.name in x.datasets]
+            raise ValueError(f"dataset.name: {self.dataset.name} is for structure {', '.join(owners)} "
+                             f"(variant.structure), not {v.structure}")
+        used = {f"variant.penalty.{name}": ("dragan" if name == "dragan" else "consensus" if name == "consensus"
+                                            else "penalty") for name in registry.REGISTRY["penalty"]
+                if getattr(v.penalty, name) > 0}
+        if v.noise is not None:
+            used["variant.noise"] = "noise"
+        if t.updates != "alternating":
+            used["train.updates"] = "updates"
+        if t.ema is not None:
+            used["train.ema"] = "ema"
+        uses = s.uses
+        for where, piece in used.items():
+            if piece not in uses:
+                have = [u for u in uses if u in catalog.STABILIZERS]
+                raise ValueError(f"{where}: structure '{v.structure}' does not support {piece} (its stabilizers: "
+                                 f"{', '.join(have) or 'none'})")
+        own = registry.get("objective", v.objective).penalties  # a named combination such as r3gan (r1 + r2)
+        if own and not ("penalty" in uses or (own == ("gp",) and "gp_weight" in uses)):
+            raise ValueError(f"variant.objective: {v.objective} includes the penalties {', '.join(own)}, which "
+                             f"structure '{v.structure}' does not support")
+        if v.penalty.consensus > 0 and t.updates != "simultaneous":
+            raise ValueError("variant.penalty.consensus: consensus optimization takes both players' gradients at one "
+                             "point; set train.updates: simultaneous")
+        if self.model.d_norm not in (None, "none") and self.model.name not in ("mlp", "dcgan"):
+            raise ValueError(f"model.d_norm: {self.model.d_norm} normalization is built for the mlp and dcgan "
+                             f"networks, not {self.model.name}")
 
 
 TRIAL_FIELDS = tuple(TrialConfig.model_fields)
@@ -472,7 +551,9 @@ HASH_EXCLUDED = (("dataset", "data_root"), ("dataset", "download"), ("train", "c
 # default, so the trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("train", "nrds_samples"): 500,
                            ("train", "d_optimizer"): None, ("variant", "lens", "recon"): "sum",
-                           ("train", "precision"): "fp32",
+                           ("train", "precision"): "fp32", ("model", "d_norm"): None,
+                           ("train", "updates"): "alternating", ("train", "ema"): None, ("variant", "noise"): None,
+                           ("variant", "penalty"): {name: 0.0 for name in registry.REGISTRY["penalty"]},
                            # every structure option (bench.catalog): adding a structure changes no existing id
                            **{("variant", name): o.default for name, o in _OPTIONS.items()}}
 
@@ -493,13 +574,14 @@ def config_hash(cfg: dict) -> str:
 
 def variant_label(cfg: dict) -> str:
     """A short human name for what distinguishes a variant (objective and lens; for the encoder-decoder
-    structures the structure, e.g. "ed//gan", plus the objective when not ns), used in reports. The
-    adversarial weight w is not in the name: it is the axis whose sensitivity the ED studies measure,
+    structures the structure, e.g. "ed//gan", plus the objective when not ns), used in reports, then the stabilizers
+    set away from their defaults (issue 25: "+r1 1", "+noise(linear 0.1 K=1000)", "simultaneous", "D spectral").
+    The adversarial weight w is not in the name: it is the axis whose sensitivity the ED studies measure,
     so the report treats it as a swept axis of each structure."""
     v = cfg["variant"]
     structure = v.get("structure", "gan")
     if structure != "gan":
-        return structure + ("" if v["objective"] == "ns" else f" {v['objective']}")
+        return structure + ("" if v["objective"] == "ns" else f" {v['objective']}") + _stabilizers_label(cfg)
     label = v["objective"]
     lens = v.get("lens")
     if lens:
@@ -512,7 +594,23 @@ def variant_label(cfg: dict) -> str:
             label += f"+lens({s} K={lens['K']})"
         if lens.get("recon", "sum") != "sum":
             label = label[:-1] + f", recon {lens['recon']})"
-    return label
+    return label + _stabilizers_label(cfg)
+
+
+def _stabilizers_label(cfg: dict) -> str:
+    v, t, m = cfg["variant"], cfg.get("train") or {}, cfg.get("model") or {}
+    out = [f"+{name} {w:g}" for name, w in (v.get("penalty") or {}).items() if w]
+    noise = v.get("noise")
+    if noise:
+        out.append(f"+noise({noise['schedule']} {noise['sigma']:g}" +
+                   (f" K={noise['K']})" if noise["schedule"] not in ("constant", "none") else ")"))
+    if t.get("updates", "alternating") != "alternating":
+        out.append(t["updates"])
+    if m.get("d_norm") not in (None, "none", "batch"):
+        out.append(f"D {m['d_norm']}")
+    if t.get("ema") is not None:
+        out.append(f"ema {t['ema']:g}")
+    return "".join(" " + x if not x.startswith("+") else x for x in out)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -530,7 +628,8 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 # every column a trial row can have (built without validation: no structure module, no torch, is imported)
-_TEMPLATE = flatten(TrialConfig.model_construct(variant=VariantCfg.model_construct(lens=LensCfg())).model_dump(mode="json"))
+_TEMPLATE = flatten(TrialConfig.model_construct(variant=VariantCfg.model_construct(lens=LensCfg(), noise=NoiseCfg()))
+                    .model_dump(mode="json"))
 
 
 def _kind(ann) -> str:
@@ -563,7 +662,7 @@ def column_types(model=None, prefix: str = "") -> dict[str, str]:
 
 def flat_config(cfg: dict) -> dict:
     """Every config field as its own column, the same columns for every trial (a trial without a
-    lens has null variant.lens.* columns)."""
+    lens has null variant.lens.* columns, one without instance noise null variant.noise.*)."""
     flat = flatten({k: cfg[k] for k in TRIAL_FIELDS})
-    flat.pop("variant.lens", None)
+    flat.pop("variant.lens", None), flat.pop("variant.noise", None)
     return {k: flat.get(k) for k in _TEMPLATE}

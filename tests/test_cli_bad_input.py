@@ -22,7 +22,7 @@ CASES = {
     "unknown-top-level": (OK + "stepz: 10\n", [], "stepz", "Extra inputs are not permitted"),
     "unknown-nested": ("name: bad\ntrain: {stepz: 10}\n", [], "train.stepz", "Extra inputs are not permitted"),
     "unknown-objective": ("name: bad\nvariant: {objective: foo}\n", [], "variant.objective",
-                          "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, ragan, ralsgan, wgan, wgan-gp)"),
+                          "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, r3gan, ragan, ralsgan, rpgan, wgan, wgan-gp)"),
     "wrong-type": ('name: bad\ntrain: {steps: "many"}\n', [], "train.steps", "Input should be a valid integer"),
     "negative-steps": ("name: bad\ntrain: {steps: -3}\n", [], "train.steps", "Input should be greater than 0"),
     "zero-steps": ("name: bad\ntrain: {steps: 0}\n", [], "train.steps", "Input should be greater than 0"),
@@ -40,6 +40,22 @@ CASES = {
                    "YAML error: could not determine a constructor for the tag"),
     "python-tag-side-effect": ('name: bad\nseed: !!python/object/apply:os.system ["touch pwned"]\n', [],
                                "line 2, column 7", "YAML error: could not determine a constructor"),
+    # stabilizers (issue 25): an unknown penalty, a negative weight or sigma, consensus without simultaneous updates or
+    # on a structure that does not expose its players' gradient field, a stabilizer the structure does not declare
+    "unknown-penalty": (OK + "variant: {penalty: {r3: 1}}\n", [], "variant.penalty.r3", "Extra inputs are not permitted"),
+    "negative-penalty": (OK + "variant: {penalty: {r1: -1}}\n", [], "variant.penalty.r1",
+                         "Input should be greater than or equal to 0"),
+    "negative-noise": (OK + "variant: {noise: {sigma: -0.1}}\n", [], "variant.noise.sigma",
+                       "Input should be greater than or equal to 0"),
+    "consensus-alternating": (OK + "variant: {penalty: {consensus: 1}}\n", [], "variant.penalty.consensus",
+                              "consensus optimization takes both players' gradients at one point"),
+    "consensus-on-cgan": ("name: bad\ndataset: {name: digits}\nmodel: {name: dcgan}\n"
+                          "train: {steps: 10, eval_every: 5, updates: simultaneous}\n"
+                          "variant: {structure: cgan, penalty: {consensus: 1}}\n", [], "variant.penalty.consensus",
+                          "structure 'cgan' does not support consensus (its stabilizers: penalty)"),
+    "noise-on-ali": ("name: bad\ndataset: {name: digits}\nmodel: {name: dcgan}\n"
+                     "variant: {structure: ali, noise: {sigma: 0.1}}\n", [], "variant.noise",
+                     "structure 'ali' does not support noise (its stabilizers: none)"),
     "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
                      "Input should be greater than 0 (from --set train.steps=-5)"),
     "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),

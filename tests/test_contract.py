@@ -47,7 +47,7 @@ TRAIN = {"steps": STEPS, "eval_every": STEPS, "batch_size": 16, "eval_samples": 
 MODEL = {"width": 8, "z_dim": 8}
 NRDS = {"epochs": 2, "batch_size": 16, "width": 0.25}  # the study-level NRDS step at its smallest
 # cheapest first: the toy points with the MLP, then images (digits: 8 x 8, offline) with every other network
-DATASETS = (registry.TOY_DATASETS[0], "digits")
+DATASETS = (registry.TOY_DATASETS[0], *registry.POINT_DATASETS, "digits")
 NETWORKS = ("mlp", *[n for n in registry.names("network") if n != "mlp"])
 
 # tests/test_packing.py's tolerances: a pack sums grouped convolutions and batch norm in another order; losses

@@ -174,3 +174,20 @@ def test_a_plain_random_study_gets_the_page_too(tmp_path):
     table = next(b for b in bl if b[0] == "table" and "points" in b[1])
     n = {r[1]: r[2] for r in table[2]}
     assert set(n) == {"ns", "lsgan"} and sum(n.values()) == len(trials) == 20
+
+
+def test_publish_keeps_samples_of_the_drawn_points_only(folder):
+    """A random study's published copy keeps the per-trial extras (toy samples, grids) of each variant's default
+    point and of its stage-2 points (lowest seed, which may be the stage-1 trial), not of every sampled point."""
+    from bench.publish import _lowest_seed_ids
+
+    trials = results.read_parquet(folder / results.TRIALS)
+    kept = trials[trials["trial_id"].isin(_lowest_seed_ids(trials))]
+    point = lambda df: set(zip(df["variant"], pd.to_numeric(df["sample"])))
+    default = {(v, pd.to_numeric(trials["sample"]).min()) for v in trials["variant"].unique()}
+    assert point(kept) == default | point(trials[trials["stage"] == 2])
+    assert len(kept) == len(point(kept))  # one trial per drawn point
+    for _, k in kept.iterrows():  # ... its lowest seed
+        same = trials[(trials["variant"] == k["variant"]) & (trials["sample"] == k["sample"])]
+        assert k["seed"] == same["seed"].min()
+    assert len(kept) < len(trials) / 3

@@ -316,11 +316,15 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("train", "d_lr"): 0.02, ("train", "d_optimizer"): "sgd", ("train", "betas"): [0.0, 0.9], ("train", "momentum"): 0.5,
         ("train", "n_critic"): 5, ("train", "precision"): "bf16", ("variant", "objective"): "wgan", ("variant", "clip"): 0.1,
         ("variant", "gp_weight"): 1.0, ("variant", "lens"): {"schedule": "sine"}, ("train", "nrds_samples"): 100,
+        # the stabilizers (issue 25)
+        ("variant", "penalty"): {"r1": 1.0}, ("variant", "noise"): {"sigma": 0.1}, ("model", "d_norm"): "spectral",
+        ("train", "updates"): "simultaneous", ("train", "ema"): 0.999,
     }
     # a structure's own options are varied on a config of that structure (on another they are refused)
     zoo_changes = {("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
                    ("variant", "age_lambda"): 0.5, ("variant", "age_mu"): 0.5, ("variant", "age_g_steps"): 3,
-                   ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5}
+                   ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5,
+                   ("variant", "theta0"): 0.5, ("variant", "psi0"): 0.5}
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,
@@ -351,6 +355,16 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         cfg["variant"]["lens"] = lens
         lens_ids.add(config_hash(cfg))
     assert len(lens_ids) == 7
+    # each penalty's weight and each instance-noise field
+    sub_ids = set()
+    for path, value in [*((("penalty", p), 1.0) for p in TrialConfig().variant.penalty.model_dump()),
+                        (("noise", "sigma"), 0.2), (("noise", "K"), 10), (("noise", "schedule"), "sine")]:
+        cfg = TrialConfig().model_dump(mode="json")
+        cfg["variant"][path[0]] = {**(cfg["variant"][path[0]] or {}), path[1]: value}
+        if path == ("penalty", "consensus"):
+            cfg["train"]["updates"] = "simultaneous"
+        sub_ids.add(config_hash(cfg))
+    assert len(sub_ids) == 8 and h not in sub_ids
     # encoder-decoder fields, on an ED//GAN config
     ed = TrialConfig.model_validate({"dataset": {"name": "digits"}, "model": {"name": "encdec"},
                                      "variant": {"structure": "ed//gan", "task": "inpaint"}}).model_dump(mode="json")
@@ -364,7 +378,8 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
 
     for (section, field), value in zoo_changes.items():
         owner = catalog.owners(field)[0]
-        cfg = TrialConfig.model_validate({"dataset": {"name": "digits"}, "model": {"name": "dcgan"},
+        data = catalog.structure(owner).datasets[:1] or ("digits",)
+        cfg = TrialConfig.model_validate({"dataset": {"name": data[0]}, "model": {"name": "dcgan"},
                                           "variant": {"structure": owner}}).model_dump(mode="json")
         at_default = config_hash(cfg)
         cfg[section][field] = value

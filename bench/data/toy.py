@@ -31,3 +31,17 @@ def grid25(cfg) -> ToyMixture:
     ticks = (torch.arange(5, dtype=torch.float32) - 2) * cfg.scale
     modes = torch.cartesian_prod(ticks, ticks)
     return ToyMixture("grid25", modes, cfg.std)
+
+
+@dataclass
+class PointMass:
+    """The Dirac GAN's data (Mescheder et al. 2018, Section 2): every sample is the point 0 on the line."""
+    name: str = "dirac"
+    dim = 1
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.zeros(n, 1, device=generator.device)
+
+
+def dirac(cfg) -> PointMass:
+    return PointMass()

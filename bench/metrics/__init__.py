@@ -184,6 +184,11 @@ class _WithDerived(dict):
             return default
 
 
+# recorded values that describe a run's state rather than its quality (e.g. the Dirac GAN's theta and psi): in the
+# curves for the sections that draw them, never ranked, summarised or tested as a metric (`"diagnostic": true`)
+DIAGNOSTIC: set[str] = set()
+
+
 def _declared_metrics() -> None:
     """Metrics a structure declares that nothing above lists (bench.catalog's `new_metrics`): direction, label, range."""
     from bench import catalog
@@ -192,7 +197,9 @@ def _declared_metrics() -> None:
         for name, m in s.new_metrics.items():
             if name in INFO:
                 continue
-            INFO[name] = (bool(m["higher_is_better"]), str(m.get("label", name)))
+            INFO[name] = (bool(m.get("higher_is_better", False)), str(m.get("label", name)))
+            if m.get("diagnostic"):
+                DIAGNOSTIC.add(name)
             lo, hi = (list(m.get("range", [None, None])) + [None, None])[:2]
             BOUNDS[name] = (lo, hi, bool(m.get("positive", False)))
 
@@ -246,6 +253,8 @@ TOY_DATASETS = ("ring8", "grid25")
 
 def recorded(structure: str, dataset: str, task: str | None = None) -> tuple[str, ...]:
     """The metrics a trial of this structure on this dataset records (Inception metrics only with local weights)."""
-    base = TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
+    from bench.registry import POINT_DATASETS
+
+    base = () if dataset in POINT_DATASETS else TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
     own = OWN_METRICS.get(structure, ())
     return base + own + (("swap_accuracy",) if task == "caae" else ())

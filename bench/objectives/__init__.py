@@ -17,7 +17,7 @@ The sigmoid of the GAN losses is folded into softplus for numerical stability:
 -log D(x) = softplus(-d), -log(1 - D(x)) = softplus(d).
 
 Objectives live in this package by family: classic.py (minimax, ns, lsgan, wgan, wgan-gp, hinge) and
-relativistic.py (ragan, ralsgan). Adding an objective: a new file with an `Objective`, and one line in
+relativistic.py (ragan, ralsgan, rpgan, r3gan). Adding an objective: a new file with an `Objective`, and one line in
 bench/registry.py.
 """
 
@@ -38,8 +38,14 @@ class Objective:
     g: Loss
     lens: Loss
     relativistic: bool = False      # G's loss needs D(real)
-    gradient_penalty: bool = False  # WGAN-GP: add gp_weight * (||grad D(x_hat)|| - 1)^2 to D's loss
+    penalties: tuple = ()           # its own penalties (bench.penalties), weighted by variant.gp_weight: wgan-gp's gp,
+    #                                 r3gan's r1 and r2 (a named combination: the same as the base + variant.penalty)
     clip_weights: bool = False      # WGAN: clip D's weights to [-clip, clip] after each D step
+
+    @property
+    def gradient_penalty(self) -> bool:
+        """WGAN-GP's two-sided penalty on interpolates is part of the objective."""
+        return "gp" in self.penalties
 
     def __post_init__(self):
         for role in ("d", "g", "lens"):
@@ -73,10 +79,7 @@ def mean(x: Tensor) -> Tensor:
 
 
 def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
-    """Gulrajani et al.: E[(||grad_x D(x_hat)||_2 - 1)^2] on interpolates x_hat = eps*real + (1-eps)*fake,
-    eps ~ U[0, 1] per sample [n, B] (drawn by the caller, so the step stays a pure function of its batch).
-    real, fake: [n, B, ...]; returns [n]."""
-    eps = eps.reshape(eps.shape + (1,) * (real.dim() - 2))
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-    return mean((grad.flatten(2).norm(dim=2) - 1) ** 2)
+    """Gulrajani et al.: E[(||grad_x D(x_hat)||_2 - 1)^2] on interpolates (bench.penalties.gp)."""
+    from bench.penalties import gp
+
+    return gp(D, real, fake, {"eps": eps})

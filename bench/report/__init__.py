@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from bench import catalog, results, stats
-from bench.metrics import INFO, bounds
+from bench.metrics import DIAGNOSTIC, INFO, bounds
 from bench.report import analysis, edgan, html, plots, question, zoo
 from bench.report.fmt import N_BOOT, hms, mean_ci
 from bench.schema import variant_label  # pydantic only: no model code
@@ -38,7 +38,8 @@ def _order(trials: pd.DataFrame) -> list[str]:
 def present_metrics(trials: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
     """The metrics this study measured (toy studies have no FID, image studies no energy distance): a finite
     value in a curve or a final value."""
-    return [m for m in INFO if analysis.has_finite(curves, m) or analysis.has_finite(trials, f"final.{m}")]
+    return [m for m in INFO if m not in DIAGNOSTIC
+            and (analysis.has_finite(curves, m) or analysis.has_finite(trials, f"final.{m}"))]
 
 
 def summary(trials: pd.DataFrame, metrics: list[str]) -> tuple[list[str], list[list[str]]]:

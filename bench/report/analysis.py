@@ -184,7 +184,9 @@ def success_rule(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
     for ds, sub in trials.groupby(DATASET, dropna=False):
         if ed[sub.index].any():  # conditional outputs: no collapse measure that means the same thing
             mask[sub.index[ed[sub.index]]] = True
-            words[ds] = ED_RULE
+            kinds = set(sub.loc[ed[sub.index], "variant.structure"])
+            words[ds] = ED_RULE if kinds <= set(ED_STRUCTURES) else \
+                f"{', '.join(catalog.structure(k).title for k in sorted(kinds))} trials: status ok only"
             sub = sub[~ed[sub.index]]
             if sub.empty:
                 continue

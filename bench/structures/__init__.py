@@ -16,7 +16,7 @@ and bench/trial.py runs the one loop they all share. A pack is n = `pack.size` c
 together (bench.nets.packed, which calls it K); a single configuration is a pack of one. Shapes below
 write it n. (`K` in a study file is the lens' horizon, variant.lens.K.)
 
-Helpers for structures: `d_loss` (D's loss: objective + penalty, per configuration) and `d_step` (that
+Helpers for structures: `d_loss` (D's loss: objective + penalties, per configuration) and `d_step` (that
 loss, an optimizer step and WGAN's clipping), `pack_nets` / `PackOptimizer`, `frozen`, `eval_mode`,
 `evaluated`, `stacked`.
 """
@@ -283,22 +283,45 @@ def eval_mode(*nets: nn.Module):
             n.train(w)
 
 
-def d_loss(D, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor, forward: Optional[Callable] = None,
-           extra: Optional[Callable[[], Tensor]] = None) -> Tensor:
-    """D's loss of every configuration, [n], with its graph (nothing is stepped): the objective's D loss
-    on forward(real), forward(fake), + `extra()`, + WGAN-GP's penalty gp_weight * GP. `forward` calls D
-    with extra inputs (e.g. a conditional D); default D itself. `extra` (called after forward(real) and
-    forward(fake)) returns more of D's loss [n], e.g. a class-head loss on outputs `forward` kept. `eps`:
-    the penalty's interpolation weights [n, B]."""
-    from bench.objectives import gradient_penalty
+def penalty_weights(obj, pack: Pack) -> dict[str, Tensor]:
+    """{penalty name: [n] weights} of the input-gradient penalties on in any configuration of the pack (decided on
+    the host): variant.penalty's weight, plus variant.gp_weight for the objective's own (wgan-gp's gp, r3gan's r1
+    and r2)."""
+    from bench.penalties import INPUT
 
+    out = {}
+    for name in INPUT:
+        def weight(c, name=name):
+            return getattr(c.variant.penalty, name) + (c.variant.gp_weight if name in obj.penalties else 0.0)
+
+        if any(weight(c) > 0 for c in pack.cfgs):
+            out[name] = pack.vec(weight, key=f"penalty.{name}")
+    return out
+
+
+def d_loss(D, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor, forward: Optional[Callable] = None,
+           extra: Optional[Callable[[], Tensor]] = None, draws: Optional[dict] = None) -> Tensor:
+    """D's loss of every configuration, [n], with its graph (nothing is stepped): the objective's D loss
+    on forward(real), forward(fake), + `extra()`, + each penalty on (bench.penalties: variant.penalty, and the
+    objective's own such as WGAN-GP's gp at gp_weight) times its weight. `forward` calls D with extra inputs
+    (e.g. a conditional D); default D itself. `extra` (called after forward(real) and forward(fake)) returns more
+    of D's loss [n], e.g. a class-head loss on outputs `forward` kept. `eps`: the interpolation weights [n, B] of
+    gp and dragan; `draws`: the other draws a penalty needs (DRAGAN's `perturb`)."""
     f = forward or D
     loss = obj.d(f(real), f(fake))
     if extra is not None:
         loss = loss + extra()
-    if obj.gradient_penalty and any(c.variant.gp_weight > 0 for c in pack.cfgs):  # (decided on the host)
-        loss = loss + pack.variant("gp_weight") * gradient_penalty(f, real, fake, eps)
-    return loss
+    return loss + penalties(f, obj, pack, real, fake, eps, draws)
+
+
+def penalties(D, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor, draws: Optional[dict] = None):
+    """The weighted sum of the input-gradient penalties on in the pack, [n] (0 when none is)."""
+    from bench import registry
+
+    total = 0.0
+    for name, w in penalty_weights(obj, pack).items():
+        total = total + w * registry.get("penalty", name)(D, real, fake, {"eps": eps, **(draws or {})})
+    return total
 
 
 def clip_weights(D, clip: Tensor) -> None:
@@ -310,10 +333,11 @@ def clip_weights(D, clip: Tensor) -> None:
 
 
 def d_step(D, opt: PackOptimizer, obj, pack: Pack, real: Tensor, fake: Tensor, eps: Tensor,
-           forward: Optional[Callable] = None, extra: Optional[Callable[[], Tensor]] = None) -> Tensor:
+           forward: Optional[Callable] = None, extra: Optional[Callable[[], Tensor]] = None,
+           draws: Optional[dict] = None) -> Tensor:
     """One discriminator update of every configuration: `d_loss` (same arguments), a step of `opt`, and
     WGAN's weight clipping when the objective clips. Returns the losses [n], detached."""
-    loss = d_loss(D, obj, pack, real, fake, eps, forward, extra)
+    loss = d_loss(D, obj, pack, real, fake, eps, forward, extra, draws)
     opt.zero_grad()
     loss.sum().backward()
     opt.step()

@@ -33,7 +33,7 @@ from bench import registry
 from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
-DECLARE_CGAN = {"uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g"],
+DECLARE_CGAN = {"uses": ["objective", "clip", "gp_weight", "penalty"], "losses": ["loss_d", "loss_g"],
                 "grids": ["generated", "real"], "headline": "fid", "success": "collapse", "sections": ["own_weights"]}
 DECLARE = {
     "cgan": {**DECLARE_CGAN, "title": "CGAN", "options": {}, "metrics": ["class_accuracy", "class_fid"],

@@ -54,7 +54,7 @@ DECLARE_ED = {
             "discriminator D_z (the original CAAE's; it pushes the class out of the code, so the decoder must use "
             "the label); 0 = off")},
     },
-    "uses": ["objective", "clip", "gp_weight"],
+    "uses": ["objective", "clip", "gp_weight", "penalty"],  # penalties act on both critics, D and D_z (as wgan-gp)
     "losses": ["loss_d", "loss_rec", "loss_adv", "loss_dz", "loss_prior"],
     "grids": ["input", "output", "target", "swapped"],
     "metrics": ["l1", "psnr"], "headline": "fid", "success": "finished", "sections": ["own_weights", "edgan", "nrds"],

@@ -1,11 +1,15 @@
 """GAN: G from noise against D, with or without the tempered lens (Sajjadi et al. 2018).
 
 One iteration: `n_critic` D updates on {real, G(z)} (with a lens L, D sees L(x) instead of x), then one
-G update, then (with a lens) one lens update that minimises
+G update (`train.updates: simultaneous`: the last D update and G's take their gradients at the same point, with
+consensus optimization if variant.penalty.consensus > 0), then (with a lens) one lens update that minimises
     lambda(t) * L_adv(D(L(x)), D(G(z))) + ||x - L(x)||^2     (per-sample squared L2, batch mean)
 where L_adv is the objective's own lens term (bench.objectives). `lens.recon: mean` takes the squared
 error's mean over the sample's entries instead of its sum (the paper's formula is the sum, which on
 32x32 images adds up 1024+ terms and keeps the lens close to the identity).
+
+Instance noise (variant.noise) adds N(0, sigma(t)^2) to every input of D, real and fake, in D's and G's steps.
+Penalties on D (variant.penalty: gp, dragan, r1, r2) are added by bench.structures.d_loss.
 
 G and D come from the configuration's `init` stream and the lens from its `extra` stream, so the same
 seed gives the same initial G and D with and without a lens (the paired comparison). Toys (2-D
@@ -21,13 +25,14 @@ from typing import Optional
 import torch
 
 from bench import registry, schedules
-from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
+from bench.structures import (Pack, Result, Streams, clip_weights, d_step, eval_mode, evaluated, frozen, pack_nets,
+                              penalties, stacked)
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
 DECLARE = {"gan": {
     "title": "GAN", "doc": "G from noise, D on real vs fake; optionally the tempered lens on D's real input",
     "options": {},
-    "uses": ["objective", "lens", "clip", "gp_weight"],
+    "uses": ["objective", "lens", "clip", "gp_weight", "penalty", "dragan", "consensus", "updates", "noise", "ema"],
     "losses": ["loss_d", "loss_g", "loss_lens"], "grids": ["generated", "real", "lensed"],
     "metrics": [], "headline": "energy_distance", "success": "collapse", "sections": ["treatment"],
 }}
@@ -39,6 +44,9 @@ def check(cfg) -> None:
     if cfg.model.name == "encdec":
         raise ValueError("model.name: encdec is for the encoder-decoder structures (variant.structure: ed+gan, "
                          "ed+gan2, ed//gan)")
+    if cfg.train.updates == "simultaneous" and cfg.variant.lens is not None:
+        raise ValueError("train.updates: simultaneous updates are built without the lens (its step follows G's); "
+                         "use alternating with variant.lens")
 
 
 def lens_weight(cfg, t: int) -> float:
@@ -65,26 +73,50 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """real [n_critic, n, B, ...], z [n_critic + 1, n, B, z_dim], eps [n_critic, n, B]."""
+    """real [n_critic, n, B, ...], z [n_critic + 1, n, B, z_dim], eps [n_critic, n, B]; with DRAGAN on, perturb
+    [n_critic, n, B, ...] (U[0, 1]); with instance noise, noise_real and noise_fake [n_critic + 1, n, B, ...] (N(0, 1),
+    the last for G's step). The extra draws come after the others and only when on (the pack has them on in every
+    configuration: bench.packing), so a configuration without them draws exactly what it did before they existed."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
+    shape = tuple(data.dim) if isinstance(data.dim, tuple) else (data.dim,)
 
     def real(g):
         x = data.sample(nc * B, g["data"])
         return x.reshape(nc, B, *x.shape[1:])
 
-    z = stacked(lambda g: torch.randn(nc + 1, B, z_dim, generator=g["noise"], device=g["noise"].device), gens, device)
-    eps = stacked(lambda g: torch.rand(nc, B, generator=g["noise"], device=g["noise"].device), gens, device)
-    return {"real": stacked(real, gens, device).transpose(0, 1), "z": z.transpose(0, 1), "eps": eps.transpose(0, 1)}
+    def draw(fn, *size):
+        return stacked(lambda g: fn(*size, generator=g["noise"], device=g["noise"].device), gens, device).transpose(0, 1)
+
+    out = {"real": stacked(real, gens, device).transpose(0, 1), "z": draw(torch.randn, nc + 1, B, z_dim),
+           "eps": draw(torch.rand, nc, B)}
+    if pack.cfg.variant.penalty.dragan > 0:
+        out["perturb"] = draw(torch.rand, nc, B, *shape)
+    if pack.cfg.variant.noise is not None:
+        out["noise_real"], out["noise_fake"] = draw(torch.randn, nc + 1, B, *shape), draw(torch.randn, nc + 1, B, *shape)
+    return out
+
+
+def noise_sigma(cfg, t: int) -> float:
+    """Instance noise's standard deviation at step t (0 without instance noise)."""
+    n = cfg.variant.noise
+    return schedules.lam(n.schedule, t, n.K, n.sigma) if n else 0.0
 
 
 def step(nets, batch: dict, pack: Pack, t: int) -> dict:
     obj = registry.get("objective", pack.cfg.variant.objective)
     G, D, lens = nets.G, nets.D, nets.lens
     out = {}
+    sigma = None  # instance noise: each configuration's sigma(t), [n, 1, ...] (the schedule runs on the host)
+    if pack.cfg.variant.noise is not None:
+        sigma = pack.vec(lambda c: noise_sigma(c, t)).reshape((-1,) + (1,) * (batch["real"].dim() - 2))
+
+    def noisy(x, kind: str, k: int):
+        return x if sigma is None else x + sigma * batch[f"noise_{kind}"][k]
 
     nc = pack.cfg.train.n_critic
+    simultaneous = pack.cfg.train.updates == "simultaneous"
     lensed = None
-    for k in range(nc):
+    for k in range(nc - 1 if simultaneous else nc):
         x = batch["real"][k]
         if lens is not None:
             if k == nc - 1:  # the lens step reuses this forward pass: its weights don't change before it
@@ -95,13 +127,18 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
                     x = lens(x)
         with torch.no_grad():
             fake = G(batch["z"][k])
-        loss_d = d_step(D, nets.opt["D"], obj, pack, x, fake, batch["eps"][k])
-    out["loss_d"] = loss_d
+        draws = {"perturb": batch["perturb"][k]} if "perturb" in batch else None
+        out["loss_d"] = d_step(D, nets.opt["D"], obj, pack, noisy(x, "real", k), noisy(fake, "fake", k),
+                               batch["eps"][k], draws=draws)
+    if simultaneous:
+        out.update(simultaneous_step(nets, batch, pack, obj, noisy))
+        return out
 
     with frozen(D):  # G's and the lens' losses need no gradient for D's weights
-        fake = G(batch["z"][-1])
+        fake = noisy(G(batch["z"][-1]), "fake", nc)
         d_fake = D(fake)
-        d_real = D(lensed.detach() if lensed is not None else batch["real"][-1]) if obj.relativistic else None
+        d_real = D(noisy(lensed.detach() if lensed is not None else batch["real"][-1], "real", nc)) \
+            if obj.relativistic else None
         loss_g = obj.g(d_real, d_fake)
         nets.opt["G"].zero_grad()
         loss_g.sum().backward()
@@ -115,12 +152,47 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
             lams = [lens_weight(c, t) for c in pack.cfgs]  # the schedule is a function of the step, on the host
             if any(v > 0 for v in lams):
                 lam = torch.tensor(lams, device=loss_lens.device)
-                adv = obj.lens(D(lensed), d_fake.detach())
+                adv = obj.lens(D(noisy(lensed, "real", nc)), d_fake.detach())
                 loss_lens = loss_lens + torch.where(lam > 0, lam * adv, torch.zeros_like(adv))
             nets.opt["lens"].zero_grad()
             loss_lens.sum().backward()
             nets.opt["lens"].step()
             out["loss_lens"] = loss_lens.detach()
+    return out
+
+
+def simultaneous_step(nets, batch: dict, pack: Pack, obj, noisy) -> dict:
+    """D's last step and G's step on gradients taken at one point (theta, psi): both losses from one forward of
+    D on real and G(z), each player's gradient of its own loss, then both optimizers step. Consensus optimization
+    (Mescheder et al. 2017) adds gamma * (1/2)||v||^2 to both losses, v = both gradients (double backprop)."""
+    from bench.penalties import consensus
+
+    G, D, k = nets.G, nets.D, pack.cfg.train.n_critic - 1
+    d_params, g_params = list(D.parameters()), list(G.parameters())
+    fake = G(batch["z"][k])
+    x, xf = noisy(batch["real"][k], "real", k), noisy(fake, "fake", k)
+    d_real, d_fake = D(x), D(xf)
+    draws = {"perturb": batch["perturb"][k]} if "perturb" in batch else None
+    loss_d = obj.d(d_real, d_fake) + penalties(D, obj, pack, x, xf, batch["eps"][k], draws)
+    loss_g = obj.g(d_real if obj.relativistic else None, d_fake)
+    gamma = [c.variant.penalty.consensus for c in pack.cfgs]
+    on = any(v > 0 for v in gamma)
+    grads_d = torch.autograd.grad(loss_d.sum(), d_params, create_graph=on, retain_graph=True, allow_unused=True)
+    grads_g = torch.autograd.grad(loss_g.sum(), g_params, create_graph=on, allow_unused=True)
+    grads = list(grads_d) + list(grads_g)
+    out = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+    if on:  # each player minimises its loss + gamma (1/2)||v||^2: the rows report those sums
+        reg = pack.vec(lambda c: c.variant.penalty.consensus, "consensus") * \
+            consensus([g for g in grads if g is not None], pack.size)  # [n]
+        extra = torch.autograd.grad(reg.sum(), d_params + g_params, allow_unused=True)
+        grads = [g if e is None else (e if g is None else g + e) for g, e in zip(grads, extra)]
+        out = {k: v + reg.detach() for k, v in out.items()}
+    for p, g in zip(d_params + g_params, grads):
+        p.grad = None if g is None else g.detach()
+    nets.opt["D"].step()
+    nets.opt["G"].step()
+    if obj.clip_weights:
+        clip_weights(D, pack.variant("clip"))
     return out
 
 

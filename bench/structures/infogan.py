@@ -40,7 +40,7 @@ DECLARE = {"infogan": {
     "options": {"lambda_info": {"type": "float", "default": 1.0, "ge": 0, "packable": True, "doc": (
         "infogan: weight of the mutual-information term (Q's categorical cross-entropy + 0.1 x the continuous "
         "codes' Gaussian NLL) in G's and D/Q's losses")}},
-    "uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g", "loss_info"],
+    "uses": ["objective", "clip", "gp_weight", "penalty"], "losses": ["loss_d", "loss_g", "loss_info"],
     "grids": ["generated", "real", "traversal_c1", "traversal_c2"],
     "metrics": ["code_accuracy", "code_nmi"], "headline": "fid", "success": "collapse", "sections": ["own_weights"],
 }}

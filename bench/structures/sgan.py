@@ -39,7 +39,7 @@ DECLARE = {"sgan": {
         "lambda_fm": {"type": "float", "default": 1.0, "ge": 0, "packable": True, "doc": (
             "sgan: weight of feature matching ||E f(x) - E f(G(z))||^2 (D's last features) in G's loss")},
     },
-    "uses": ["objective", "clip", "gp_weight"], "losses": ["loss_d", "loss_g", "loss_cls", "loss_fm"],
+    "uses": ["objective", "clip", "gp_weight", "penalty"], "losses": ["loss_d", "loss_g", "loss_cls", "loss_fm"],
     "grids": ["generated", "real"], "metrics": ["d_class_accuracy"], "headline": "fid", "success": "collapse",
     "sections": ["own_weights"],
 }}
