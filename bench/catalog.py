@@ -16,8 +16,8 @@ serves to its declaration:
                  (`while_on`: if all of them have it > 0, or all = 0).
     uses         the shared pieces it reads: objective, lens, clip, gp_weight (the objective's pieces; the default),
                  and the stabilizers it supports: penalty (gp, r1, r2 on D via d_loss), dragan, consensus, updates
-                 (simultaneous), noise (instance noise), ema (G weight averaging); `ganbench validate` rejects the
-                 others away from their defaults
+                 (simultaneous), noise (instance noise), ema (G weight averaging), d_norm (model.d_norm: its D is
+                 built by bench.nets.mlp / dcgan); `ganbench validate` rejects the others away from their defaults
     losses       loss_<name> columns its step returns
     grids        grid_<kind> images its Evaluate returns
     metrics      its own metrics (beyond its dataset's sample metrics), names in bench.metrics.INFO or in `new_metrics`
@@ -56,7 +56,7 @@ SHARED = ("objective", "lens", "clip", "gp_weight")  # variant fields of the obj
 # the stabilizers (issue 25) a structure may declare in `uses`: penalty = gp / r1 / r2 through bench.structures.d_loss;
 # the others live in a structure's own step (DRAGAN's perturbation draw, consensus and simultaneous updates, instance
 # noise, the averaged generator), so only the structures that implement them declare them
-STABILIZERS = ("penalty", "dragan", "consensus", "updates", "noise", "ema")
+STABILIZERS = ("penalty", "dragan", "consensus", "updates", "noise", "ema", "d_norm")
 USES = SHARED + STABILIZERS
 SUCCESS = ("collapse", "finished")
 SECTIONS = ("treatment", "own_weights", "edgan", "nrds")

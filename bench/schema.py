@@ -267,6 +267,8 @@ class TrialConfig(_Strict):
             used["train.updates"] = "updates"
         if t.ema is not None:
             used["train.ema"] = "ema"
+        if self.model.d_norm is not None:
+            used["model.d_norm"] = "d_norm"
         uses = s.uses
         for where, piece in used.items():
             if piece not in uses:

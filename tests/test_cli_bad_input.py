@@ -56,6 +56,9 @@ CASES = {
     "noise-on-ali": ("name: bad\ndataset: {name: digits}\nmodel: {name: dcgan}\n"
                      "variant: {structure: ali, noise: {sigma: 0.1}}\n", [], "variant.noise",
                      "structure 'ali' does not support noise (its stabilizers: none)"),
+    "spectral-on-encdec": ("name: bad\ndataset: {name: digits}\nmodel: {name: encdec, d_norm: spectral}\n"
+                           "variant: {structure: ed//gan, task: inpaint}\n", [], "model.d_norm",
+                           "structure 'ed//gan' does not support d_norm (its stabilizers: penalty)"),
     "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
                      "Input should be greater than 0 (from --set train.steps=-5)"),
     "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),

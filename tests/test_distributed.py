@@ -90,6 +90,7 @@ def test_study_runs_across_two_nodes(tmp_path, two_node_cluster):
     assert len(curves) == 2 * 3
 
 
+@pytest.mark.slow  # slow: the default suite's test_study_runs_across_two_nodes covers the cluster path
 def test_without_address_runs_its_own_ray_beside_a_running_cluster(tmp_path, two_node_cluster):
     """`ganbench run` with no --address starts an embedded Ray even when `ray start` put a cluster (and
     its address file) on this machine; it neither joins nor disturbs that cluster."""
@@ -125,6 +126,7 @@ def _start_long_study(tmp_path, addr, env):
     return proc, out
 
 
+@pytest.mark.slow  # slow: checkpoint resume after a lost worker; test_faults' killed worker covers resume in the default suite
 def test_lost_worker_node_trial_finishes_on_the_head_from_its_checkpoint(tmp_path, two_node_cluster):
     """The worker node is killed (its whole process group, as a crashed or preempted machine) once both
     trials have checkpointed: its trial is retried on the head from its latest checkpoint."""

@@ -128,6 +128,7 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path, study):
     assert not checkpointed(out)  # a finished trial's checkpoints are removed
 
 
+@pytest.mark.slow  # slow: test_ctrl_c_stops_and_says_how_to_resume covers an interrupted driver's rerun in the default suite
 def test_driver_killed_then_rerun_resumes_the_pack(tmp_path, study):
     """With one trial slot the two seeds train as one pack, which checkpoints and resumes as a unit."""
     out = tmp_path / "res"
@@ -148,6 +149,7 @@ def test_driver_killed_then_rerun_resumes_the_pack(tmp_path, study):
     assert len(json.loads((out / "packs.json").read_text())) == 1
 
 
+@pytest.mark.slow  # slow
 def test_killed_raylet_exits_within_a_minute_and_keeps_finished_rows(tmp_path, study):
     out = tmp_path / "res"
     proc = start(study, out, "--max-concurrent", "1", "--set", "sweep.pack=off")

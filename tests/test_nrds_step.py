@@ -156,6 +156,7 @@ resources: {cpu: 1, gpu: 0}
 """
 
 
+@pytest.mark.slow  # slow: test_nrds_cli_recomputes_from_disk covers the NRDS step in the default suite
 def test_ed_study_on_local_ray_writes_nrds(tmp_path):  # ~25 s: three runs, each starting a local Ray
     from conftest import GANBENCH, ROOT
 

@@ -3,6 +3,7 @@
 import subprocess
 
 import pandas as pd
+import pytest
 
 from bench import results
 from conftest import GANBENCH, ROOT
@@ -85,6 +86,7 @@ sweep:
 """
 
 
+@pytest.mark.slow  # slow: the Optuna searcher on Ray; test_micro_study_on_local_ray_then_resume covers Ray Tune in the default suite
 def test_optuna_study_on_local_ray(tmp_path):
     study = tmp_path / "optuna.yaml"
     study.write_text(OPTUNA)

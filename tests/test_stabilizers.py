@@ -19,7 +19,10 @@ TOL = {"rel": 2e-3, "abs": 2e-4}
 
 
 def trial(variant=None, train=None, seed=0) -> dict:
-    raw = {**BASE, "train": {**BASE["train"], **(train or {})}, "variant": variant or {}, "seed": seed}
+    train = dict(train or {})
+    model = train.pop("model", {})  # PIECES write model fields in the train slot as {"model": {...}}
+    raw = {**BASE, "model": {**BASE["model"], **model}, "train": {**BASE["train"], **train}, "variant": variant or {},
+           "seed": seed}
     cfg = TrialConfig.model_validate(raw).model_dump(mode="json")
     return {**cfg, "study": "stabilizers", "trial_id": config_hash(cfg), "variant_label": variant_label(cfg)}
 
@@ -75,6 +78,9 @@ PIECES = {
     "simultaneous-n_critic": ({}, {"updates": "simultaneous", "n_critic": 2}, {}),
     "consensus": ({"penalty": {"consensus": 1.0}}, {"updates": "simultaneous"}, {"penalty": {"consensus": 0.1}}),
     "r3gan": ({"objective": "r3gan", "gp_weight": 1.0}, None, {"objective": "r3gan", "gp_weight": 0.2}),
+    "D spectral": ({}, {"model": {"d_norm": "spectral"}}, {}),
+    "D layer": ({}, {"model": {"d_norm": "layer"}}, {}),
+    "D batch": ({}, {"model": {"d_norm": "batch"}}, {}),
     "noise+lens": ({"noise": {"sigma": 0.2, "K": 6}, "lens": {"K": 4}}, None,
                    {"noise": {"sigma": 0.2, "K": 6}, "lens": {"K": 4, "lam": 0.5}}),
 }

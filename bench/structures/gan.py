@@ -32,7 +32,8 @@ from bench.structures import (Pack, Result, Streams, clip_weights, d_step, eval_
 DECLARE = {"gan": {
     "title": "GAN", "doc": "G from noise, D on real vs fake; optionally the tempered lens on D's real input",
     "options": {},
-    "uses": ["objective", "lens", "clip", "gp_weight", "penalty", "dragan", "consensus", "updates", "noise", "ema"],
+    "uses": ["objective", "lens", "clip", "gp_weight", "penalty", "dragan", "consensus", "updates", "noise", "ema",
+             "d_norm"],
     "losses": ["loss_d", "loss_g", "loss_lens"], "grids": ["generated", "real", "lensed"],
     "metrics": [], "headline": "energy_distance", "success": "collapse", "sections": ["treatment"],
 }}
