@@ -247,7 +247,8 @@ def _check_sweep(file, study: Study) -> None:
                                                            "metric: name one here" + ("" if sw.retrain.metric else
                                                                                       " (the question's is derived)"))
         for t in trials:
-            have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
+            have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"),
+                            (t.get("train") or {}).get("ema") is not None)
             if metric not in have:
                 raise StudyError(file, "sweep.retrain.metric", f"'{metric}' is not recorded by {t['variant_label']} "
                                                                f"trials on {t['dataset']['name']} (they record {', '.join(have)})")
@@ -409,7 +410,8 @@ def _check_recorded(file, study: Study, trials: list[dict]) -> None:
     if q is None:
         return
     for t in trials:
-        have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
+        have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"),
+                            (t.get("train") or {}).get("ema") is not None)
         for field, ms in (("question.metric", [q.metric]), ("question.co_primary", q.co_primary),
                           ("question.secondary", q.secondary)):
             for m in ms:

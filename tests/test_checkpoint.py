@@ -15,6 +15,9 @@ DIGITS = {"dataset": {"name": "digits", "image_size": 16}}
 SMALL = {"steps": 40, "eval_every": 10, "batch_size": 16, "eval_samples": 100, "checkpoint_every": 20}
 CASES = {
     "gan": {},
+    # the stabilizers' state: the averaged generator, spectral norm's power-iteration vectors, instance noise's draws
+    "stabilizers": {"model": {"d_norm": "spectral"}, "train": {"ema": 0.9, "updates": "simultaneous"},
+                    "variant": {"penalty": {"consensus": 0.5, "r1": 1.0}, "noise": {"sigma": 0.1, "K": 30}}},
     "lens-wgan-gp": {"variant": {"objective": "wgan-gp", "lens": {"K": 30}}, "train": {"n_critic": 2}},
     "dcgan-lens": {**DIGITS, "model": {"name": "dcgan", "width": 8, "z_dim": 16},
                    "variant": {"lens": {"K": 30, "width": 4, "depth": 2}}},

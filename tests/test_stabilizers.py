@@ -81,6 +81,7 @@ PIECES = {
     "D spectral": ({}, {"model": {"d_norm": "spectral"}}, {}),
     "D layer": ({}, {"model": {"d_norm": "layer"}}, {}),
     "D batch": ({}, {"model": {"d_norm": "batch"}}, {}),
+    "ema": ({}, {"ema": 0.9}, {}),
     "noise+lens": ({"noise": {"sigma": 0.2, "K": 6}, "lens": {"K": 4}}, None,
                    {"noise": {"sigma": 0.2, "K": 6}, "lens": {"K": 4, "lam": 0.5}}),
 }
@@ -104,7 +105,7 @@ def test_a_piece_changes_the_training():
     """Each piece is on: its rows differ from the plain configuration's (a weight that is read nowhere would not)."""
     plain = run_rows(trial())
     for piece, (first, train, _) in PIECES.items():
-        if piece in ("simultaneous-n_critic", "noise+lens"):
+        if piece in ("simultaneous-n_critic", "noise+lens", "ema"):  # ema changes the evaluation only (below)
             continue
         rows = run_rows(trial(first, train))
         assert rows[-1]["loss_d"] != pytest.approx(plain[-1]["loss_d"], rel=1e-6), piece
@@ -133,3 +134,22 @@ def test_r3gan_is_rpgan_with_r1_and_r2_bit_for_bit(one_thread):
 def test_registry_lists_every_penalty_the_schema_accepts():
     assert set(registry.names("penalty")) == set(type(TrialConfig().variant.penalty).model_fields)
     assert set(penalties.INPUT) | {"consensus"} == set(registry.names("penalty"))
+
+
+# ----------------------------------------------------------------------------- generator weight averaging
+def test_ema_is_the_exponential_average_of_g_and_is_scored_in_the_same_row(one_thread):
+    from bench.trial import setup
+
+    run = setup(trial(train={"ema": 0.75}))
+    before = [p.detach().clone() for p in run.nets.G.parameters()]
+    assert all(torch.equal(e, b) for e, b in zip(run.nets.G_ema.parameters(), before))  # starts as G
+    run.step(0)
+    for e, b, p in zip(run.nets.G_ema.parameters(), before, run.nets.G.parameters()):
+        assert torch.allclose(e, 0.75 * b + 0.25 * p, atol=1e-7)
+    assert not any(p.requires_grad for p in run.nets.G_ema.parameters())
+    rows = run_rows(trial(train={"ema": 0.9}))
+    last = rows[-1]
+    for m in ("energy_distance", "modes_covered", "hq_fraction", "mode_kl"):
+        assert math.isfinite(last[f"{m}_ema"]) == math.isfinite(last[m]), m
+    assert last["energy_distance_ema"] != last["energy_distance"]
+    assert "energy_distance_ema" not in run_rows(trial())[-1]  # only with train.ema

@@ -446,7 +446,8 @@ def test_published_questions_declare_co_primary_metrics_on_valid_scales():
         seen += 1
         assert q.co_primary, p.name
         for t in expand(study):
-            have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"))
+            have = recorded(t["variant"].get("structure", "gan"), t["dataset"]["name"], t["variant"].get("task"),
+                            (t.get("train") or {}).get("ema") is not None)
             assert set(q.metrics) <= set(have), (p.name, q.metrics, have)
         assert all(scale_error(m, q.scale_of(m)) is None for m in q.metrics), p.name
     assert seen >= 5

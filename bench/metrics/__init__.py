@@ -240,6 +240,12 @@ def scale_error(metric: str, scale: str) -> str | None:
 # metrics; the image metrics (evaluator features) on images; plus each structure's own.
 TOY_METRICS = ("modes_covered", "hq_fraction", "mode_kl", "energy_distance")
 IMAGE_METRICS = ("modes_covered", "mode_kl", "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
+INCEPTION_METRICS = ("inception_fid", "inception_kid_mean", "inception_kid_std")
+# generator weight averaging (train.ema): every sample metric also scored on the averaged generator, in the same row
+EMA = "_ema"
+for _m in dict.fromkeys(TOY_METRICS + IMAGE_METRICS + INCEPTION_METRICS):
+    dict.__setitem__(INFO, _m + EMA, (INFO[_m][0], INFO[_m][1] + " of the averaged generator (train.ema)"))
+    dict.__setitem__(BOUNDS, _m + EMA, BOUNDS[_m])
 def _own_metrics() -> dict[str, tuple[str, ...]]:
     from bench import catalog
 
@@ -251,10 +257,11 @@ OWN_METRICS = _own_metrics()  # each structure's own metrics, as its DECLARE lis
 TOY_DATASETS = ("ring8", "grid25")
 
 
-def recorded(structure: str, dataset: str, task: str | None = None) -> tuple[str, ...]:
-    """The metrics a trial of this structure on this dataset records (Inception metrics only with local weights)."""
+def recorded(structure: str, dataset: str, task: str | None = None, ema: bool = False) -> tuple[str, ...]:
+    """The metrics a trial of this structure on this dataset records (Inception metrics only with local weights);
+    `ema`: with train.ema set, each sample metric of the averaged generator too (<metric>_ema)."""
     from bench.registry import POINT_DATASETS
 
     base = () if dataset in POINT_DATASETS else TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
     own = OWN_METRICS.get(structure, ())
-    return base + own + (("swap_accuracy",) if task == "caae" else ())
+    return base + own + (("swap_accuracy",) if task == "caae" else ()) + (tuple(m + EMA for m in base) if ema else ())

@@ -19,12 +19,14 @@ with the dataset's evaluator (FID/KID/PR/DC, modes), with grids of generated, re
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Optional
 
 import torch
 
 from bench import registry, schedules
+from bench.metrics import EMA, INFO
 from bench.structures import (Pack, Result, Streams, clip_weights, d_step, eval_mode, evaluated, frozen, pack_nets,
                               penalties, stacked)
 
@@ -69,8 +71,21 @@ def build(pack: Pack, data, streams: list[Streams], device):
         if cfg.variant.lens is not None:
             torch.manual_seed(s.extra)
             lens = nets.build_lens(cfg.variant.lens, cfg.model, data.dim)
-        per_config.append({"G": G, "D": D, "lens": lens})
-    return pack_nets(per_config, pack, device)
+        per_config.append({"G": G, "D": D, "lens": lens,
+                           "G_ema": copy.deepcopy(G).requires_grad_(False) if cfg.train.ema is not None else None})
+    return pack_nets(per_config, pack, device, fixed=("G_ema",))
+
+
+@torch.no_grad()
+def average(nets, pack: Pack) -> None:
+    """G_ema <- ema * G_ema + (1 - ema) * G after G's step (Yazici et al. 2019); batch norm statistics copied."""
+    if not nets.has("G_ema"):
+        return
+    beta = pack.cfg.train.ema  # train.ema is not packable: one value per pack
+    for e, p in zip(nets.G_ema.parameters(), nets.G.parameters()):
+        e.lerp_(p, 1.0 - beta)
+    for e, b in zip(nets.G_ema.buffers(), nets.G.buffers()):
+        e.copy_(b)
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
@@ -144,6 +159,7 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
         nets.opt["G"].zero_grad()
         loss_g.sum().backward()
         nets.opt["G"].step()
+        average(nets, pack)
         out["loss_g"] = loss_g.detach()
 
         if lens is not None:
@@ -192,6 +208,7 @@ def simultaneous_step(nets, batch: dict, pack: Pack, obj, noisy) -> dict:
         p.grad = None if g is None else g.detach()
     nets.opt["D"].step()
     nets.opt["G"].step()
+    average(nets, pack)
     if obj.clip_weights:
         clip_weights(D, pack.variant("clip"))
     return out
@@ -225,11 +242,19 @@ class Evaluate:
         alive = range(self.size) if alive is None else alive
         with eval_mode(*nets.modules()):
             fake = evaluated(nets.G, self.z, device=self.device)
+            ema = evaluated(nets.G_ema, self.z, device=self.device) if nets.has("G_ema") else None
             lensed = None
             if nets.has("lens"):
                 lensed = evaluated(nets.lens, self.real if self.images else self.real[:, :N_SCATTER], device=self.device)
-        return [self._one(k, fake[k], None if lensed is None else lensed[k]) if k in alive else None
-                for k in range(self.size)]
+        out = [self._one(k, fake[k], None if lensed is None else lensed[k]) if k in alive else None
+               for k in range(self.size)]
+        if ema is not None:  # the averaged generator's metrics beside the raw one's, in the same row
+            for k, r in enumerate(out):
+                if r is not None and r.diverged is None:
+                    avg = self._one(k, ema[k], None)
+                    if avg.diverged is None:
+                        r.metrics.update({f"{m}{EMA}": v for m, v in avg.metrics.items() if m + EMA in INFO})
+        return out
 
     def _one(self, k: int, fake, lensed) -> Result:
         if not bool(torch.isfinite(fake).all()):
