@@ -298,7 +298,10 @@ def _check_protocol(file, study: Study) -> None:
             field = f"sweep.axes.{path}.when.{wpath}"
             if not _field_exists(wpath):
                 raise StudyError(file, field, f"'{wpath}' is not a field of the trial config")
-            if wpath in sw.axes:
+            # a sampled path may be named only where the variants set it (e.g. a penalty's weight, on in some variants
+            # and sampled around their value): the condition reads each variant's own value, before any draw
+            set_by_variants = v is not None and any(wpath == p or wpath.startswith(p + ".") for _, p, _ in named)
+            if wpath in sw.axes and not set_by_variants:
                 raise StudyError(file, field, f"'{wpath}' is sampled; a condition names a field the variants "
                                               "(or the base config) set")
             if isinstance(cond, list) and not cond:

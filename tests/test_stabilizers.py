@@ -3,6 +3,7 @@ and alone alike, the named combinations (wgan-gp = critic loss + gp, r3gan = rpg
 bit for bit, and a configuration without them untouched (tests/test_golden.py pins that)."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -153,3 +154,20 @@ def test_ema_is_the_exponential_average_of_g_and_is_scored_in_the_same_row(one_t
         assert math.isfinite(last[f"{m}_ema"]) == math.isfinite(last[m]), m
     assert last["energy_distance_ema"] != last["energy_distance"]
     assert "energy_distance_ema" not in run_rows(trial())[-1]  # only with train.ema
+
+
+# ----------------------------------------------------------------------------- the published study's design
+def test_stabilizers_toy_samples_each_penalty_weight_only_where_its_variant_turns_it_on():
+    from bench.study import expand, load_study
+
+    trials = expand(load_study(Path(__file__).resolve().parents[1] / "studies" / "stabilizers_toy.yaml"))
+    assert len(trials) == 24 * 12
+    for t in trials:
+        pen, label = t["variant"]["penalty"], t["variant_label"]
+        for name in ("gp", "dragan", "r1"):
+            on = f"+{name} " in label
+            assert (pen[name] > 0) == on, (label, pen)
+        assert ("D spectral" in label) == (t["model"]["d_norm"] == "spectral")
+    gp = {t["variant"]["penalty"]["gp"] for t in trials if t["sample"] > 0 and t["variant"]["penalty"]["gp"] > 0}
+    assert len(gp) == 11 and all(0.1 <= w <= 100 for w in gp)  # drawn per point, shared across the gp variants
+    assert {t["train"]["updates"] for t in trials} == {"alternating", "simultaneous"}
