@@ -171,3 +171,26 @@ def test_stabilizers_toy_samples_each_penalty_weight_only_where_its_variant_turn
     gp = {t["variant"]["penalty"]["gp"] for t in trials if t["sample"] > 0 and t["variant"]["penalty"]["gp"] > 0}
     assert len(gp) == 11 and all(0.1 <= w <= 100 for w in gp)  # drawn per point, shared across the gp variants
     assert {t["train"]["updates"] for t in trials} == {"alternating", "simultaneous"}
+
+
+def test_a_penalty_that_overflows_marks_the_row_diverged():
+    rows = run_rows(trial({"penalty": {"r1": 1e38}}, {"lr": 1.0, "optimizer": "sgd"}))
+    assert rows[-1]["status"] == "diverged" and "non-finite" in rows[-1]["error"], rows[-1]
+
+
+@pytest.mark.parametrize("structure", [s for s, d in __import__("bench.catalog", fromlist=["catalog"]).catalog().items()
+                                       if "penalty" in d.uses and s not in ("gan", "dirac")])
+def test_penalties_on_every_structure_that_declares_them_train_packed_as_alone(structure, one_thread):
+    """The contract's configuration of each structure (tests/test_contract.py), with R1 and the gradient penalty on
+    in both of its pack's configurations: the second one's rows, packed and alone, agree."""
+    from test_contract import plan, trial as contract_trial
+
+    p = plan(structure)
+    on = [contract_trial({**c, "variant": {**c["variant"], "penalty": {"r1": 1.0, "gp": 0.5 + k}}})
+          for k, c in enumerate(p.pack[:2])]
+    alone = run_rows(on[1])
+    packed = [r for r in run_rows(on) if r.get("config_id") == on[1]["trial_id"]]
+    assert alone[-1]["status"] == "ok", alone[-1].get("error")
+    off = [(r["step"], k, v, q[k]) for r, q in zip(alone, packed) for k, v in r.items()
+           if k.startswith("loss_") and isinstance(v, float) and not math.isnan(v) and q[k] != pytest.approx(v, **TOL)]
+    assert len(packed) == len(alone) and not off, off
