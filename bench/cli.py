@@ -11,13 +11,65 @@ import typer
 
 from bench.study import StudyError
 
+EPILOG = """Examples:
+
+  ganbench validate studies/quickstart.yaml   check it, count its trials
+
+  ganbench run studies/quickstart.yaml        train on a local Ray + report
+
+  ganbench status results/quickstart          progress, from the disk
+
+  ganbench report results/quickstart          rebuild the report
+
+  ganbench report results/*                   compare studies
+
+Exit codes: 0 success; 2 bad input (one line naming the file and field,
+before Ray starts, nothing written); 1 anything else. Docs: README.md, docs/."""
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="ganbench: how robust is GAN training to its hyperparameters?")
+                  help="ganbench: how robust is GAN training to its hyperparameters?", epilog=EPILOG)
+
+
+def _version(value: bool):
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"ganbench {version('ganbench')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("ganbench (not installed: pip install -e .)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")):
+    """ganbench: how robust is GAN training to its hyperparameters?"""
 
 
 def _bad_input(e: StudyError):
     typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2)
+
+
+def _results_folder(d: Path, need_trials: bool) -> None:
+    """Exit 2 with one line unless `d` is a ganbench results folder (with finished rows when `need_trials`); the line
+    names the results folders found inside it, if any."""
+    from bench.results import PROGRESS, STUDY, TRIALS
+
+    def is_results(x: Path) -> bool:
+        return any((x / f).exists() for f in (STUDY, TRIALS, PROGRESS))
+
+    if not d.is_dir():
+        _bad_input(StudyError(d, "results folder", "no such folder"))
+    if not is_results(d):
+        inside = sorted(str(x) for x in d.iterdir() if x.is_dir() and is_results(x)) if d.is_dir() else []
+        hint = f"; the results folders in it: {', '.join(inside[:8])}{' ...' if len(inside) > 8 else ''}" if inside \
+            else "; none inside it either"
+        _bad_input(StudyError(d, "results folder", f"not a ganbench results folder (no {STUDY}, {TRIALS} or "
+                                                   f"{PROGRESS}){hint}"))
+    if need_trials and not (d / TRIALS).exists():
+        _bad_input(StudyError(d, TRIALS, "not found: no trial has finished yet (ganbench status shows progress)"))
 
 
 @app.command()
@@ -117,8 +169,7 @@ def report(results_dirs: List[Path] = typer.Argument(..., help="results folder(s
             typer.echo(f"skipped {d}: no {TRIALS}", err=True)
         dirs = [d for d in dirs if (d / TRIALS).exists()] or dirs[:1]
     for d in dirs:
-        if not (d / TRIALS).exists():
-            _bad_input(StudyError(d, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))
+        _results_folder(d, need_trials=True)
     _build_report(dirs, out or (dirs[0] if len(dirs) == 1 else dirs[0].resolve().parent / "comparison"), link_images)
     if len(dirs) > 1:
         from bench.report import leaderboard
@@ -147,6 +198,7 @@ def status(results_dir: Path = typer.Argument(..., help="results folder")):
     """Trials done / running / failed / diverged, from what is on disk."""
     from bench.status import status_line
 
+    _results_folder(results_dir, need_trials=False)
     try:
         typer.echo(status_line(results_dir))
     except FileNotFoundError as e:
@@ -161,8 +213,7 @@ def nrds(results_dir: Path = typer.Argument(..., help="results folder"),
     """(Re)compute the study-level NRDS of the ED-structure trials from disk into nrds.parquet."""
     from bench.results import TRIALS
 
-    if not (results_dir / TRIALS).exists():
-        _bad_input(StudyError(results_dir, TRIALS, "not found: not a ganbench results folder, or nothing finished yet"))
+    _results_folder(results_dir, need_trials=True)
     from bench.nrds_step import NRDS, run_nrds
 
     if address:

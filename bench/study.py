@@ -28,6 +28,7 @@ that apply to it); none of them is part of the trial id.
 from __future__ import annotations
 
 import copy
+import json
 import itertools
 import math
 import re
@@ -239,6 +240,7 @@ def _check_sweep(file, study: Study) -> None:
     # Expand now so that every trial is validated before anything is written.
     trials = expand(study, file=file)
     _check_recorded(file, study, trials)
+    _check_data(file, trials)
     if sw.retrain is not None:
         metric, _ = retrain_metric(study)
         if derived(metric) is not None:
@@ -252,6 +254,27 @@ def _check_sweep(file, study: Study) -> None:
             if metric not in have:
                 raise StudyError(file, "sweep.retrain.metric", f"'{metric}' is not recorded by {t['variant_label']} "
                                                                f"trials on {t['dataset']['name']} (they record {', '.join(have)})")
+
+
+def _check_data(file, trials: list[dict]) -> None:
+    """Every image set the trials train on has its files where the loader looks (or downloads them): a missing set
+    is one line naming where the files are expected, before Ray starts and before anything is written."""
+    from bench.registry import POINT_DATASETS, TOY_DATASETS
+
+    seen = set()
+    for t in trials:
+        d = t["dataset"]
+        key = json.dumps(d, sort_keys=True)
+        if d["name"] in TOY_DATASETS + POINT_DATASETS or key in seen:
+            continue
+        seen.add(key)
+        from bench.data.images import check_files
+        from bench.schema import DatasetCfg
+
+        try:
+            check_files(DatasetCfg.model_validate(d))
+        except FileNotFoundError as e:
+            raise StudyError(file, "dataset.name", str(e)) from None
 
 
 # the paths a variant's label is made of (schema.variant_label): compared, never sampled

@@ -59,6 +59,16 @@ CASES = {
     "spectral-on-encdec": ("name: bad\ndataset: {name: digits}\nmodel: {name: encdec, d_norm: spectral}\n"
                            "variant: {structure: ed//gan, task: inpaint}\n", [], "model.d_norm",
                            "structure 'ed//gan' does not support d_norm (its stabilizers: penalty)"),
+    # a known image set whose files are absent (issue 26): where they are expected and how to get them
+    "missing-data": ("name: bad\ndataset: {name: cifar10, data_root: /nonexistent/ganbench-data}\nmodel: {name: dcgan}\n"
+                     "train: {steps: 10, eval_every: 5}\n", [], "dataset.name",
+                     "cifar10: missing data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, "
+                     "batches.meta in /nonexistent/ganbench-data/cifar-10-batches-py; set dataset.data_root or "
+                     "GANBENCH_DATA, or dataset.download: true"),
+    "missing-mnist-in-a-case": ("name: bad\nmodel: {name: dcgan}\ntrain: {steps: 10, eval_every: 5}\n"
+                                "dataset: {data_root: /nonexistent/ganbench-data}\n"
+                                "sweep: {cases: [{dataset.name: digits}, {dataset.name: mnist}]}\n", [], "dataset.name",
+                                "mnist: missing train-images-idx3-ubyte(.gz)"),
     "set-negative": (OK, ["--set", "train.steps=-5"], "train.steps",
                      "Input should be greater than 0 (from --set train.steps=-5)"),
     "set-no-equals": (OK, ["--set", "nokey"], "--set nokey", "expected key=value"),
@@ -225,3 +235,31 @@ def test_validate_a_question_with_co_primary_metrics_and_scales_ok(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stderr == "" and "1 trials" in p.stdout
     assert sorted(x.name for x in tmp_path.iterdir()) == ["study.yaml"]
+
+
+@pytest.mark.parametrize("command", ["status", "report", "nrds"])
+def test_a_folder_that_is_not_a_results_folder_exits_2_naming_the_ones_inside(command, tmp_path):
+    """status / report / nrds on a folder holding results folders (e.g. `results/`): exit 2, one line that names
+    them; on an empty folder: exit 2 too (status used to print `0/0 done` and exit 0)."""
+    parent = tmp_path / "all"
+    (parent / "a_study").mkdir(parents=True)
+    (parent / "a_study" / "study.yaml").write_text("name: a_study\n")
+    (parent / "notes").mkdir()
+    p, _ = ganbench([command, str(parent)], tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith(f"error: {parent}: results folder: not a ganbench results folder") and \
+        f"the results folders in it: {parent / 'a_study'}" in p.stderr, p.stderr
+    p, _ = ganbench([command, str(parent / "notes")], tmp_path)
+    assert p.returncode == 2 and "none inside it either" in p.stderr, p.stderr
+    if command != "status":  # a results folder with nothing finished yet: report and nrds say so
+        p, _ = ganbench([command, str(parent / "a_study")], tmp_path)
+        assert p.returncode == 2 and "no trial has finished yet" in p.stderr, p.stderr
+
+
+def test_version_and_help_with_examples_and_exit_codes(tmp_path):
+    from importlib.metadata import version
+
+    p, _ = ganbench(["--version"], tmp_path)
+    assert (p.returncode, p.stdout) == (0, f"ganbench {version('ganbench')}\n")
+    p, _ = ganbench(["--help"], tmp_path)
+    assert p.returncode == 0 and "ganbench run studies/quickstart.yaml" in p.stdout and "Exit codes: 0" in p.stdout

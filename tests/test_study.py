@@ -11,6 +11,8 @@ import pytest
 from bench.schema import TrialConfig, config_hash, flat_config, trial_config
 from bench.study import StudyError, expand, load_study
 
+from conftest import load_shipped
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "studies" / "quickstart.yaml"
 
@@ -22,7 +24,7 @@ def write(tmp_path, text, name="study.yaml"):
 
 
 def trials_of(path, overrides=()):
-    return expand(load_study(path, list(overrides)))
+    return expand(load_shipped(path, overrides))
 
 
 # ----------------------------------------------------------------------------- quickstart
@@ -439,7 +441,7 @@ def test_published_questions_declare_co_primary_metrics_on_valid_scales():
 
     seen = 0
     for p in sorted((ROOT / "studies").glob("*.yaml")):
-        study = load_study(p)
+        study = load_shipped(p)
         q = study.question
         if q is None:
             continue

@@ -258,6 +258,29 @@ def _folder_sources(name: str, cfg, sub: str, files: tuple[str, ...], tv_call) -
     raise _missing_error(name, missing, [r / sub for r in roots], best_dir if best > 0 else None)
 
 
+def check_files(cfg) -> None:
+    """Raise the missing-files error (FileNotFoundError: where the files are expected, how to get them) for an image
+    set whose files are absent, without loading or downloading anything; a set with dataset.download: true, or one
+    that needs no files (digits), passes. `ganbench validate` and `run` call it before Ray starts."""
+    if cfg.download or cfg.name == "digits":
+        return
+    if cfg.name == "stacked":
+        return check_files(cfg.model_copy(update={"name": cfg.base}))
+    if cfg.name in ("fashion_mnist", "mnist"):
+        cands = _idx_candidates(cfg.name, cfg)
+        best, best_dir = {}, None
+        for d in cands:
+            found = _idx_find(d)
+            if len(found) == len(IDX_FILES):
+                return
+            if len(found) > len(best):
+                best, best_dir = found, d
+        raise _missing_error(cfg.name, [f"{f}(.gz)" for f in IDX_FILES if f not in best], cands, best_dir)
+    if cfg.name in ("cifar10", "celeba"):
+        sub, files = ("cifar-10-batches-py", CIFAR_FILES) if cfg.name == "cifar10" else ("celeba", CELEBA_FILES)
+        _folder_sources(cfg.name, cfg, sub, files, None)
+
+
 def _checked(name: str, make):
     try:
         return make()
