@@ -17,7 +17,7 @@ folded into a tensor operand of the same kernel (`addcmul_(g * w, g)` for `addcm
 the CPU (x86-64, torch 2.14) every configuration ends bit-identical to torch.optim run on it alone
 (tests/test_optim.py); on a GPU, where torch's default is its foreach implementation of the same
 formulas, it should agree to float32 rounding (not measured yet). torch.compile is not used: inductor's
-kernels round differently, and it made the toy pack slower (README "Packed trials")."""
+kernels round differently, and it made the toy pack slower (docs/scale-and-faults.md, "Packed trials")."""
 
 from __future__ import annotations
 

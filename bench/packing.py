@@ -39,7 +39,7 @@ PACKABLE = (("seed",), ("variant", "gp_weight"), ("variant", "clip"),
 # options packable only while on in every configuration of the pack or off in all (e.g. code_prior > 0: D_z exists)
 WHILE_ON = tuple(name for name, how in catalog.packable().items() if how == "while_on")
 # the most configurations per pack under `auto`, by network family and device (benchmarks/throughput.py)
-# On this 2-core CPU (README "Packed trials"): a toy MLP configuration-step costs 3.6 ms alone, 2.7-2.9 ms
+# On this 2-core CPU (docs/scale-and-faults.md, "Packed trials"): a toy MLP configuration-step costs 3.6 ms alone, 2.7-2.9 ms
 # in packs of 4-8 and 3.6 ms at 16; a DCGAN (C = 16) one 53 ms alone and more in any pack (grouped
 # convolutions are slower than plain ones there), so convolutional networks are not packed on CPUs.
 # The GPU caps are not measured yet (no GPU was lent to the session that set them).

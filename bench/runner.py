@@ -5,7 +5,7 @@ Rows reach Parquet through a driver-side Tune callback, so results flow back ove
 need no shared filesystem with the driver for them. Each finished configuration is written at once (an
 interrupted study keeps every trial that finished); a rerun skips trials already ok or diverged.
 
-Faults (README "Faults and resuming"): every trial checkpoints its pack into the study's storage
+Faults (docs/scale-and-faults.md, "Faults and resuming"): every trial checkpoints its pack into the study's storage
 (bench.checkpoints); a killed worker or a lost node is retried `resources.retries` times from the
 latest checkpoint, on any node; an exception of the training code (a bug in ganbench or a plug-in,
 bench.trial.code_error) is not: the trial reports its configurations `failed` with the error and ends
@@ -102,15 +102,17 @@ def _optuna_space(study: Study, base: dict, results_dir: Path) -> tuple[dict, ob
                                      study_name=study.name, storage=storage)
 
 
-def _prepare(dataset_cfgs: list[dict]) -> dict:
+def _prepare(dataset_cfgs: list[dict], queue=None) -> dict:
     from bench.metrics.evaluator import prepare
 
-    return prepare(dataset_cfgs)
+    return prepare(dataset_cfgs, say=None if queue is None else (lambda text: queue.put_nowait(text)))
 
 
-def prepare_evaluators(trials: list[dict]) -> dict[str, bytes]:
-    """The image evaluators the study's trials need, trained (or loaded) once by one Ray task."""
+def prepare_evaluators(trials: list[dict], say=None) -> dict[str, bytes]:
+    """The image evaluators the study's trials need, trained (or loaded) once by one Ray task; `say(text)` hears
+    what that task is doing (loading data, training step k of n) through a Ray queue, on any node."""
     import ray
+    from ray.util.queue import Empty, Queue
 
     from bench.registry import POINT_DATASETS, TOY_DATASETS
 
@@ -118,7 +120,19 @@ def prepare_evaluators(trials: list[dict]) -> dict[str, bytes]:
             if t["dataset"]["name"] not in TOY_DATASETS + POINT_DATASETS}
     if not sets:
         return {}
-    return ray.get(ray.remote(num_cpus=1)(_prepare).remote([json.loads(s) for s in sorted(sets)]))
+    queue = Queue(actor_options={"num_cpus": 0}) if say is not None else None
+    ref = ray.remote(num_cpus=1)(_prepare).remote([json.loads(s) for s in sorted(sets)], queue)
+    try:
+        while not ray.wait([ref], timeout=0.5)[0]:
+            while queue is not None:
+                try:
+                    say(queue.get_nowait())
+                except Empty:
+                    break
+        return ray.get(ref)
+    finally:
+        if queue is not None:
+            queue.shutdown()
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -171,8 +185,10 @@ class ResultWriter(tune.Callback):
     Reports are keyed by step, so a restored trial's replayed and recomputed rows never duplicate."""
 
     def __init__(self, results_dir: Path, meta: dict, todo: set[str], provenance: dict, progress=None,
-                 total: int | None = None, done: set[str] = frozenset(), artifact_root: str | None = None):
+                 total: int | None = None, done: set[str] = frozenset(), artifact_root: str | None = None,
+                 loggers=None):
         self.results_dir, self.provenance, self.progress = results_dir, provenance, progress
+        self.loggers = loggers  # bench.loggers.Loggers (TensorBoard, MLflow, W&B: one run per configuration) or None
         self.artifact_root = artifact_root  # None: trials write their artifacts into results_dir
         self.todo = todo  # a resumed pack may hold configurations that finished before: not theirs to write
         self.done = done  # optuna: ids are only known when sampled; any not finished before is ours
@@ -195,8 +211,8 @@ class ResultWriter(tune.Callback):
             self.progress.update(self.task, total=sum(self.counts.values()) + len(self.running) + len(trials))
         self._refresh()
 
-    def __getstate__(self):  # Tune pickles its callbacks; the live progress bar stays behind
-        return {**self.__dict__, "progress": None}
+    def __getstate__(self):  # Tune pickles its callbacks; the live progress bar and the loggers stay behind
+        return {**self.__dict__, "progress": None, "loggers": None}
 
     def write_progress(self, **extra):
         results.write_progress(self.results_dir, {**self.meta, "running": sorted(self.running),
@@ -234,6 +250,8 @@ class ResultWriter(tune.Callback):
             log.error("trial %s failed: %s\n%s", tid, result.get("error"), result.get("traceback", ""))
             return self._finish(trial, cfg, "failed", result.get("error"))
         self.reports[tid][result["step"]] = result
+        if self.loggers:
+            self.loggers.log(cfg, result)
         if result.get("final"):
             self._finish(trial, cfg)
         elif not result.get("replayed"):  # live curves: `ganbench status` and the report see them now
@@ -253,6 +271,8 @@ class ResultWriter(tune.Callback):
         row, curves, samples = results.rows_from_reports(cfg, reports, status, error, {**self.provenance, **host},
                                                          root=self.results_dir)
         results.upsert(self.results_dir, row, curves, samples)
+        if self.loggers:
+            self.loggers.finish(cfg, row)
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self.running.discard(cfg["trial_id"])
         if not any(c["trial_id"] in self.running for c in self._pack(trial)):
@@ -509,15 +529,20 @@ def make_plan(study: Study, results_dir: Path, storage: str | None, say) -> Plan
 
 def run_study(study: Study, results_dir: Path, address: str | None = None, max_concurrent: int | None = None,
               verbose: bool = False, show_progress: bool = True, num_cpus: int | None = None,
-              storage: str | None = None, resume_hint: str | None = None) -> dict:
+              storage: str | None = None, resume_hint: str | None = None, loggers=None) -> dict:
     """Run every trial of the study not yet finished in results_dir (resuming packs from their
     checkpoints in `storage`, default results_dir/ray). A random study with `sweep.retrain` runs in two
     stages: stage 1's trials, then (when they have all ended and the run was not stopped) stage 2, chosen
     from stage 1's rows, in a second Tune run on the same Ray; a rerun resumes whichever stage is
-    unfinished. Returns counts by status, plus `stopped` when Ctrl-C / SIGTERM ended the run early.
-    Raises RayFailure when Ray cannot be reached or fails."""
+    unfinished. `loggers`: trackers fed each configuration's rows (bench.loggers: "tensorboard", "mlflow",
+    "wandb"; default: the GANBENCH_LOGGERS environment variable, else none). Returns counts by status, plus
+    `stopped` when Ctrl-C / SIGTERM ended the run early. Raises RayFailure when Ray cannot be reached or
+    fails, LoggerError (a StudyError) for an unknown logger or one whose library is missing."""
     from rich.console import Console
 
+    from bench.loggers import opened, requested
+
+    log_names = requested(loggers)  # before anything starts: a missing library is a one-line error
     console = Console(stderr=True, soft_wrap=True)  # one line per message, however long
     plan = make_plan(study, Path(results_dir).resolve(), storage, console.print)
     if not plan.n_todo:
@@ -528,8 +553,10 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
                       f"of {plan.total} trials already finished, running {plan.n_todo}{then}")
     run = StudyRun(plan, console, max_concurrent, verbose)
     logging.getLogger("optuna").setLevel(logging.WARNING)
-    with run_log(plan.results_dir, verbose), ray_session(address, verbose, num_cpus) as embedded:
-        run.start(embedded, show_progress)
+    with run_log(plan.results_dir, verbose), ray_session(address, verbose, num_cpus) as embedded, \
+            opened(log_names, plan.results_dir, study.name, [plan.artifact_root]) as trackers:
+        log.info("phase: Ray %s in %.1f s", "started" if embedded else "joined", time.perf_counter() - run.t0)
+        run.start(embedded, show_progress, trackers)
         watchdog = Watchdog(embedded, run.ray_failed)
         watchdog.start()
         with stop_signals() as asked, (run.progress or contextlib.nullcontext()):
@@ -561,8 +588,8 @@ class StudyRun:
         self.t0, self.started = time.perf_counter(), datetime.now(timezone.utc).isoformat()
         self.slots, self.writer, self.progress, self.embedded = 1, None, None, False
 
-    def start(self, embedded: bool, show_progress: bool) -> None:
-        """The result writer, the progress line and the trainable, once Ray runs."""
+    def start(self, embedded: bool, show_progress: bool, loggers=None) -> None:
+        """The result writer (feeding `loggers`: bench.loggers), the progress line and the trainable, once Ray runs."""
         import ray
 
         plan, study = self.plan, self.plan.study
@@ -575,8 +602,32 @@ class StudyRun:
                 "expected_count": plan.total, "steps": {t["trial_id"]: t["train"]["steps"] for t in first}}
         self.writer = ResultWriter(plan.results_dir, meta, {t["trial_id"] for t in first}, provenance, self.progress,
                                    total=plan.n_todo + (plan.n_stage2 if plan.two_stage and plan.stage2 is None else 0),
-                                   done=plan.done, artifact_root=plan.artifact_root)
-        self.trainable = tune.with_parameters(ray_trainable, evaluators=prepare_evaluators(plan.trials))
+                                   done=plan.done, artifact_root=plan.artifact_root, loggers=loggers)
+        self.trainable = tune.with_parameters(ray_trainable, evaluators=self.prepare())
+
+    def prepare(self) -> dict:
+        """The evaluators, with what is happening on one status line (it can take minutes the first time: data
+        decoded and resized, a classifier trained) and each phase's time in ganbench.log."""
+        t0 = time.perf_counter()
+        status = None
+        if not self.verbose and self.console.is_terminal:
+            status = self.console.status(f"{self.plan.study.name}: preparing")
+            status.start()
+
+        def say(text: str) -> None:
+            log.info("preparing: %s (%.1f s)", text, time.perf_counter() - t0)
+            if status is not None:
+                status.update(f"{self.plan.study.name}: {text[:60]} {time.perf_counter() - t0:.0f} s")
+
+        try:
+            files = prepare_evaluators(self.plan.trials, say)
+        finally:
+            if status is not None:
+                status.stop()
+        if files:
+            log.info("phase: evaluators ready (%d) in %.1f s", len(files), time.perf_counter() - t0)
+            self.console.print(f"{self.plan.study.name}: evaluators ready in {time.perf_counter() - t0:.0f} s")
+        return files
 
     def stages(self, asked: dict) -> bool:
         """Stage 1's Tune run (or the only one), then stage 2's when stage 1 has just ended. True when the
@@ -631,6 +682,8 @@ class StudyRun:
             self.slots = trial_slots(study, self.max_concurrent)
             packs = kept + packing.make_packs(rest, study.sweep.pack, self.slots)
             packing.record(plan.results_dir, packs)
+            log.info("phase: %s: %d trials in %d packs start at %.1f s", name, len(run_todo), len(packs),
+                     time.perf_counter() - self.t0)
             if len(packs) < len(run_todo):
                 self.console.print(f"{name}: {len(run_todo)} trials in {len(packs)} packs")
             param_space = {"pack": tune.grid_search(packs), **common}
@@ -665,6 +718,8 @@ class StudyRun:
         if self.progress:
             self.progress.stop()
         self.writer.running.clear()
+        if self.writer.loggers:  # what the trackers hold so far (os._exit skips their close)
+            self.writer.loggers.flush()
         self.writer.write_progress(wall_seconds=time.perf_counter() - self.t0, ray_failure=why)
         self.record(True, why)
         log.error("Ray failed: %s", why)
@@ -683,6 +738,8 @@ class StudyRun:
         writer.running.clear()
         writer.write_progress(wall_seconds=time.perf_counter() - self.t0)
         self.record(stopped)
+        log.info("phase: %s after %.1f s: %s", "stopped" if stopped else "finished", time.perf_counter() - self.t0,
+                 ", ".join(f"{k} {v}" for k, v in counts.items()))
         for pid in writer.finished_packs:  # checkpoints are only for resuming
             with contextlib.suppress(Exception):
                 checkpoints.remove(self.plan.storage, pid)
@@ -698,10 +755,13 @@ class StudyRun:
 
 
 def progress_line(name: str, console):
-    """The one progress line: trials done of all, running, ok / diverged / failed, elapsed, ETA."""
+    """The one progress line: trials done of all, ok / diverged / failed / running, elapsed < time left."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("running {task.fields[running]}  ok {task.fields[ok]}  "
-                               "diverged {task.fields[diverged]}  failed {task.fields[failed]}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    # within 80 columns for studies of up to 9999 trials: name (16), bar (10), done/all, counts, elapsed<left
+    short = name if len(name) <= 16 else name[:15] + "~"
+    return Progress(TextColumn(f"[bold]{short}"), BarColumn(bar_width=10), MofNCompleteColumn(),
+                    TextColumn("ok {task.fields[ok]} div {task.fields[diverged]} fail {task.fields[failed]} "
+                               "run {task.fields[running]}"),
+                    TimeElapsedColumn(), TextColumn("<", style="progress.elapsed"), TimeRemainingColumn(),
+                    console=console)

@@ -12,7 +12,7 @@ Sweep grammar (dot paths address fields of the trial config):
                                         e.g. a lens K only where the lens is on
   seeds:  [0, 1, 2]                     every point is run once per seed
 
-The robustness protocol (method: random with `variants`; README "Random search: two stages"):
+The robustness protocol (method: random with `variants`; docs/study-files.md, "Random search: two stages"):
   variants: {axes, zip, cases} or [cases]  the compared axis (e.g. objective x lens) as a grid
   axes:   {path: prior}                 the sampled knobs: point i (i < num_samples; point 0 = the default
                                         when include_default) is drawn once from sample_seed and applied to

@@ -1,6 +1,6 @@
 """Probe: does CAAE's code prior (variant.code_prior) make the decoder use the label? One ed+gan trial of
 studies/edgan_caae_fmnist.yaml (w = 0.01, Adam, seed 0) in this process, with the given prior weight and
-steps. Usage: python -m benchmarks.caae_prior_probe WEIGHT [STEPS]. Figures in the README."""
+steps. Usage: python -m benchmarks.caae_prior_probe WEIGHT [STEPS]. Figures in docs/findings.md."""
 import sys, torch
 torch.set_num_threads(1)
 from bench.study import load_study, expand

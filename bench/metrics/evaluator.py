@@ -221,8 +221,10 @@ def recipe_key(r: dict) -> str:
     return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def train_classifier(data, settings: TrainSettings = DEFAULT_SETTINGS, verbose: bool = False) -> tuple[LeNet, dict]:
-    """Train the classifier on data.train deterministically; returns (net in eval mode, meta)."""
+def train_classifier(data, settings: TrainSettings = DEFAULT_SETTINGS, verbose: bool = False,
+                     on_step=None) -> tuple[LeNet, dict]:
+    """Train the classifier on data.train deterministically; returns (net in eval mode, meta). `on_step(step,
+    steps)` is called every 50 steps (the run's progress line)."""
     if not data.num_classes:
         raise ValueError(f"{data.name}: no class labels to train an evaluator on")
     x, y = data.train, data.train_labels
@@ -247,6 +249,8 @@ def train_classifier(data, settings: TrainSettings = DEFAULT_SETTINGS, verbose: 
             loss.backward()
             opt.step()
             sched.step()
+            if on_step is not None and step % 50 == 0:
+                on_step(step, steps)
             if verbose and (step % 200 == 0 or step == steps - 1):
                 log.info("%s evaluator: step %d/%d loss %.4f", data.name, step, steps, loss.item())
         net.eval()
@@ -279,14 +283,16 @@ def _weights_hash(state: dict) -> str:
     return h.hexdigest()
 
 
-def _classifier(data, settings: TrainSettings) -> tuple[LeNet, dict, str]:
+def _classifier(data, settings: TrainSettings, say=None) -> tuple[LeNet, dict, str]:
     """The trained classifier for `data` from the cache, training (once, under a lock) when absent."""
     r = recipe(data, settings)
     key = recipe_key(r)
 
     def train() -> dict:
         log.info("training the %s evaluator (one-time, cached in %s)", data.name, cache_dir() / "evaluators")
-        net, meta = train_classifier(data, settings)
+        on_step = None if say is None else \
+            (lambda k, n: say(f"training the {data.name} evaluator (once, then cached): step {k}/{n}"))
+        net, meta = train_classifier(data, settings, on_step=on_step)
         state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         return {"state_dict": state,
                 "meta": {**meta, "recipe": json.dumps(r, sort_keys=True), "weights_hash": _weights_hash(state)}}
@@ -304,7 +310,7 @@ def _classifier(data, settings: TrainSettings) -> tuple[LeNet, dict, str]:
 _MEMO: dict = {}
 
 
-def get_evaluator(data, cfg, settings: TrainSettings = DEFAULT_SETTINGS) -> Evaluator:
+def get_evaluator(data, cfg, settings: TrainSettings = DEFAULT_SETTINGS, say=None) -> Evaluator:
     """The evaluator for an ImageData built from the DatasetCfg `cfg` (a stacked set's evaluator is its
     base set's classifier). Memoised per process; trained and cached on disk on first use."""
     stacked = getattr(data, "base_name", None) is not None
@@ -313,7 +319,7 @@ def get_evaluator(data, cfg, settings: TrainSettings = DEFAULT_SETTINGS) -> Eval
         raise ValueError(f"{data.name}: unlabelled data has no classifier evaluator (no labels to train on)")
     memo = (data_fingerprint(base), stacked, int(data.train.shape[1]), settings)
     if memo not in _MEMO:
-        net, meta, key = _classifier(base, settings)
+        net, meta, key = _classifier(base, settings, say)
         short = SHORT_NAMES.get(base.name, base.name)
         name = f"{short}-lenet" + ("-3ch" if stacked else "")
         _MEMO[memo] = Evaluator(
@@ -324,20 +330,23 @@ def get_evaluator(data, cfg, settings: TrainSettings = DEFAULT_SETTINGS) -> Eval
 
 
 # ----------------------------------------------------------------------------- once per cluster
-def prepare(dataset_cfgs: list[dict]) -> dict[str, bytes]:
+def prepare(dataset_cfgs: list[dict], say=None) -> dict[str, bytes]:
     """Train (or load from the cache) the evaluator of each labelled image dataset config, here, and
     return its cache files {name: bytes}. The runner calls this as one Ray task before a study's
     trials start and hands the files to every trial (`install`): a cluster trains each evaluator
-    once, not once per node, and no trial waits on another's training."""
+    once, not once per node, and no trial waits on another's training. `say(text)`: what it is doing now."""
     from bench import registry
     from bench.schema import DatasetCfg
 
+    say = say or (lambda text: None)
     files = {}
     for d in dataset_cfgs:
         cfg = DatasetCfg.model_validate(d)
+        say(f"loading {cfg.name} at {cfg.image_size} px (the first time: decoded, resized, cached)")
         data = registry.get("dataset", cfg.name)(cfg)
+        say(f"the {cfg.name} evaluator: loading or training it")
         try:
-            ev = get_evaluator(data, cfg)
+            ev = get_evaluator(data, cfg, say=say)
         except ValueError:  # unlabelled data: no classifier evaluator
             continue
         files[f"{ev.key}.pt"] = (cache_dir() / "evaluators" / f"{ev.key}.pt").read_bytes()

@@ -92,7 +92,7 @@ def paired_difference(trials: pd.DataFrame, metric: str,
     `treatment_columns` — by default the treatment column's sub-model (`variant.lens.*` for
     `variant.lens.schedule`), see `_default_treatment_columns`. Nulls match nulls. `by` columns
     are always added to the pairing key. So "same seed and every other config field equal" is the
-    default, and the same seed means the same initial G and D (README: lens vs no-lens is paired).
+    default, and the same seed means the same initial G and D (docs/statistics.md: lens vs no-lens is paired).
 
     Treatment arms: treated trials that differ in their treatment columns (say K = 500 and
     K = 2000) are separate arms, each paired with the same controls and summarised separately (one
