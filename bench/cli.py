@@ -116,6 +116,8 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
                                               "RESULTS/ray, enough on one machine)"),
         set_: List[str] = typer.Option([], "--set", help="override a field: key=value (dot path), repeatable"),
         report: bool = typer.Option(True, "--report/--no-report", help="build the report when done"),
+        log: List[str] = typer.Option([], "--log", help="also log each configuration to a tracker: tensorboard, "
+                                      "mlflow or wandb (repeatable; default: $GANBENCH_LOGGERS; docs/loggers.md)"),
         verbose: bool = typer.Option(False, "--verbose", help="show Ray's own output instead of the progress line")):
     """Run a study on Ray Tune; rows land in RESULTS as Parquet, then the report is built."""
     from bench.study import expand, load_study
@@ -129,10 +131,14 @@ def run(study: Path = typer.Argument(..., help="study YAML file"),
 
     out = results or Path("results") / s.name
     hint = " ".join(["ganbench run", str(study), "--results", str(out), *(f"--set {o}" for o in set_),
-                     *(["--address", address] if address else []), *(["--storage", storage] if storage else [])])
+                     *(["--address", address] if address else []), *(["--storage", storage] if storage else []),
+                     *(f"--log {name}" for name in log)])
     try:
         counts = run_study(s, out, address=address, max_concurrent=max_concurrent, verbose=verbose,
-                           storage=f"{storage.rstrip('/')}/{s.name}" if storage else None, resume_hint=hint)
+                           storage=f"{storage.rstrip('/')}/{s.name}" if storage else None, resume_hint=hint,
+                           loggers=log or None)
+    except StudyError as e:  # an unknown tracker or its missing library: before Ray starts
+        _bad_input(e)
     except RayFailure as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1)

@@ -263,3 +263,12 @@ def test_version_and_help_with_examples_and_exit_codes(tmp_path):
     assert (p.returncode, p.stdout) == (0, f"ganbench {version('ganbench')}\n")
     p, _ = ganbench(["--help"], tmp_path)
     assert p.returncode == 0 and "ganbench run studies/quickstart.yaml" in p.stdout and "Exit codes: 0" in p.stdout
+
+
+def test_an_unknown_tracker_fails_before_ray(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(OK)
+    p, seconds = ganbench(["run", str(study), "--results", str(tmp_path / "res"), "--log", "tensorbored"], tmp_path)
+    assert (p.returncode, p.stderr) == (2, "error: --log: tensorbored: unknown logger (choose from tensorboard, "
+                                           "mlflow, wandb)\n")
+    assert not (tmp_path / "res").exists() and not (tmp_path / "ray_tmp").exists() and seconds < 15
