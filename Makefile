@@ -1,20 +1,56 @@
 # The two set-up commands: `make run` and `make test`. Both create .venv on first use.
-# Python 3.11 (pyproject: >=3.11,<3.12): where `python3` is another version, `PY=python3.11 make ...`.
+# Python 3.11-3.13 (pyproject: >=3.11,<3.14; the tests run on 3.11): where `python3` is another version,
+# `PY=python3.11 make ...`.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 STUDY   ?= studies/quickstart.yaml
+# The exact versions of every other dependency, the set the tests are recorded with (pip -c; docs/install.md)
+CONSTRAINTS := constraints.txt
 
-.PHONY: run test test-all bench clean data
+# Which torch build goes into .venv (docs/install.md, "CPU-only and GPU installs"):
+#   TORCH=cuda  torch 2.14.1 with its CUDA libraries (6.9 GB venv): what the golden rows are recorded with.
+#               The default for a new .venv; GPU machines stay on it.
+#   TORCH=cpu   the CPU-only torch 2.13 (no NVIDIA libraries: 2.4 GB venv). Opt-in: it needs a CPU build of
+#               torchvision 0.28 as well, which PyPI does not carry for Linux (PyTorch's CPU wheel index does),
+#               and the golden rows record the torch version (see docs/install.md).
+#   TORCH=auto  cpu where the machine has no NVIDIA GPU (no nvidia-smi) and pip can find that CPU pair, else cuda.
+# Unset, it keeps the build an existing .venv has. Switching a CUDA .venv to cpu needs `make clean` first.
+TORCH_CUDA ?= torch==2.14.1 torchvision==0.29.1
+TORCH_CPU  ?= torch==2.13.0+cpu torchvision==0.28.0+cpu
+INSTALLED_TORCH := $(if $(wildcard $(STAMP)),$(or $(strip $(shell cat $(STAMP))),cuda))
+ifndef TORCH
+TORCH := $(or $(INSTALLED_TORCH),cuda)
+endif
+$(if $(filter-out cuda cpu auto,$(TORCH)),$(error TORCH=$(TORCH): use cuda, cpu or auto))
+# an explicit TORCH=cuda|cpu other than the installed one reinstalls
+TORCH_SWITCH := $(and $(INSTALLED_TORCH),$(filter cuda cpu,$(TORCH)),$(filter-out $(TORCH),$(INSTALLED_TORCH)))
 
-$(STAMP): pyproject.toml
+.PHONY: run test test-all bench clean data FORCE
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) $(if $(TORCH_SWITCH),FORCE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(MAKE) --no-print-directory data
-	# torch first, with pip: on the dev/CI machines it installs from local disk.
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	@# torch first, with pip (on the dev/CI machines from local disk), then the project; both under the constraints
+	@cpu_ok() { $(BIN)/pip install -q --dry-run --no-deps $(TORCH_CPU) >/dev/null 2>&1; }; \
+	case "$(TORCH)" in \
+	  cuda) flavour=cuda ;; \
+	  cpu) cpu_ok || { echo "TORCH=cpu: pip finds no '$(TORCH_CPU)' (PyPI has no CPU-only torchvision for" \
+	         "Linux; PyTorch's CPU wheel index has both: docs/install.md). Nothing installed." >&2; exit 1; }; \
+	       flavour=cpu ;; \
+	  auto) if command -v nvidia-smi >/dev/null 2>&1 || [ -e /proc/driver/nvidia ]; then flavour=cuda; \
+	        elif cpu_ok; then flavour=cpu; else flavour=cuda; fi ;; \
+	esac; \
+	if [ $$flavour = cpu ] && ls -d $(VENV)/lib/python3*/site-packages/nvidia >/dev/null 2>&1; then \
+	  echo "TORCH=cpu: $(VENV) holds the CUDA build; 'make clean' first, then 'TORCH=cpu make ...'." >&2; exit 1; fi; \
+	if [ $$flavour = cpu ]; then spec="$(TORCH_CPU)"; else spec="$(TORCH_CUDA)"; fi; \
+	echo "torch: $$flavour ($$spec)"; \
+	$(BIN)/pip install -q -c $(CONSTRAINTS) $$spec && \
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]' && \
+	echo $$flavour > $(STAMP)
+
+FORCE:
 
 # Fashion-MNIST for the image track: the Debian/Ubuntu package dataset-fashion-mnist (its IDX files go to
 # /usr/share/datasets/fashion-mnist). Never fails the build. As root: apt-get. Otherwise passwordless sudo
