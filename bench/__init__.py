@@ -4,7 +4,12 @@ From Python: `bench.load_study`, `bench.run`, `bench.load_results` (and `bench.a
 `bench.report` is the report package): bench.api. They load on first use, so `import bench` stays light
 (no torch, no Ray)."""
 
-__version__ = "0.1.0"
+try:  # one version, pyproject's, as installed
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("ganbench")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 _API = ("load_study", "run", "load_results", "log_results")
 
