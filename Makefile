@@ -27,7 +27,7 @@ $(if $(filter-out cuda cpu auto,$(TORCH)),$(error TORCH=$(TORCH): use cuda, cpu 
 # an explicit TORCH=cuda|cpu other than the installed one reinstalls
 TORCH_SWITCH := $(and $(INSTALLED_TORCH),$(filter cuda cpu,$(TORCH)),$(filter-out $(TORCH),$(INSTALLED_TORCH)))
 
-.PHONY: run test test-all bench clean data FORCE
+.PHONY: run test test-fast test-all bench clean data FORCE
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) $(if $(TORCH_SWITCH),FORCE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -80,6 +80,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=15
+
+test-fast: $(STAMP)   # everyday work: the suite without the end-to-end runs (tests/conftest.py E2E)
+	$(BIN)/python -m pytest -q -m 'not slow and not e2e'
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

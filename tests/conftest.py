@@ -209,3 +209,22 @@ def load_shipped(path, overrides=()):
         if e.field != "dataset.name" or ": missing " not in e.message:
             raise
         return load_study(path, [*overrides, "dataset.download=true"])
+
+
+# The end-to-end runs (Ray, the CLI as a subprocess) and the long trainings: `make test-fast` leaves them out for
+# everyday work (`make test`, CI's, runs them all). Listed by node id prefix; a new heavy test belongs here.
+E2E = (
+    "tests/test_faults.py", "tests/test_distributed.py", "tests/test_ray_run.py", "tests/test_image_run.py",
+    "tests/test_protocol.py", "tests/test_costs.py", "tests/test_docs_extending.py",
+    "tests/test_published.py::test_published_reports_rebuild_from_their_parquet_files",
+    "tests/test_nrds_step.py::test_nrds_cli", "tests/test_dirac.py::test_the_study_runs_on_ray",
+    "tests/test_loggers.py::test_ganbench_run_with_loggers_on_ray", "tests/test_cli_bad_input.py::test_run_fails",
+    "tests/test_leaderboard.py::test_report_of_several_folders", "tests/test_zoo.py", "tests/test_zoo2.py",
+    "tests/test_contract.py::test_report_shows", "tests/test_metrics_images.py::test_two_processes",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(E2E):
+            item.add_marker(pytest.mark.e2e)
