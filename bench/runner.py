@@ -122,14 +122,19 @@ def prepare_evaluators(trials: list[dict], say=None) -> dict[str, bytes]:
         return {}
     queue = Queue(actor_options={"num_cpus": 0}) if say is not None else None
     ref = ray.remote(num_cpus=1)(_prepare).remote([json.loads(s) for s in sorted(sets)], queue)
+    def drain():
+        while queue is not None:
+            try:
+                say(queue.get_nowait())
+            except Empty:
+                break
+
     try:
         while not ray.wait([ref], timeout=0.5)[0]:
-            while queue is not None:
-                try:
-                    say(queue.get_nowait())
-                except Empty:
-                    break
-        return ray.get(ref)
+            drain()
+        files = ray.get(ref)
+        drain()  # what it said in its last half second
+        return files
     finally:
         if queue is not None:
             queue.shutdown()
@@ -564,6 +569,8 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         watchdog.stop()
         if not stopped:
             nrds_step.stage(plan.everything, plan.results_dir, study.nrds, console.print)  # the study's NRDS step
+        log.info("phase: %s after %.1f s: %s", "stopped" if stopped else "finished", time.perf_counter() - run.t0,
+                 ", ".join(f"{k} {v}" for k, v in run.writer.counts.items()))
     return run.summary(stopped, resume_hint)
 
 
@@ -738,8 +745,6 @@ class StudyRun:
         writer.running.clear()
         writer.write_progress(wall_seconds=time.perf_counter() - self.t0)
         self.record(stopped)
-        log.info("phase: %s after %.1f s: %s", "stopped" if stopped else "finished", time.perf_counter() - self.t0,
-                 ", ".join(f"{k} {v}" for k, v in counts.items()))
         for pid in writer.finished_packs:  # checkpoints are only for resuming
             with contextlib.suppress(Exception):
                 checkpoints.remove(self.plan.storage, pid)

@@ -43,6 +43,11 @@ def test_image_study_saves_grids_and_metrics(tmp_path):
     assert len(list((store / "images_micro" / "artifacts" / "grids").glob("*/*.png"))) == len(list(out.glob("grids/*/*.png"))) == 2 * 3 * 2 + 3
     assert (out / "figures" / "grids.png").exists() and (out / "figures" / "lens_progress.png").exists()
     assert "fid" in (out / "report.md").read_text()
+    # ganbench.log: every phase with its time, what the evaluator task was doing before the trials started
+    log = (out / "ganbench.log").read_text()
+    for phase in ("phase: Ray started in", "preparing: loading digits at 32 px", "phase: evaluators ready (1) in",
+                  "trials in", "phase: finished after"):
+        assert phase in log, phase
 
     # publish: the copy to commit holds the tables and the grids the report draws, and rebuilds the same report
     before = {f: f.stat().st_mtime_ns for f in out.rglob("*")}
