@@ -280,7 +280,11 @@ def stage(trials: list[dict], results_dir, settings, log, stale=None) -> dict | 
 
 
 def has_ed_trials(trials: list[dict]) -> bool:
-    return any(t["variant"].get("structure", "gan") != "gan" and t["train"].get("nrds_samples", 0) > 0
+    """Trials of a structure that declares the NRDS section (the encoder-decoders), with NRDS samples."""
+    from bench import catalog
+
+    scored = catalog.with_section("nrds")
+    return any(t["variant"].get("structure", "gan") in scored and t["train"].get("nrds_samples", 0) > 0
                for t in trials)
 
 

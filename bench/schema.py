@@ -279,6 +279,8 @@ class TrialConfig(_Strict):
         if own and not ("penalty" in uses or (own == ("gp",) and "gp_weight" in uses)):
             raise ValueError(f"variant.objective: {v.objective} includes the penalties {', '.join(own)}, which "
                              f"structure '{v.structure}' does not support")
+        if v.lens is not None and "lens" not in uses:
+            raise ValueError(f"variant.lens: structure '{v.structure}' does not use the lens")
         if v.penalty.consensus > 0 and t.updates != "simultaneous":
             raise ValueError("variant.penalty.consensus: consensus optimization takes both players' gradients at one "
                              "point; set train.updates: simultaneous")
@@ -608,7 +610,8 @@ def _stabilizers_label(cfg: dict) -> str:
                    (f" K={noise['K']})" if noise["schedule"] not in ("constant", "none") else ")"))
     if t.get("updates", "alternating") != "alternating":
         out.append(t["updates"])
-    if m.get("d_norm") not in (None, "none", "batch"):
+    own = "batch" if m.get("name", "mlp") != "mlp" and m.get("d_batch_norm") else "none"  # the network's default D
+    if m.get("d_norm") is not None and m["d_norm"] != own:
         out.append(f"D {m['d_norm']}")
     if t.get("ema") is not None:
         out.append(f"ema {t['ema']:g}")

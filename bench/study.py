@@ -87,7 +87,7 @@ def _named_field(err: dict):
 
         named = m and (m.group(2) in _OPTIONS or m.group(1).startswith("options."))
         return _Named(f"{loc}.{m.group(1)}", m.group(3)) if named else None
-    return re.match(r"(?:Value error, )?([a-z_]+\.[a-z_.]+): (.*)", err["msg"], re.S)
+    return re.match(r"(?:Value error, )?([a-z_]+\.[A-Za-z0-9_.]+): (.*)", err["msg"], re.S)
 
 
 def _msg(err: dict) -> str:

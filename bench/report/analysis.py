@@ -186,7 +186,7 @@ def success_rule(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
             mask[sub.index[ed[sub.index]]] = True
             kinds = set(sub.loc[ed[sub.index], "variant.structure"])
             words[ds] = ED_RULE if kinds <= set(ED_STRUCTURES) else \
-                f"{', '.join(catalog.structure(k).title for k in sorted(kinds))} trials: status ok only"
+                f"no collapse measure for {', '.join(catalog.structure(k).title for k in sorted(kinds))} trials"
             sub = sub[~ed[sub.index]]
             if sub.empty:
                 continue

@@ -63,8 +63,9 @@ def section(data):
                     "Mescheder et al. 2018 (Sections 2-3): simultaneous gradient descent spirals outward, alternating "
                     "gradient descent circles, R1, R2, consensus optimization and instance noise converge for a small "
                     "enough step; WGAN-GP's two-sided penalty does not converge."),
-              ("table", ["method", "trials", "steps", "distance at start", "distance at end (min to max)", "verdict"],
-               rows)]
+              ("table", ["method", "trials", "steps", "distance at start",
+                         f"distance at the end (median of the last {TAIL:.0%} of evaluations; min to max over trials)",
+                         "verdict"], rows)]
     img = figure(paths)
     if img is not None:
         blocks.append(("img", "dirac_trajectories", img, "(theta, psi) at every evaluation, one panel per method; "
