@@ -10,18 +10,18 @@ STUDY   ?= studies/quickstart.yaml
 CONSTRAINTS := constraints.txt
 
 # Which torch build goes into .venv (docs/install.md, "CPU-only and GPU installs"):
-#   TORCH=cuda  torch 2.14.1 with its CUDA libraries (6.9 GB venv): what the golden rows are recorded with.
-#               The default for a new .venv; GPU machines stay on it.
-#   TORCH=cpu   the CPU-only torch 2.13 (no NVIDIA libraries: 2.4 GB venv). Opt-in: it needs a CPU build of
-#               torchvision 0.28 as well, which PyPI does not carry for Linux (PyTorch's CPU wheel index does),
-#               and the golden rows record the torch version (see docs/install.md).
-#   TORCH=auto  cpu where the machine has no NVIDIA GPU (no nvidia-smi) and pip can find that CPU pair, else cuda.
+#   TORCH=cuda  torch 2.14.1 with its CUDA libraries (6.9 GB venv); GPU machines stay on it.
+#   TORCH=cpu   the CPU-only torch 2.13 (no NVIDIA libraries: 2.4 GB venv; every golden number the same). It needs
+#               a CPU build of torchvision 0.28 as well, which PyPI does not carry for Linux (PyTorch's CPU wheel
+#               index does: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu; docs/install.md).
+#   TORCH=auto  cpu where the machine has no NVIDIA GPU (no nvidia-smi) and pip can find that CPU pair, else cuda:
+#               the default for a new .venv (on the dev/CI machines it finds no CPU torchvision: cuda).
 # Unset, it keeps the build an existing .venv has. Switching a CUDA .venv to cpu needs `make clean` first.
 TORCH_CUDA ?= torch==2.14.1 torchvision==0.29.1
 TORCH_CPU  ?= torch==2.13.0+cpu torchvision==0.28.0+cpu
 INSTALLED_TORCH := $(if $(wildcard $(STAMP)),$(or $(strip $(shell cat $(STAMP))),cuda))
 ifndef TORCH
-TORCH := $(or $(INSTALLED_TORCH),cuda)
+TORCH := $(or $(INSTALLED_TORCH),auto)
 endif
 $(if $(filter-out cuda cpu auto,$(TORCH)),$(error TORCH=$(TORCH): use cuda, cpu or auto))
 # an explicit TORCH=cuda|cpu other than the installed one reinstalls
