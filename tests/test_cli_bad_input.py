@@ -162,9 +162,19 @@ def test_validate(case, tmp_path):
     expect_bad_input(p, study, field, message, tmp_path)
 
 
-@pytest.mark.parametrize("results", ["--results", "default"])
-def test_run_fails_before_ray(case, tmp_path, results):
-    name, study, extra, field, message = case
+# `run` shares validate's checks (load_study + expand): every case with --results, and one case of each kind also
+# with the default results folder (each call is a ~2 s process: the product of all of them cost CI about 80 s)
+DEFAULT_RESULTS = ("yaml-syntax", "unknown-nested", "bad-value-in-a-case", "set-negative", "missing-data",
+                   "consensus-alternating", "missing-file")
+RUN_CASES = [(c, "--results") for c in sorted(CASES)] + [(c, "default") for c in DEFAULT_RESULTS]
+
+
+@pytest.mark.parametrize("name,results", RUN_CASES)
+def test_run_fails_before_ray(name, results, tmp_path):
+    text, extra, field, message = CASES[name]
+    study = tmp_path / "study.yaml"
+    if text is not None:
+        study.write_text(text)
     args = ["run", str(study), *extra] + (["--results", str(tmp_path / "res")] if results == "--results" else [])
     p, seconds = ganbench(args, tmp_path)
     expect_bad_input(p, study, field, message, tmp_path)  # no res/, no results/, no ray_tmp/
