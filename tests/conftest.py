@@ -221,6 +221,7 @@ E2E = (
     "tests/test_loggers.py::test_ganbench_run_with_loggers_on_ray", "tests/test_cli_bad_input.py::test_run_fails",
     "tests/test_leaderboard.py::test_report_of_several_folders", "tests/test_zoo.py", "tests/test_zoo2.py",
     "tests/test_contract.py::test_report_shows", "tests/test_metrics_images.py::test_two_processes",
+    "tests/test_api.py::test_api_example_runs",
 )
 
 

@@ -37,7 +37,8 @@ def test_load_study_and_results():
         api.load_results(ROOT / "studies")
 
 
-@pytest.mark.slow  # slow: ~40 s (a Ray run of 8 tiny trials, then the report)
+# ~25-40 s (a Ray run of 8 tiny trials, then the report): in the default suite (issue 26: the example runs in a
+# test), listed as e2e in conftest (make test-fast leaves it out)
 def test_api_example_runs(tmp_path):
     out = tmp_path / "quickstart"
     p = subprocess.run([sys.executable, str(EXAMPLE), str(out)], cwd=tmp_path, capture_output=True, text=True,
