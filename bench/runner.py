@@ -624,7 +624,8 @@ class StudyRun:
         def say(text: str) -> None:
             log.info("preparing: %s (%.1f s)", text, time.perf_counter() - t0)
             if status is not None:
-                status.update(f"{self.plan.study.name}: {text[:60]} {time.perf_counter() - t0:.0f} s")
+                line = f"{self.plan.study.name[:16]}: {text}"  # within 80 columns with the spinner and the time
+                status.update(f"{line[:68]} {time.perf_counter() - t0:.0f} s")
 
         try:
             files = prepare_evaluators(self.plan.trials, say)
