@@ -283,39 +283,52 @@ LABEL_PATHS = ("variant.objective", "variant.structure", "variant.lens", "varian
 
 def _check_protocol(file, study: Study) -> None:
     """The two-stage random protocol: sweep.variants, conditional and ratio priors, sweep.retrain."""
-    sw = study.sweep
+    named = _check_variants(file, study.sweep)
+    _check_priors(file, study.sweep, named)
+    _check_retrain(file, study)
+
+
+def _check_variants(file, sw) -> list[tuple[str, str, list]]:
+    """sweep.variants (random only, the compared axis never sampled); returns (field, path, values) of every path the
+    variants set ([] without variants)."""
     v = sw.variants
-    if v is not None:
-        if sw.method != "random":
-            raise StudyError(file, "sweep.variants", f"variants are for method: random (this sweep is {sw.method}: "
-                                                     "every point of a grid is compared)")
-        if sw.zip or sw.cases:
-            raise StudyError(file, "sweep.zip" if sw.zip else "sweep.cases",
-                             "with sweep.variants, the compared axis's zip and cases go under sweep.variants")
-        named = [(f"sweep.variants.axes.{k}", k, vals) for k, vals in v.axes.items()]
-        for i, group in enumerate(v.zip):
-            lens = {len(x) for x in group.values()}
-            if len(lens) > 1:
-                raise StudyError(file, f"sweep.variants.zip[{i}]", f"zipped lists differ in length: {sorted(lens)}")
-            named += [(f"sweep.variants.zip[{i}].{k}", k, vals) for k, vals in group.items()]
-        for i, case in enumerate(v.cases):
-            named += [(f"sweep.variants.cases[{i}].{k}", k, x if isinstance(x, list) else [x]) for k, x in case.items()]
-        if not named:
-            raise StudyError(file, "sweep.variants", "no variants: give the compared axis (axes, zip or cases)")
-        for field, path, values in named:
-            if not _field_exists(path):
-                raise StudyError(file, field, f"'{path}' is not a field of the trial config")
-            if not values:
-                raise StudyError(file, field, "axis has no values")
-        for path in sw.axes:
-            if path in LABEL_PATHS:
-                raise StudyError(file, f"sweep.axes.{path}", "the compared axis belongs in sweep.variants (sampled, "
-                                                            "it would give the variants unequal budgets)")
+    if v is None:
+        return []
+    if sw.method != "random":
+        raise StudyError(file, "sweep.variants", f"variants are for method: random (this sweep is {sw.method}: "
+                                                 "every point of a grid is compared)")
+    if sw.zip or sw.cases:
+        raise StudyError(file, "sweep.zip" if sw.zip else "sweep.cases",
+                         "with sweep.variants, the compared axis's zip and cases go under sweep.variants")
+    named = [(f"sweep.variants.axes.{k}", k, vals) for k, vals in v.axes.items()]
+    for i, group in enumerate(v.zip):
+        lens = {len(x) for x in group.values()}
+        if len(lens) > 1:
+            raise StudyError(file, f"sweep.variants.zip[{i}]", f"zipped lists differ in length: {sorted(lens)}")
+        named += [(f"sweep.variants.zip[{i}].{k}", k, vals) for k, vals in group.items()]
+    for i, case in enumerate(v.cases):
+        named += [(f"sweep.variants.cases[{i}].{k}", k, x if isinstance(x, list) else [x]) for k, x in case.items()]
+    if not named:
+        raise StudyError(file, "sweep.variants", "no variants: give the compared axis (axes, zip or cases)")
+    for field, path, values in named:
+        if not _field_exists(path):
+            raise StudyError(file, field, f"'{path}' is not a field of the trial config")
+        if not values:
+            raise StudyError(file, field, "axis has no values")
+    for path in sw.axes:
+        if path in LABEL_PATHS:
+            raise StudyError(file, f"sweep.axes.{path}", "the compared axis belongs in sweep.variants (sampled, "
+                                                        "it would give the variants unequal budgets)")
+    return named
+
+
+def _check_priors(file, sw, named: list) -> None:
+    """Conditional (`when`) and ratio (`times`) priors; `named`: the paths the variants set (_check_variants)."""
     for path, prior in sw.axes.items():
         if not isinstance(prior, Dist):
             continue
         for key, what in (("when", "conditional priors"), ("times", "ratio priors")):
-            if getattr(prior, key) is not None and v is None:
+            if getattr(prior, key) is not None and sw.variants is None:
                 raise StudyError(file, f"sweep.axes.{path}.{key}", f"{what} need sweep.variants (method: random)")
         for wpath, cond in (prior.when or {}).items():
             field = f"sweep.axes.{path}.when.{wpath}"
@@ -323,7 +336,7 @@ def _check_protocol(file, study: Study) -> None:
                 raise StudyError(file, field, f"'{wpath}' is not a field of the trial config")
             # a sampled path may be named only where the variants set it (e.g. a penalty's weight, on in some variants
             # and sampled around their value): the condition reads each variant's own value, before any draw
-            set_by_variants = v is not None and any(wpath == p or wpath.startswith(p + ".") for _, p, _ in named)
+            set_by_variants = any(wpath == p or wpath.startswith(p + ".") for _, p, _ in named)
             if wpath in sw.axes and not set_by_variants:
                 raise StudyError(file, field, f"'{wpath}' is sampled; a condition names a field the variants "
                                               "(or the base config) set")
@@ -342,10 +355,15 @@ def _check_protocol(file, study: Study) -> None:
                 raise StudyError(file, field, f"'{prior.times}' is itself a ratio prior")
             if prior.dist == "choice" and not all(isinstance(x, (int, float)) for x in prior.values):
                 raise StudyError(file, field, "a ratio prior's values must be numbers")
+
+
+def _check_retrain(file, study: Study) -> None:
+    """sweep.retrain: stage 2 of a random study with variants."""
+    sw = study.sweep
     r = sw.retrain
     if r is None:
         return
-    if sw.method != "random" or v is None:
+    if sw.method != "random" or sw.variants is None:
         raise StudyError(file, "sweep.retrain", "a retrain reruns each variant's best sampled points: it needs "
                                                 f"method: random with sweep.variants (this study is {sw.method}"
                                                 f"{'' if sw.method != 'random' else ' without variants'})")
