@@ -64,3 +64,8 @@ def consensus(grads: list[Tensor], n: int) -> Tensor:
 
 INPUT = ("gp", "dragan", "r1", "r2")  # the penalties of D through its input gradients (consensus is the other kind)
 DRAWS = {"dragan": "perturb"}  # penalties that need a draw besides eps: drawn only when one is on
+
+
+def step_draws(batch: dict, k: int) -> dict:
+    """The draws besides eps that the penalties on take at a structure's k-th D step ({} when none is on)."""
+    return {key: batch[key][k] for key in DRAWS.values() if key in batch}

@@ -258,9 +258,9 @@ class TrialConfig(_Strict):
             owners = [n for n, x in catalog.catalog().items() if self.dataset.name in x.datasets]
             raise ValueError(f"dataset.name: {self.dataset.name} is for structure {', '.join(owners)} "
                              f"(variant.structure), not {v.structure}")
-        used = {f"variant.penalty.{name}": ("dragan" if name == "dragan" else "consensus" if name == "consensus"
-                                            else "penalty") for name in registry.REGISTRY["penalty"]
-                if getattr(v.penalty, name) > 0}
+        # a penalty with a piece of its own (dragan's draw, consensus's gradient field) is declared by that name
+        used = {f"variant.penalty.{name}": name if name in catalog.STABILIZERS else "penalty"
+                for name in registry.REGISTRY["penalty"] if getattr(v.penalty, name) > 0}
         if v.noise is not None:
             used["variant.noise"] = "noise"
         if t.updates != "alternating":

@@ -27,6 +27,7 @@ import torch
 
 from bench import registry, schedules
 from bench.metrics import EMA, INFO
+from bench.penalties import DRAWS, consensus, step_draws
 from bench.structures import (Pack, Result, Streams, clip_weights, d_step, eval_mode, evaluated, frozen, pack_nets,
                               penalties, stacked)
 
@@ -105,8 +106,9 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
 
     out = {"real": stacked(real, gens, device).transpose(0, 1), "z": draw(torch.randn, nc + 1, B, z_dim),
            "eps": draw(torch.rand, nc, B)}
-    if pack.cfg.variant.penalty.dragan > 0:
-        out["perturb"] = draw(torch.rand, nc, B, *shape)
+    for name, key in DRAWS.items():  # U[0, 1] per entry, for the penalties on in the pack (DRAGAN's perturbation)
+        if getattr(pack.cfg.variant.penalty, name) > 0:
+            out[key] = draw(torch.rand, nc, B, *shape)
     if pack.cfg.variant.noise is not None:
         out["noise_real"], out["noise_fake"] = draw(torch.randn, nc + 1, B, *shape), draw(torch.randn, nc + 1, B, *shape)
     return out
@@ -143,9 +145,8 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
                     x = lens(x)
         with torch.no_grad():
             fake = G(batch["z"][k])
-        draws = {"perturb": batch["perturb"][k]} if "perturb" in batch else None
         out["loss_d"] = d_step(D, nets.opt["D"], obj, pack, noisy(x, "real", k), noisy(fake, "fake", k),
-                               batch["eps"][k], draws=draws)
+                               batch["eps"][k], draws=step_draws(batch, k))
     if simultaneous:
         out.update(simultaneous_step(nets, batch, pack, obj, noisy))
         return out
@@ -182,15 +183,12 @@ def simultaneous_step(nets, batch: dict, pack: Pack, obj, noisy) -> dict:
     """D's last step and G's step on gradients taken at one point (theta, psi): both losses from one forward of
     D on real and G(z), each player's gradient of its own loss, then both optimizers step. Consensus optimization
     (Mescheder et al. 2017) adds gamma * (1/2)||v||^2 to both losses, v = both gradients (double backprop)."""
-    from bench.penalties import consensus
-
     G, D, k = nets.G, nets.D, pack.cfg.train.n_critic - 1
     d_params, g_params = list(D.parameters()), list(G.parameters())
     fake = G(batch["z"][k])
     x, xf = noisy(batch["real"][k], "real", k), noisy(fake, "fake", k)
     d_real, d_fake = D(x), D(xf)
-    draws = {"perturb": batch["perturb"][k]} if "perturb" in batch else None
-    loss_d = obj.d(d_real, d_fake) + penalties(D, obj, pack, x, xf, batch["eps"][k], draws)
+    loss_d = obj.d(d_real, d_fake) + penalties(D, obj, pack, x, xf, batch["eps"][k], step_draws(batch, k))
     loss_g = obj.g(d_real if obj.relativistic else None, d_fake)
     gamma = [c.variant.penalty.consensus for c in pack.cfgs]
     on = any(v > 0 for v in gamma)
