@@ -1,4 +1,4 @@
-"""The ganbench command line: validate, run, report, publish, status, nrds. Thin: parse, call, map errors to exit codes
+"""The ganbench command line: validate, run, report, publish, status, nrds, replicate. Thin: parse, call, map errors to exit codes
 (0 success, 2 bad input with one line naming the file and the field, 1 anything else)."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ EPILOG = """Examples:
   ganbench report results/quickstart          rebuild the report
 
   ganbench report results/*                   compare studies
+
+  ganbench replicate                          the seed papers' claims vs results/
 
 Exit codes: 0 success; 2 bad input (one line naming the file and field,
 before Ray starts, nothing written); 1 anything else. Docs: README.md, docs/."""
@@ -231,6 +233,21 @@ def nrds(results_dir: Path = typer.Argument(..., help="results folder"),
                f"{counts['failed']} failed -> {results_dir / NRDS}")
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def replicate(claims: Path = typer.Option(Path("results/claims.yaml"), "--claims", help="the claims data file"),
+              results_root: Path = typer.Option(Path("results"), "--results", help="the published studies' folder"),
+              out: Optional[Path] = typer.Option(None, "--out", help="the ledger (default: <results>/REPLICATION.md)")):
+    """Build the replication ledger: every claim of the seed papers against the committed rows, each with its
+    setting, number, 95 % interval and a verdict computed from the interval."""
+    from bench.replicate import build
+
+    try:
+        path, counts = build(claims, results_root, out)
+    except StudyError as e:
+        _bad_input(e)
+    typer.echo(f"ledger: {path}: " + "; ".join(f"{n} {v}" for v, n in counts.items()))
 
 
 def main():
