@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import stats as sps
 
 from bench import results, stats
@@ -46,6 +46,22 @@ class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SuccessCfg(_Cfg):
+    """A claim's own rule for "trained" where the report's (recall >= 0.1) does not fit the claim: a run trained
+    when its final `metric` (lower is better) is at most `of_start` times its value at the first evaluation
+    (step 0, the untrained generator); a diverged run did not train."""
+    metric: str
+    of_start: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _lower_better(self):
+        from bench.metrics import INFO
+
+        if self.metric not in INFO or INFO[self.metric][0]:
+            raise ValueError(f"success.metric: {self.metric!r} is not a recorded lower-is-better metric")
+        return self
+
+
 class ClaimTest(_Cfg):
     """One statistic on one study's rows. Filters are {column: value}; null matches a missing value (e.g. no
     lens), a list matches any of its values."""
@@ -59,6 +75,7 @@ class ClaimTest(_Cfg):
     expect: Literal["lower", "higher", "within"]
     margin: Optional[float] = None     # within: |difference| < margin; ratio: 1/(1+m) < ratio < 1+m
     against: Optional[float] = None    # rate: the rate the claim is compared with (e.g. 0.5 for "most")
+    success: Optional[SuccessCfg] = None  # rates: the claim's rule for "trained" (default: the report's)
 
     @model_validator(mode="after")
     def _fields(self):
@@ -275,10 +292,14 @@ def _spread_ratio(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
                    f"{n_pts} values of {t.axis}, {sub['seed'].nunique()} seeds{_dropped(sub, col)}", r["p_value"])
 
 
-def _successes(rows: pd.DataFrame) -> tuple[int, int]:
+def _successes(rows: pd.DataFrame, rule: SuccessCfg | None) -> tuple[int, int]:
     from bench.report.analysis import success_rule
 
-    mask, _ = success_rule(rows)
+    if rule is None:
+        mask, _ = success_rule(rows)
+    else:
+        final = pd.to_numeric(rows[f"final.{rule.metric}"], errors="coerce").astype(float)
+        mask = final <= rule.of_start * rows[f"start.{rule.metric}"].astype(float)  # NaN (diverged): False
     counted = rows["status"] != "failed"
     return int((mask & (rows["status"] == "ok") & counted).sum()), int(counted.sum())
 
@@ -292,22 +313,36 @@ def newcombe_interval(s1: int, n1: int, s2: int, n2: int, level: float = LEVEL) 
     return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
+def _rule(t: ClaimTest) -> str:
+    return "" if t.success is None else f"; trained = final {t.success.metric} <= {fmt(t.success.of_start)} x step 0's"
+
+
 def _rate(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
     a = _select(rows, t.treated, where, "test.treated")
-    sa, na = _successes(a)
+    sa, na = _successes(a, t.success)
     if t.statistic == "rate":
         lo, hi = stats.wilson_interval(sa, na, LEVEL)
-        return Measure(sa / na, lo, hi, t.against, f"success rate against {fmt(t.against)} (Wilson interval)",
+        return Measure(sa / na, lo, hi, t.against, f"success rate against {fmt(t.against)} (Wilson interval{_rule(t)})",
                        f"{sa} of {na} trials trained")
     b = _select(rows, t.control, where, "test.control")
-    sb, nb = _successes(b)
+    sb, nb = _successes(b, t.success)
     lo, hi = newcombe_interval(sa, na, sb, nb)
-    return Measure(sa / na - sb / nb, lo, hi, 0.0, "difference of success rates (treated - control, Newcombe)",
+    return Measure(sa / na - sb / nb, lo, hi, 0.0, f"difference of success rates (treated - control, Newcombe{_rule(t)})",
                    f"{sa} of {na} vs {sb} of {nb} trials trained")
+
+
+def _with_start(rows: pd.DataFrame, d: Path, metric: str) -> pd.DataFrame:
+    """`start.<metric>`: each trial's value at its first evaluation (step 0), from curves.parquet."""
+    c = results.read_curves(d)
+    c = c[c["step"] == c.groupby("trial_id")["step"].transform("min")]
+    start = c.dropna(subset=[metric]).drop_duplicates("trial_id").set_index("trial_id")[metric]
+    return rows.assign(**{f"start.{metric}": rows["trial_id"].map(start)})
 
 
 def measure(root: Path, study: str, t: ClaimTest, where: str) -> Measure:
     rows = _rows(root, study, t.metric, where)
+    if t.success is not None:
+        rows = _with_start(rows, root / study, t.success.metric)
     rows = _select(rows, t.where, where, "test.where") if t.where else rows
     if t.statistic == "paired_difference":
         return _paired(rows, t, where)

@@ -30,6 +30,16 @@ def test_ledger_is_rebuilt_from_the_committed_rows_without_drift(tmp_path):
     assert r.stdout.strip().endswith("; ".join(f"{n} {v}" for v, n in counts.items()))
 
 
+def test_readme_states_the_ledgers_counts():
+    import re
+
+    text = (RESULTS / "REPLICATION.md").read_text()
+    counts = [text.count(f"| **{v}** |") for v in replicate.VERDICTS]
+    m = re.search(r"(\d+) reproduce, (\d+) same\s+direction but not significant, (\d+) contradict.*?, (\d+) not "
+                  r"testable", (ROOT / "README.md").read_text(), re.S)
+    assert m and [int(g) for g in m.groups()] == counts, "README's ledger counts are stale"
+
+
 def _t(expect, statistic="paired_difference", margin=None):
     return ClaimTest(statistic=statistic, metric="fid", treated={"a": 1}, control={"a": 0}, expect=expect, margin=margin,
                      axis="w" if statistic == "spread_ratio" else None)
@@ -127,6 +137,10 @@ def test_a_small_ledger_from_one_study(tmp_path):
     f = _claims(rate, statistic="rate", metric="null\n      against: 0.5", expect="lower")
     replicate.build(f, RESULTS, out)  # by the report's rule (recall >= 0.1) none of the 12 lens trials trained
     assert "| **reproduces** |" in out.read_text() and "0 of 12 trials trained" in out.read_text()
+    # a claim's own rule for "trained" (final FID <= 3/4 of step 0's, from curves.parquet): all 24 trained
+    f = _claims(rate, statistic="rate_difference", metric="null\n      success: {metric: fid, of_start: 0.75}")
+    replicate.build(f, RESULTS, out)
+    assert "0 [-0.242, 0.242]" in out.read_text() and "12 of 12 vs 12 of 12 trials trained" in out.read_text()
 
 
 @pytest.mark.parametrize("kw, field, message", [
@@ -137,6 +151,8 @@ def test_a_small_ledger_from_one_study(tmp_path):
     ({"statistic": "t_test"}, "claims[0] (x).test.statistic", "Input should be"),
     ({"expect": "within"}, "claims[0] (x).test", "expect: within needs a margin"),
     ({"metric": "auc:fidd"}, "claims[0] (x): test.metric", "fidd"),
+    ({"metric": "fid\n      success: {metric: recall, of_start: 0.5}"}, "claims[0] (x).test.success",
+     "'recall' is not a recorded lower-is-better metric"),
 ])
 def test_bad_claims_are_one_line_errors_naming_the_claim(tmp_path, kw, field, message):
     f = _claims(tmp_path, **kw)
