@@ -37,7 +37,7 @@ LEDGER = "REPLICATION.md"
 VERDICTS = ("reproduces", "same direction, not significant", "contradicts", "not testable at this scale")
 STATISTICS = ("paired_difference", "mean_difference", "spread_ratio", "rate", "rate_difference")
 LEVEL = 0.95
-TOY_DATA = {"ring8", "grid25", "dirac"}
+TOY_DATA = {"ring8", "grid25", "dirac", "normal2d"}
 SUPPORT = {"reproduces": "supported", "same direction, not significant": "not significant",
            "contradicts": "not supported"}
 
@@ -170,7 +170,7 @@ def _rows(root: Path, study: str, metric: str | None, where: str) -> pd.DataFram
     d = root / study
     if not (d / results.TRIALS).exists():
         raise StudyError(where, "study", f"{d} has no {results.TRIALS} (is the study published in results/?)")
-    if metric == "nrds":
+    if metric == "nrds" and (d / results.NRDS).exists():  # else the rows carry final.nrds (bench.nrds_toy)
         from bench.report.edgan import nrds_trials
 
         t = nrds_trials(d)
@@ -404,24 +404,21 @@ def setting(root: Path, study: str, t: ClaimTest) -> str:
 
 
 def _describe(rows: pd.DataFrame) -> str:
-    parts = []
+    """data, nets, structure / objective, steps and batch, optimizer and lr, seeds: each part that the rows record."""
+    def v(col: str, fmt_: str = "{}") -> str:
+        vals = _values(rows, col)
+        return fmt_.format(", ".join(vals)) if vals else ""
+
     names = _values(rows, "dataset.name")
-    data = ", ".join(names)
-    if "stacked" in names:
-        data += f" (channels from {', '.join(_values(rows, 'dataset.base'))})"
-    if not set(names) <= TOY_DATA:
-        data += f" {', '.join(_values(rows, 'dataset.image_size'))}px"
-    parts.append(data)
-    nets = ", ".join(_values(rows, "model.name"))
-    if rows.get("model.width") is not None:
-        nets += f" width {', '.join(_values(rows, 'model.width'))}"
-    parts.append(nets)
-    parts.append(", ".join(_values(rows, "variant.structure")) + " / " + ", ".join(_values(rows, "variant.objective")))
-    parts.append(f"{', '.join(_values(rows, 'train.steps'))} steps, batch {', '.join(_values(rows, 'train.batch_size'))}")
-    opt = ", ".join(_values(rows, "train.optimizer"))
-    parts.append(f"{opt} lr {', '.join(_values(rows, 'train.lr'))}")
-    parts.append(f"{rows['seed'].nunique()} seeds" if "seed" in rows else "")
-    return "; ".join(p for p in parts if p and p.strip(" /"))
+    data = ", ".join(names) + v("dataset.base", " (channels from {})") * ("stacked" in names)
+    if names and not set(names) <= TOY_DATA:
+        data += v("dataset.image_size", " {}px")
+    parts = [data, v("model.name") + v("model.width", " width {}"),
+             " / ".join(p for p in (v("variant.structure"), v("variant.objective")) if p),
+             v("train.steps", "{} steps") + v("train.batch_size", ", batch {}"),
+             v("train.optimizer") + v("train.lr", " lr {}"),
+             f"{rows['seed'].nunique()} seeds" if "seed" in rows else ""]
+    return "; ".join(p for p in parts if p)
 
 
 def _number(m: Measure) -> str:

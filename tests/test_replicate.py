@@ -40,6 +40,18 @@ def test_readme_states_the_ledgers_counts():
     assert m and [int(g) for g in m.groups()] == counts, "README's ledger counts are stale"
 
 
+def test_published_nrds_toy_rows_are_recomputed_exactly():
+    import pandas as pd
+
+    from bench import nrds_toy
+
+    committed = pd.read_parquet(RESULTS / "nrds_toy" / "trials.parquet")
+    got = pd.DataFrame(nrds_toy.rows(3))
+    want = committed[committed["seed"] == 3].reset_index(drop=True)
+    assert list(got["trial_id"]) == list(want["trial_id"])
+    assert np.allclose(got["final.nrds"], want["final.nrds"], rtol=0, atol=1e-6)
+
+
 def _t(expect, statistic="paired_difference", margin=None):
     return ClaimTest(statistic=statistic, metric="fid", treated={"a": 1}, control={"a": 0}, expect=expect, margin=margin,
                      axis="w" if statistic == "spread_ratio" else None)
