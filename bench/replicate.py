@@ -76,6 +76,7 @@ class ClaimTest(_Cfg):
     margin: Optional[float] = None     # within: |difference| < margin; ratio: 1/(1+m) < ratio < 1+m
     against: Optional[float] = None    # rate: the rate the claim is compared with (e.g. 0.5 for "most")
     success: Optional[SuccessCfg] = None  # rates: the claim's rule for "trained" (default: the report's)
+    at_step: Optional[int] = Field(None, ge=0)  # the metric at this evaluation step instead of the final one
 
     @model_validator(mode="after")
     def _fields(self):
@@ -254,8 +255,13 @@ def _paired(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
                                         f"{int(s['n'].sum()) if len(s) else 0} usable pair(s); need one arm, 2+ pairs")
     r = s.iloc[0]
     means = _means(sub[tm[tm | cm].to_numpy()], sub[cm[tm | cm].to_numpy()], col)
-    return Measure(r["mean_diff"], r["lo"], r["hi"], 0.0, f"mean paired difference in {t.metric} (treated - control)",
+    return Measure(r["mean_diff"], r["lo"], r["hi"], 0.0, f"mean paired difference in {t.metric}{_when(t)} "
+                   "(treated - control)",
                    f"{int(r['n'])} pairs, {means}{_dropped(sub, col)}", r["p_value"])
+
+
+def _when(t: ClaimTest) -> str:
+    return "" if t.at_step is None else f" at step {t.at_step}"
 
 
 def _mean_difference(rows: pd.DataFrame, ctrl_rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
@@ -339,10 +345,21 @@ def _with_start(rows: pd.DataFrame, d: Path, metric: str) -> pd.DataFrame:
     return rows.assign(**{f"start.{metric}": rows["trial_id"].map(start)})
 
 
+def _at_step(rows: pd.DataFrame, d: Path, t: ClaimTest, where: str) -> pd.DataFrame:
+    """`final.<metric>` replaced by each trial's value at evaluation step `at_step` (curves.parquet)."""
+    c = results.read_curves(d)
+    c = c[c["step"] == t.at_step]
+    if c.empty or t.metric not in c:
+        raise StudyError(where, "test.at_step", f"no evaluation of {t.metric} at step {t.at_step} in {d}")
+    return rows.assign(**{f"final.{t.metric}": rows["trial_id"].map(c.set_index("trial_id")[t.metric])})
+
+
 def measure(root: Path, study: str, t: ClaimTest, where: str) -> Measure:
     rows = _rows(root, study, t.metric, where)
     if t.success is not None:
         rows = _with_start(rows, root / study, t.success.metric)
+    if t.at_step is not None:
+        rows = _at_step(rows, root / study, t, where)
     rows = _select(rows, t.where, where, "test.where") if t.where else rows
     if t.statistic == "paired_difference":
         return _paired(rows, t, where)

@@ -144,6 +144,10 @@ def test_a_small_ledger_from_one_study(tmp_path):
     assert path == out and sum(counts.values()) == 1
     # the lens raised the FID (4.75 [-0.11, 9.6]): "higher" is on the estimate's side but not significant
     assert "| **same direction, not significant** |" in text and "12 pairs" in text and "12 seeds" in text
+    early = tmp_path / "e"
+    early.mkdir()
+    replicate.build(_claims(early, metric="fid\n      at_step: 250"), RESULTS, out)  # a speed claim's early point
+    assert "mean paired difference in fid at step 250 (treated - control); 12 pairs" in out.read_text()
     rate = tmp_path / "r"
     rate.mkdir()
     f = _claims(rate, statistic="rate", metric="null\n      against: 0.5", expect="lower")
@@ -163,6 +167,7 @@ def test_a_small_ledger_from_one_study(tmp_path):
     ({"statistic": "t_test"}, "claims[0] (x).test.statistic", "Input should be"),
     ({"expect": "within"}, "claims[0] (x).test", "expect: within needs a margin"),
     ({"metric": "auc:fidd"}, "claims[0] (x): test.metric", "fidd"),
+    ({"metric": "fid\n      at_step: 251"}, "claims[0] (x): test.at_step", "no evaluation of fid at step 251"),
     ({"metric": "fid\n      success: {metric: recall, of_start: 0.5}"}, "claims[0] (x).test.success",
      "'recall' is not a recorded lower-is-better metric"),
 ])
