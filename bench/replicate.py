@@ -36,10 +36,14 @@ CLAIMS = Path("results/claims.yaml")
 LEDGER = "REPLICATION.md"
 VERDICTS = ("reproduces", "same direction, not significant", "contradicts", "not testable at this scale")
 STATISTICS = ("paired_difference", "mean_difference", "spread_ratio", "rate", "rate_difference")
+# the optional test fields each statistic reads (treated, where, expect, margin, at_step: all of them)
+USES = {"paired_difference": {"metric", "control"}, "mean_difference": {"metric", "control", "control_study"},
+        "spread_ratio": {"metric", "control", "axis"}, "rate": {"against", "success"},
+        "rate_difference": {"control", "success"}}
 LEVEL = 0.95
 TOY_DATA = {"ring8", "grid25", "dirac", "normal2d"}
 SUPPORT = {"reproduces": "supported", "same direction, not significant": "not significant",
-           "contradicts": "not supported"}
+           "contradicts": "not supported", "not testable at this scale": "not decided (no informative interval)"}
 
 
 class _Cfg(BaseModel):
@@ -80,14 +84,22 @@ class ClaimTest(_Cfg):
 
     @model_validator(mode="after")
     def _fields(self):
-        if self.statistic != "rate" and self.statistic != "rate_difference" and not self.metric:
-            raise ValueError(f"{self.statistic} needs a metric")
-        if self.statistic == "rate" and self.against is None:
+        st, uses = self.statistic, USES[self.statistic]
+        for f in ("metric", "control", "control_study", "axis", "against", "success"):
+            if getattr(self, f) and f not in uses:
+                raise ValueError(f"{f} is not used by {st} (it uses: {', '.join(sorted(uses))})")
+        if "metric" in uses and not self.metric:
+            raise ValueError(f"{st} needs a metric")
+        if not self.treated:
+            raise ValueError(f"{st} needs treated (the filter of the rows the claim is about)")
+        if "control" in uses and not self.control:
+            raise ValueError(f"{st} needs control (the filter of the rows it is compared with)")
+        if "control" in uses and self.control == self.treated and not self.control_study:
+            raise ValueError("treated and control are the same filter")
+        if st == "rate" and self.against is None:
             raise ValueError("rate needs against (the rate the claim is compared with, e.g. 0.5 for 'most')")
-        if self.statistic == "spread_ratio" and not self.axis:
+        if st == "spread_ratio" and not self.axis:
             raise ValueError("spread_ratio needs an axis")
-        if self.statistic != "rate" and not self.treated:
-            raise ValueError(f"{self.statistic} needs treated (and control) filters")
         if (self.expect == "within") != (self.margin is not None):
             raise ValueError("expect: within needs a margin, and a margin needs expect: within")
         return self
@@ -136,6 +148,7 @@ class Measure:
     kind: str          # what the estimate is, in words
     n: str             # what it was computed from
     p: float = math.nan
+    floor: float = -math.inf  # the smallest value the statistic can take (0 for a ratio)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -157,9 +170,9 @@ def load_claims(path: Path) -> list[ClaimCfg]:
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(map(str, err["loc"]))
-            raise StudyError(path, f"claims[{i}] ({name}){'.' + loc if loc else ''}", err["msg"]) from None
+            raise StudyError(f"{path}: claims[{i}] ({name})", loc or "claim", err["msg"]) from None
         if c.id in seen:
-            raise StudyError(path, f"claims[{i}].id", f"duplicate claim id {c.id!r}")
+            raise StudyError(f"{path}: claims[{i}] ({c.id})", "id", f"duplicate claim id {c.id!r}")
         seen.add(c.id)
         out.append(c)
     return out
@@ -248,16 +261,19 @@ def _paired(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
                                       treatment_columns=tcols, by=(), status=None,
                                       higher_is_better=True if t.metric == "nrds" else None)
     except ValueError as e:
-        raise StudyError(where, "test", f"paired_difference: {e}") from None
+        msg = str(e) if len(str(e)) <= 240 else str(e)[:240] + " ..."
+        raise StudyError(where, "test", f"paired_difference: {msg}") from None
     s = res.summary
     if len(s) != 1 or int(s["n"].iloc[0]) < 2:
         raise StudyError(where, "test", f"paired_difference: {len(s)} arm(s), "
                                         f"{int(s['n'].sum()) if len(s) else 0} usable pair(s); need one arm, 2+ pairs")
     r = s.iloc[0]
+    d = res.pairs.loc[res.pairs["used"], "diff"].to_numpy(dtype=float)
+    p = sps.ttest_1samp(d, 0.0).pvalue if np.std(d) > 0 else math.nan  # the test of the t interval shown
     means = _means(sub[tm[tm | cm].to_numpy()], sub[cm[tm | cm].to_numpy()], col)
+    side = f"{int((d < 0).sum())} of {len(d)} pairs below 0, {int((d > 0).sum())} above; median {fmt(np.median(d))}"
     return Measure(r["mean_diff"], r["lo"], r["hi"], 0.0, f"mean paired difference in {t.metric}{_when(t)} "
-                   "(treated - control)",
-                   f"{int(r['n'])} pairs, {means}{_dropped(sub, col)}", r["p_value"])
+                   "(treated - control; paired t)", f"{int(r['n'])} pairs ({side}), {means}{_dropped(sub, col)}", p)
 
 
 def _when(t: ClaimTest) -> str:
@@ -275,7 +291,8 @@ def _mean_difference(rows: pd.DataFrame, ctrl_rows: pd.DataFrame, t: ClaimTest, 
         raise StudyError(where, "test", f"mean_difference: {len(va)} and {len(vb)} values; need 2+ per side")
     r = sps.ttest_ind(va, vb, equal_var=False)
     lo, hi = r.confidence_interval(LEVEL)
-    return Measure(va.mean() - vb.mean(), lo, hi, 0.0, f"difference of mean {t.metric} (treated - control, Welch)",
+    return Measure(va.mean() - vb.mean(), lo, hi, 0.0, f"difference of mean {t.metric}{_when(t)} (treated - control, "
+                   "Welch t)",
                    f"{len(va)} vs {len(vb)} trials, {_means(a, b, col)}{_dropped(pd.concat([a, b]), col)}", r.pvalue)
 
 
@@ -293,9 +310,12 @@ def _spread_ratio(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
                                 b=t.control[k], by=())
     r = c.iloc[0]
     n_pts = sub[t.axis].nunique()
+    why = f"; {r['reason']}" if isinstance(r["reason"], str) and r["reason"] else ""
     return Measure(r["ratio"], r["ratio_lo"], r["ratio_hi"], 1.0,
-                   f"ratio of the spread of {t.metric} across {t.axis} (treated / control, seed noise taken out)",
-                   f"{n_pts} values of {t.axis}, {sub['seed'].nunique()} seeds{_dropped(sub, col)}", r["p_value"])
+                   f"ratio of the spread of {t.metric} across {t.axis} (treated / control, seed noise taken out; "
+                   "Bonferroni-combined interval, no test)",
+                   f"{n_pts} values of {t.axis}, {sub['seed'].nunique()} seeds; spreads {fmt(r['std_a'])} treated, "
+                   f"{fmt(r['std_b'])} control{why}{_dropped(sub, col)}", floor=0.0)
 
 
 def _successes(rows: pd.DataFrame, rule: SuccessCfg | None) -> tuple[int, int]:
@@ -371,10 +391,18 @@ def measure(root: Path, study: str, t: ClaimTest, where: str) -> Measure:
     return _rate(rows, t, where)
 
 
+def uninformative(m: Measure) -> bool:
+    """No interval, or one that spans every value the statistic can take (a spread ratio's [0, inf]): the design
+    cannot tell (too few seeds), whatever the estimate."""
+    if np.isnan(m.lo) or np.isnan(m.hi) or np.isnan(m.estimate):
+        return True
+    return m.lo <= m.floor and m.hi == math.inf
+
+
 def verdict(m: Measure, t: ClaimTest) -> str:
     """The verdict of a measure against the claim's expectation (the vocabulary in VERDICTS)."""
-    if not all(np.isfinite([m.estimate, m.lo, m.hi])):
-        return "same direction, not significant" if _on_side(m.estimate, m, t) else "contradicts"
+    if uninformative(m):
+        return VERDICTS[3]
     if t.expect == "within":
         band = _band(m, t)
         if band[0] < m.lo and m.hi < band[1]:
@@ -406,17 +434,19 @@ def _values(df: pd.DataFrame, col: str) -> list:
     return sorted({show_value(v) for v in df[col].dropna().unique()}) if col in df else []
 
 
-def setting(root: Path, study: str, t: ClaimTest) -> str:
+def setting(root: Path, study: str, t: ClaimTest, where: str) -> str:
     """The setting ganbench ran, read from the rows the test uses: data, nets, steps, optimizer, seeds."""
     d = root / study
     trials = results.read_parquet(d / results.TRIALS)
-    rows = trials[_mask(trials, t.where, study, "test.where")] if t.where else trials
+    rows = trials[_mask(trials, t.where, where, "test.where")] if t.where else trials
     if t.control_study:  # the control rows come from another study: its setting is said beside
         other = results.read_parquet(root / t.control_study / results.TRIALS)
-        return f"{_describe(rows[_mask(rows, t.treated, study, 'treated')])}; against {t.control_study}: " \
-               f"{_describe(other[_mask(other, t.control, t.control_study, 'control')])}"
-    if t.treated:
-        rows = rows[_mask(rows, t.treated, study, "treated") | _mask(rows, t.control, study, "control")]
+        return f"{_describe(rows[_mask(rows, t.treated, where, 'test.treated')])}; against {t.control_study}: " \
+               f"{_describe(other[_mask(other, t.control, where, 'test.control')])}"
+    mask = _mask(rows, t.treated, where, "test.treated")
+    if t.control:
+        mask |= _mask(rows, t.control, where, "test.control")
+    rows = rows[mask]
     return _describe(rows)
 
 
@@ -438,8 +468,12 @@ def _describe(rows: pd.DataFrame) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _number(m: Measure) -> str:
+def _number(m: Measure, t: ClaimTest) -> str:
     ci = "[no interval]" if np.isnan(m.lo) or np.isnan(m.hi) else f"[{fmt(m.lo)}, {fmt(m.hi)}]"
+    if t.expect == "within":  # an equivalence claim is read against its margin, not against no effect
+        lo, hi = _band(m, t)
+        where = "inside" if lo < m.lo and m.hi < hi else "not inside"
+        return f"{fmt(m.estimate)} {ci} ({where} the margin ({fmt(lo)}, {fmt(hi)}); {m.kind}; {m.n})"
     excl = "excludes" if np.isfinite(m.lo) and (m.lo > m.null or m.hi < m.null) else "includes"
     p = f", {p_is(m.p)}" if np.isfinite(m.p) else ""
     return f"{fmt(m.estimate)} {ci} ({excl} {fmt(m.null)}{p}; {m.kind}; {m.n})"
@@ -459,7 +493,7 @@ def evaluate(claims: list[ClaimCfg], root: Path, claims_file: Path) -> list[Row]
     out = []
     for i, c in enumerate(claims):
         where = f"{claims_file}: claims[{i}] ({c.id})"
-        if c.plan is not None and not Path(c.plan.study).exists():
+        if c.plan is not None and not (Path(root).resolve().parent / c.plan.study).exists():
             raise StudyError(where, "plan.study", f"{c.plan.study}: no such study file")
         if c.study is None:
             out.append(Row(c, VERDICTS[3]))
@@ -468,8 +502,9 @@ def evaluate(claims: list[ClaimCfg], root: Path, claims_file: Path) -> list[Row]
         diags = []
         for j, dg in enumerate(c.diagnostics):
             dm = measure(root, dg.study, dg.test, f"{where}.diagnostics[{j}]")
-            diags.append((dg, dm, SUPPORT[verdict(dm, dg.test)], setting(root, dg.study, dg.test)))
-        out.append(Row(c, verdict(m, c.test), _number(m), setting(root, c.study, c.test), tuple(diags)))
+            diags.append((dg, dm, SUPPORT[verdict(dm, dg.test)], setting(root, dg.study, dg.test, f"{where}.diagnostics[{j}]"),
+                          _number(dm, dg.test)))
+        out.append(Row(c, verdict(m, c.test), _number(m, c.test), setting(root, c.study, c.test, where), tuple(diags)))
     return out
 
 
@@ -483,13 +518,16 @@ def render(rows: list[Row], claims_file: Path) -> str:
              f"Generated by `ganbench replicate` from `{claims_file}` and the committed rows under results/; do not "
              "edit by hand (tests/test_replicate.py rebuilds it and fails on any drift).", "",
              "Verdicts, computed from each 95 % interval: " + "; ".join(f"{counts[v]} {v}" for v in VERDICTS) + ".", "",
-             "- **reproduces**: the interval lies wholly on the side the claim predicts (for an equivalence claim: "
-             "inside its margin);",
-             "- **same direction, not significant**: the estimate is on the predicted side, the interval reaches the null;",
-             "- **contradicts**: the estimate is on the other side (the number column says whether its interval "
-             "excludes the null);",
-             "- **not testable at this scale**: no study here can test it; the plan names the study file and its "
-             "GPU-hours.", "",
+             "- **reproduces**: the interval lies wholly on the side the claim predicts (for an equivalence claim, "
+             "`within`: inside its margin);",
+             "- **same direction, not significant**: the estimate is on the predicted side, the interval reaches the null "
+             "(`within`: the estimate is inside the margin, the interval is not);",
+             "- **contradicts**: the estimate is on the null or on the other side (`within`: outside the margin); the "
+             "number column says whether the interval excludes the null;",
+             "- **not testable at this scale**: no study here can test it (the plan names the study file and its "
+             "GPU-hours), or the design gives no interval or one spanning every possible value (too few seeds).", "",
+             "p values are those of the test behind the interval (paired t, Welch t); spread ratios have an interval "
+             "and no test. Paired rows also give the sign split and the median of the differences.", "",
              "Success (rates): status ok and not collapsed (image data: recall >= 0.1; docs/statistics.md). Intervals: "
              "paired differences Student t over pairs, unpaired Welch t, spread ratios as in the report "
              "(bench.stats.spread_comparison), rates Wilson, rate differences Newcombe's hybrid score; coverage of "
@@ -515,9 +553,9 @@ def _details(r: Row) -> list[str]:
     if c.study:
         out += [f"Answered by `results/{c.study}/` ({c.test.statistic} of {c.test.metric or 'success'}, "
                 f"expect {c.test.expect}).", ""]
-    for dg, m, support, sett in r.diagnostics:
+    for dg, m, support, sett, number in r.diagnostics:
         out += [f"- Diagnostic, `results/{dg.study}/` ({_cell(sett)}): *{' '.join(dg.explains.split())}* -- "
-                f"{support} by the data: {_number(m)}."]
+                f"{support} by the data: {number}."]
     if r.diagnostics:
         out.append("")
     if c.plan:

@@ -67,7 +67,7 @@ def _t(expect, statistic="paired_difference", margin=None):
     (1.0, -2.5, 2.5, "within", "same direction, not significant"),
     (1.0, 0.5, 1.5, "within", "reproduces"),
     (3.0, 2.5, 3.5, "within", "contradicts"),
-    (-3.0, np.nan, np.nan, "lower", "same direction, not significant"),  # no interval: never "reproduces"
+    (-3.0, np.nan, np.nan, "lower", "not testable at this scale"),  # no interval: the design cannot tell
 ])
 def test_verdict_follows_the_interval(est, lo, hi, expect, want):
     t = _t(expect, margin=2.0 if expect == "within" else None)
@@ -77,7 +77,9 @@ def test_verdict_follows_the_interval(est, lo, hi, expect, want):
 def test_ratio_verdicts_use_one_and_a_multiplicative_margin():
     lower = _t("lower", "spread_ratio")
     assert verdict(Measure(0.2, 0.1, 0.5, 1.0, "r", "n"), lower) == "reproduces"
-    assert verdict(Measure(np.inf, 0.0, np.inf, 1.0, "r", "n"), lower) == "contradicts"
+    # [0, inf] spans every ratio (2 seeds, the control's spread within its seed noise): no information
+    assert verdict(Measure(np.inf, 0.0, np.inf, 1.0, "r", "n", floor=0.0), lower) == "not testable at this scale"
+    assert verdict(Measure(np.inf, 2.0, np.inf, 1.0, "r", "n", floor=0.0), lower) == "contradicts"
     within = ClaimTest(statistic="spread_ratio", metric="fid", axis="w", treated={"a": 1}, control={"a": 0},
                      expect="within", margin=0.25)
     assert verdict(Measure(1.1, 0.85, 1.2, 1.0, "r", "n"), within) == "reproduces"   # inside [0.8, 1.25]
@@ -123,15 +125,15 @@ claims:
       statistic: {statistic}
       metric: {metric}
       treated: {{{treated}}}
-      control: {{variant.lens.schedule: null}}
-      expect: {expect}
+      {control}expect: {expect}
 """
 
 
 def _claims(tmp_path, **kw):
     f = tmp_path / "claims.yaml"
     args = dict(id="x", study="lens_fmnist_seeds", statistic="paired_difference", metric="fid",
-                treated="variant.lens.schedule: sine", expect="lower")
+                treated="variant.lens.schedule: sine", expect="lower",
+                control="" if kw.get("statistic") == "rate" else "control: {variant.lens.schedule: null}\n      ")
     f.write_text(CLAIM.format(**{**args, **kw}))
     return f
 
@@ -147,7 +149,7 @@ def test_a_small_ledger_from_one_study(tmp_path):
     early = tmp_path / "e"
     early.mkdir()
     replicate.build(_claims(early, metric="fid\n      at_step: 250"), RESULTS, out)  # a speed claim's early point
-    assert "mean paired difference in fid at step 250 (treated - control); 12 pairs" in out.read_text()
+    assert "mean paired difference in fid at step 250 (treated - control; paired t); 12 pairs" in out.read_text()
     rate = tmp_path / "r"
     rate.mkdir()
     f = _claims(rate, statistic="rate", metric="null\n      against: 0.5", expect="lower")
@@ -164,11 +166,14 @@ def test_a_small_ledger_from_one_study(tmp_path):
     ({"metric": "fidd"}, "claims[0] (x): test.metric", "fidd: no value in the study's rows"),
     ({"treated": "variant.lens.shedule: sine"}, "claims[0] (x): test.treated", "no column 'variant.lens.shedule'"),
     ({"treated": "variant.lens.schedule: cosine"}, "claims[0] (x): test.treated", "matches no row"),
-    ({"statistic": "t_test"}, "claims[0] (x).test.statistic", "Input should be"),
-    ({"expect": "within"}, "claims[0] (x).test", "expect: within needs a margin"),
+    ({"statistic": "t_test"}, "claims[0] (x): test.statistic", "Input should be"),
+    ({"expect": "within"}, "claims[0] (x): test", "expect: within needs a margin"),
+    ({"treated": "variant.lens.schedule: null"}, "claims[0] (x): test", "treated and control are the same filter"),
+    ({"statistic": "paired_difference\n      axis: seed"}, "claims[0] (x): test", "axis is not used by paired_difference"),
     ({"metric": "auc:fidd"}, "claims[0] (x): test.metric", "fidd"),
     ({"metric": "fid\n      at_step: 251"}, "claims[0] (x): test.at_step", "no evaluation of fid at step 251"),
-    ({"metric": "fid\n      success: {metric: recall, of_start: 0.5}"}, "claims[0] (x).test.success",
+    ({"statistic": "rate_difference", "metric": "null\n      success: {metric: recall, of_start: 0.5}"},
+     "claims[0] (x): test.success",
      "'recall' is not a recorded lower-is-better metric"),
 ])
 def test_bad_claims_are_one_line_errors_naming_the_claim(tmp_path, kw, field, message):
@@ -182,9 +187,10 @@ def test_bad_claims_are_one_line_errors_naming_the_claim(tmp_path, kw, field, me
 def test_duplicate_ids_and_a_missing_plan_file(tmp_path):
     f = tmp_path / "claims.yaml"
     one = CLAIM.format(id="x", study="lens_fmnist_seeds", statistic="paired_difference", metric="fid",
-                       treated="variant.lens.schedule: sine", expect="lower")
+                       treated="variant.lens.schedule: sine", expect="lower",
+                       control="control: {variant.lens.schedule: null}\n      ")
     f.write_text(one + one.split("claims:\n", 1)[1])
-    with pytest.raises(StudyError, match=r"claims\[1\]\.id: duplicate claim id 'x'"):
+    with pytest.raises(StudyError, match=r"claims\[1\] \(x\): id: duplicate claim id 'x'"):
         replicate.load_claims(f)
     f.write_text(textwrap.dedent("""\
         claims:
