@@ -54,6 +54,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "cifar10": "bench.data.images:cifar10",
         "celeba": "bench.data.images:celeba",
         "stacked": "bench.data.images:stacked",
+        "domains": "bench.data.domains:domains",    # two unpaired domains A, B = T(A) (translation, adaptation)
         "digits": "bench.data.images:digits",
     },
     # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...) (encdec: build_ed)
@@ -92,6 +93,7 @@ TOY_DATASETS = ("ring8", "grid25")  # 2-D point sets
 POINT_DATASETS = ("dirac",)  # no sample metrics: the structure that trains on it measures its own
 # every other dataset is images
 GREY_DATASETS = ("fashion_mnist", "mnist", "digits")  # single-channel image sets: what `stacked` can stack
+DOMAIN_TRANSFORMS = ("invert", "rot90")  # the `domains` set's T (bench.data.domains.TRANSFORMS)
 
 
 def names(kind: str) -> list[str]:

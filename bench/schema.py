@@ -42,7 +42,9 @@ class DatasetCfg(_Strict):
     data_root: Optional[str] = Field(None, description="image sets: folder holding the files")
     download: bool = Field(False, description="image sets: let torchvision download missing files")
     base: str = Field("fashion_mnist", description="stacked: the single-channel image set of each channel")
-    stack_seed: int = Field(0, ge=0, description="stacked: seed of the channel draws")
+    stack_seed: int = Field(0, ge=0, description="stacked: seed of the channel draws; domains: of the split")
+    transform: str = Field("invert", description=(
+        "domains: the transform T of domain B (invert, rot90; bench.data.domains)"))
 
     @field_validator("base")
     @classmethod
@@ -50,6 +52,13 @@ class DatasetCfg(_Strict):
         if registry.check("dataset", v) not in registry.GREY_DATASETS:
             raise ValueError(f"'{v}' cannot be stacked: the base must be a single-channel image set "
                              f"({', '.join(registry.GREY_DATASETS)})")
+        return v
+
+    @field_validator("transform")
+    @classmethod
+    def _transform(cls, v: str) -> str:
+        if v not in registry.DOMAIN_TRANSFORMS:
+            raise ValueError(f"unknown transform '{v}' (known: {', '.join(registry.DOMAIN_TRANSFORMS)})")
         return v
 
 
@@ -554,6 +563,7 @@ HASH_EXCLUDED = (("dataset", "data_root"), ("dataset", "download"), ("train", "c
 # Fields added after studies had been run (paths into the config): left out of the hash while at their
 # default, so the trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("train", "nrds_samples"): 500,
+                           ("dataset", "transform"): "invert",
                            ("train", "d_optimizer"): None, ("variant", "lens", "recon"): "sum",
                            ("train", "precision"): "fp32", ("model", "d_norm"): None,
                            ("train", "updates"): "alternating", ("train", "ema"): None, ("variant", "noise"): None,

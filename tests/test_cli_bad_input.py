@@ -23,6 +23,8 @@ CASES = {
     "unknown-nested": ("name: bad\ntrain: {stepz: 10}\n", [], "train.stepz", "Extra inputs are not permitted"),
     "unknown-objective": ("name: bad\nvariant: {objective: foo}\n", [], "variant.objective",
                           "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, r3gan, ragan, ralsgan, rpgan, wgan, wgan-gp)"),
+    "unknown-transform": ("name: bad\ndataset: {name: domains, transform: blur}\n", [], "dataset.transform",
+                          "unknown transform 'blur' (known: invert, rot90)"),
     "wrong-type": ('name: bad\ntrain: {steps: "many"}\n', [], "train.steps", "Input should be a valid integer"),
     "negative-steps": ("name: bad\ntrain: {steps: -3}\n", [], "train.steps", "Input should be greater than 0"),
     "zero-steps": ("name: bad\ntrain: {steps: 0}\n", [], "train.steps", "Input should be greater than 0"),

@@ -53,8 +53,14 @@ class ImageData:
     test_labels: torch.Tensor
     num_classes: int            # 10, 1000 for stacked, 0 for unlabelled (celeba)
     base_name: Optional[str] = None            # stacked: the base set of each channel
-    train_index: Optional[torch.Tensor] = None  # stacked: int64 [N, 3], base image of R, G, B
+    train_index: Optional[torch.Tensor] = None  # stacked: int64 [N, 3], base image of R, G, B; domains: [N] of A
     test_index: Optional[torch.Tensor] = None
+    train_b: Optional[torch.Tensor] = None       # domains (bench.data.domains): domain B = T(images), uint8
+    train_b_labels: Optional[torch.Tensor] = None
+    train_b_index: Optional[torch.Tensor] = None  # domains: the base training images B was made from
+    test_b: Optional[torch.Tensor] = None        # T(test), paired with test image for image
+    transform: Optional[str] = None              # domains: the name of T
+    domain_base: Optional[str] = None            # domains: the base set of both domains
     key: str = ""                               # its cache key (dataset, size, source files' stamp)
     _copies: dict = field(default_factory=dict, repr=False)  # the training split on other devices
 
@@ -264,7 +270,7 @@ def check_files(cfg) -> None:
     that needs no files (digits), passes. `ganbench validate` and `run` call it before Ray starts."""
     if cfg.download or cfg.name == "digits":
         return
-    if cfg.name == "stacked":
+    if cfg.name in ("stacked", "domains"):
         return check_files(cfg.model_copy(update={"name": cfg.base}))
     if cfg.name in ("fashion_mnist", "mnist"):
         cands = _idx_candidates(cfg.name, cfg)
