@@ -5,8 +5,9 @@ defaults: MLP classifier, 50 epochs, batch 64) per data seed. The replication le
 
     python -m bench.nrds_toy results/nrds_toy [--seeds 20]
 
-Writes trials.parquet (one row per seed and distance: `variant.distance`, `final.nrds`) and study.yaml; the
-rows are deterministic (tests/test_replicate.py recomputes one seed)."""
+Writes scores.parquet (one row per seed and distance: `variant.distance`, `final.nrds`; not a trials table, so
+the report and `ganbench report results/*` leave the folder alone) and a study.yaml describing it; the rows are
+deterministic (tests/test_replicate.py recomputes one seed)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from bench.metrics.nrds import nrds
 DISTANCES = (0.25, 0.5, 1.0, 2.0)
 N = 500
 NAME = "nrds_toy"
+SCORES = "scores.parquet"  # bench.replicate.SCORES
 
 
 def samples(seed: int, n: int = N) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -59,8 +61,8 @@ def main(argv=None) -> None:
                                        "distances": list(DISTANCES), "n": N, "seeds": a.seeds}, sort_keys=False),
                        a.out / results.STUDY)
     # its own columns, typed by pandas (not a trial schema: no config, curves or samples)
-    atomic_write(a.out / results.TRIALS, lambda tmp: df.to_parquet(tmp, index=False))
-    print(f"{a.out / results.TRIALS}: {len(df)} rows")
+    atomic_write(a.out / SCORES, lambda tmp: df.to_parquet(tmp, index=False))
+    print(f"{a.out / SCORES}: {len(df)} rows")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from bench.study import StudyError, _yaml_error
 
 CLAIMS = Path("results/claims.yaml")
 LEDGER = "REPLICATION.md"
+SCORES = "scores.parquet"
 VERDICTS = ("reproduces", "same direction, not significant", "contradicts", "not testable at this scale")
 STATISTICS = ("paired_difference", "mean_difference", "spread_ratio", "rate", "rate_difference")
 # the optional test fields each statistic reads (treated, where, expect, margin, at_step: all of them)
@@ -178,11 +179,18 @@ def load_claims(path: Path) -> list[ClaimCfg]:
     return out
 
 
+def table(d: Path) -> pd.DataFrame:
+    """A published folder's rows: trials.parquet, or scores.parquet for a check that is not a ganbench study
+    (results/nrds_toy: one row per seed and fake set, written by bench.nrds_toy; no report, so `ganbench report
+    results/*` skips it)."""
+    return results.read_parquet(d / results.TRIALS) if (d / results.TRIALS).exists() else pd.read_parquet(d / SCORES)
+
+
 def _rows(root: Path, study: str, metric: str | None, where: str) -> pd.DataFrame:
     """The study's rows with `final.<metric>` available: trials.parquet, nrds.parquet's scores for `nrds`,
     a derived convergence metric computed from curves.parquet."""
     d = root / study
-    if not (d / results.TRIALS).exists():
+    if not (d / results.TRIALS).exists() and not (d / SCORES).exists():
         raise StudyError(where, "study", f"{d} has no {results.TRIALS} (is the study published in results/?)")
     if metric == "nrds" and (d / results.NRDS).exists():  # else the rows carry final.nrds (bench.nrds_toy)
         from bench.report.edgan import nrds_trials
@@ -191,7 +199,7 @@ def _rows(root: Path, study: str, metric: str | None, where: str) -> pd.DataFram
         if t.empty:
             raise StudyError(where, "test.metric", f"nrds: {d} has no nrds.parquet scores")
         return t
-    trials = results.read_parquet(d / results.TRIALS)
+    trials = table(d)
     if metric and ":" in metric:
         from bench.metrics import derived, derived_error
         from bench.stats.convergence import derived_columns
@@ -437,10 +445,10 @@ def _values(df: pd.DataFrame, col: str) -> list:
 def setting(root: Path, study: str, t: ClaimTest, where: str) -> str:
     """The setting ganbench ran, read from the rows the test uses: data, nets, steps, optimizer, seeds."""
     d = root / study
-    trials = results.read_parquet(d / results.TRIALS)
+    trials = table(d)
     rows = trials[_mask(trials, t.where, where, "test.where")] if t.where else trials
     if t.control_study:  # the control rows come from another study: its setting is said beside
-        other = results.read_parquet(root / t.control_study / results.TRIALS)
+        other = table(root / t.control_study)
         return f"{_describe(rows[_mask(rows, t.treated, where, 'test.treated')])}; against {t.control_study}: " \
                f"{_describe(other[_mask(other, t.control, where, 'test.control')])}"
     mask = _mask(rows, t.treated, where, "test.treated")

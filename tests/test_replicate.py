@@ -45,7 +45,8 @@ def test_published_nrds_toy_rows_are_recomputed_exactly():
 
     from bench import nrds_toy
 
-    committed = pd.read_parquet(RESULTS / "nrds_toy" / "trials.parquet")
+    committed = pd.read_parquet(RESULTS / "nrds_toy" / nrds_toy.SCORES)
+    assert nrds_toy.SCORES == replicate.SCORES
     got = pd.DataFrame(nrds_toy.rows(3))
     want = committed[committed["seed"] == 3].reset_index(drop=True)
     assert list(got["trial_id"]) == list(want["trial_id"])
