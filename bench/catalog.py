@@ -32,6 +32,8 @@ serves to its declaration:
     conditioned  its outputs are conditioned on test inputs (encoder-decoders): a low recall is not a collapse
     datasets     the only datasets it trains on (e.g. the Dirac GAN's point mass); default: any but the point datasets
                  (bench.registry.POINT_DATASETS), which only a structure that names them can use
+    samples      false for a structure that generates no samples to score (a classifier, e.g. DANN): its rows hold
+                 only its own metrics, not its dataset's sample metrics; default true
     title, doc   the name a reader knows it by (e.g. "ED//GAN") and one line
 
 Nothing here imports torch; `python -c "import bench.catalog"` stays light.
@@ -49,7 +51,7 @@ from typing import Any
 from bench import registry
 
 KEYS = {"options", "uses", "losses", "grids", "metrics", "new_metrics", "headline", "success", "sections",
-        "conditioned", "title", "doc", "datasets"}
+        "conditioned", "title", "doc", "datasets", "samples"}
 OPTION_KEYS = {"type", "default", "ge", "gt", "le", "lt", "doc", "packable", "choices"}
 TYPES = ("float", "int", "bool", "str", "task")
 SHARED = ("objective", "lens", "clip", "gp_weight")  # variant fields of the objective pieces, not of a structure
@@ -93,6 +95,7 @@ class Structure:
     title: str = ""
     doc: str = ""
     datasets: tuple[str, ...] = ()
+    samples: bool = True
 
 
 def _source_file(module: str) -> str:
@@ -171,7 +174,7 @@ def _structure(name: str, module: str, raw: Any) -> Structure:
                      tuple(raw.get("grids", ())), tuple(raw.get("metrics", ())), dict(raw.get("new_metrics") or {}),
                      raw.get("headline"), raw.get("success", "collapse"), tuple(raw.get("sections", ())),
                      bool(raw.get("conditioned", False)), raw.get("title", name), raw.get("doc", ""),
-                     tuple(raw.get("datasets", ())))
+                     tuple(raw.get("datasets", ())), bool(raw.get("samples", True)))
 
 
 @functools.cache

@@ -22,6 +22,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "ali": "bench.structures.ali",          # encoder + joint D on (x, z) pairs (ALI / BiGAN, 2017)
         "sgan": "bench.structures.sgan",        # (K+1)-class D, feature matching, few labels (Salimans et al. 2016)
         "dirac": "bench.structures.dirac",      # G(z) = theta, D(x) = psi x on a point mass (Mescheder et al. 2018)
+        "dann": "bench.structures.dann",        # domain-adversarial training, gradient reversal (Ganin et al. 2016)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {
@@ -69,6 +70,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "linear": "bench.schedules:linear",
         "constant": "bench.schedules:constant",
         "none": "bench.schedules:none",
+        "dann": "bench.schedules:dann",             # DANN's ramp from 0 up to lam (Ganin et al. 2016)
     },
     "optimizer": {
         "adam": "torch.optim:Adam",

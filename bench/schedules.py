@@ -1,4 +1,6 @@
-"""The lens weight lambda(t) as plain functions of the step t (Sajjadi et al. 2018)."""
+"""A loss weight lambda(t) as plain functions of the step t, schedule(t, K, lam): the lens weight (Sajjadi et al.
+2018: sine, linear, constant, none anneal lam to 0 over the horizon K) and DANN's adaptation weight (Ganin et al.
+2016: dann ramps 0 up to lam); any structure may use any of them for a weight of its own."""
 
 import math
 
@@ -19,6 +21,12 @@ def constant(t: int, K: int, lam: float = 1.0) -> float:
 def none(t: int, K: int, lam: float = 1.0) -> float:
     """The lens only learns to reconstruct (lambda = 0): a control for the lens' capacity alone."""
     return 0.0
+
+
+def dann(t: int, K: int, lam: float = 1.0, gamma: float = 10.0) -> float:
+    """Ganin et al. 2016's adaptation weight: lam * (2 / (1 + exp(-gamma p)) - 1), p = t / K the training progress
+    in [0, 1] (K: the run's steps); 0 at the start, lam * 0.987 at the end for gamma = 10."""
+    return lam * (2.0 / (1.0 + math.exp(-gamma * min(t / K, 1.0))) - 1.0)
 
 
 def lam(schedule: str, t: int, K: int, lam: float = 1.0) -> float:

@@ -47,7 +47,8 @@ TRAIN = {"steps": STEPS, "eval_every": STEPS, "batch_size": 16, "eval_samples": 
 MODEL = {"width": 8, "z_dim": 8}
 NRDS = {"epochs": 2, "batch_size": 16, "width": 0.25}  # the study-level NRDS step at its smallest
 # cheapest first: the toy points with the MLP, then images (digits: 8 x 8, offline) with every other network
-DATASETS = (registry.TOY_DATASETS[0], *registry.POINT_DATASETS, "digits")
+DATASETS = (registry.TOY_DATASETS[0], *registry.POINT_DATASETS, "digits", "domains")
+DATASET_EXTRA = {"domains": {"base": "digits"}}  # the two-domain set (bench.data.domains) over the offline digits
 NETWORKS = ("mlp", *[n for n in registry.names("network") if n != "mlp"])
 
 # tests/test_packing.py's tolerances: a pack sums grouped convolutions and batch norm in another order; losses
@@ -125,7 +126,8 @@ def candidates(s: catalog.Structure):
           and other_value(o, o.default) is not None}
     lens = [{"lens": {"K": STEPS}}, {}] if "lens" in s.uses else [{}]
     for ds, net, task, extra in itertools.product(DATASETS, NETWORKS, task_values, lens):
-        yield {"dataset": {"name": ds, **({} if ds in registry.TOY_DATASETS else {"image_size": 16})},
+        yield {"dataset": {"name": ds, **({} if ds in registry.TOY_DATASETS else {"image_size": 16}),
+                           **DATASET_EXTRA.get(ds, {})},
                "model": {"name": net, **MODEL}, "train": dict(TRAIN),
                "variant": {"structure": s.name, **task, **on, **extra}}
 

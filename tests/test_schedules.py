@@ -63,7 +63,7 @@ def test_lookup_by_name():
     from bench import registry
     from bench.schema import LensCfg
 
-    assert registry.names("schedule") == ["constant", "linear", "none", "sine"]
+    assert registry.names("schedule") == ["constant", "dann", "linear", "none", "sine"]
     assert lam("sine", K // 2, K) == sine(K // 2, K)
     assert lam("none", 0, K, 5.0) == 0.0
     # every schedule a study may name has an implementation, and the study accepts exactly those

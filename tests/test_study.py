@@ -312,6 +312,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("dataset", "name"): "grid25", ("dataset", "std"): 0.05, ("dataset", "scale"): 3.0,
         ("model", "name"): "mlp2", ("model", "width"): 64, ("model", "depth"): 3, ("model", "z_dim"): 4,
         ("dataset", "image_size"): 64, ("dataset", "base"): "mnist", ("dataset", "stack_seed"): 1,
+        ("dataset", "transform"): "rot90",
         ("model", "batch_norm"): False, ("model", "d_batch_norm"): False, ("model", "init"): "xavier",
         ("train", "steps"): 10, ("train", "batch_size"): 8, ("train", "eval_every"): 5,
         ("train", "eval_samples"): 100, ("train", "optimizer"): "sgd", ("train", "lr"): 0.01,
@@ -326,7 +327,9 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
     zoo_changes = {("variant", "lambda_cls"): 0.5, ("variant", "lambda_info"): 0.5,
                    ("variant", "age_lambda"): 0.5, ("variant", "age_mu"): 0.5, ("variant", "age_g_steps"): 3,
                    ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5,
-                   ("variant", "theta0"): 0.5, ("variant", "psi0"): 0.5}
+                   ("variant", "theta0"): 0.5, ("variant", "psi0"): 0.5,
+                   ("variant", "dann_lambda"): 0.5, ("variant", "dann_schedule"): "constant",
+                   ("variant", "dann_gamma"): 5.0, ("variant", "dann_oracle"): True}
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,

@@ -260,8 +260,10 @@ TOY_DATASETS = ("ring8", "grid25")
 def recorded(structure: str, dataset: str, task: str | None = None, ema: bool = False) -> tuple[str, ...]:
     """The metrics a trial of this structure on this dataset records (Inception metrics only with local weights);
     `ema`: with train.ema set, each sample metric of the averaged generator too (<metric>_ema)."""
+    from bench import catalog
     from bench.registry import POINT_DATASETS
 
-    base = () if dataset in POINT_DATASETS else TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
+    no_samples = structure in catalog.catalog() and not catalog.catalog()[structure].samples
+    base = () if dataset in POINT_DATASETS or no_samples else TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
     own = OWN_METRICS.get(structure, ())
     return base + own + (("swap_accuracy",) if task == "caae" else ()) + (tuple(m + EMA for m in base) if ema else ())
