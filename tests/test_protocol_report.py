@@ -191,3 +191,17 @@ def test_publish_keeps_samples_of_the_drawn_points_only(folder):
         same = trials[(trials["variant"] == k["variant"]) & (trials["sample"] == k["sample"])]
         assert k["seed"] == same["seed"].min()
     assert len(kept) < len(trials) / 3
+
+
+def test_a_comparison_leaves_a_random_study_out_of_the_grid_analysis(folder):
+    """`ganbench report results/*` with a random-search study among grid studies: its sampled values as grid axes
+    made a heatmap of hundreds of cells (19 GB, killed by the OOM killer); it is left out of the grid comparison
+    and named."""
+    from conftest import ROOT
+
+    grid = ROOT / "results" / "relativistic_toy"
+    name, bl = blocks([grid, folder])
+    body = text(bl)
+    assert "Left out of this comparison: " + str(folder) in body
+    assert not any(b[0] == "img" and b[1].startswith("heatmap") for b in bl)
+    assert "train.lr" not in body  # the planted study's sampled knob is no axis here

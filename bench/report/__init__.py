@@ -465,13 +465,34 @@ PARTS = (_title, _leaderboard, _headlines, _tables, _final_plots, _axis_plots, _
          _curves_and_samples)
 
 
+def _random_study(d: Path) -> bool:
+    """Whether a results folder holds a two-stage random-search study's rows (read from its `stage` column only)."""
+    import pyarrow.parquet as pq
+
+    f = Path(d) / results.TRIALS
+    return f.exists() and "stage" in pq.read_schema(f).names and \
+        protocol_rows(pd.read_parquet(f, columns=["stage"]))
+
+
 def blocks(results_dirs) -> tuple[str, list[tuple]]:
-    data = load(results_dirs)
+    dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+    # comparing grid studies with a random-search one: its sampled values are not grid points (as axes they made a
+    # heatmap of hundreds of cells: 19 GB), so it is left out of the grid comparison and named; its own page reports it
+    random = [d for d in dirs if _random_study(d)] if len(dirs) > 1 else []
+    if random and len(random) < len(dirs):
+        dirs = [d for d in dirs if d not in random]
+    else:
+        random = []
+    data = load(dirs)
     metrics = present_metrics(data.trials, data.curves)
     if data.trials["study"].nunique() == 1 and protocol_rows(data.trials):
         return data.name, random_page(data, metrics)
     page = _page(data, metrics)
-    return data.name, [b for part in PARTS for b in part(page)] + appendix(data)
+    left_out = [("p", "Left out of this comparison: " + ", ".join(str(d) for d in random) + " (random-search "
+                 "studies: their sampled values are not grid points; `ganbench report FOLDER` gives each its own "
+                 "page, and the leaderboard printed by `ganbench report` ranks them).")] if random else []
+    parts = [b for part in PARTS for b in part(page)]
+    return data.name, parts[:3] + left_out + parts[3:] + appendix(data)
 
 
 def appendix(data: Loaded) -> list[tuple]:
