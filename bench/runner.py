@@ -565,13 +565,41 @@ def run_study(study: Study, results_dir: Path, address: str | None = None, max_c
         watchdog = Watchdog(embedded, run.ray_failed)
         watchdog.start()
         with stop_signals() as asked, (run.progress or contextlib.nullcontext()):
-            stopped = run.stages(asked)
+            try:
+                stopped = run.stages(asked)
+            except Exception as e:  # noqa: BLE001 - Ray's own failures become one line; anything else is raised
+                why = ray_oom(e)
+                if why is None:
+                    raise
+                watchdog.stop()
+                log.exception("Tune stopped: %s", why)
+                run.record(stopped=True, failure=why)
+                raise RayFailure(f"{study.name}: {why}; the finished trials' rows are kept (ganbench.log has Ray's "
+                                 f"report); resume with: {resume_hint or 'the same command'}") from None
         watchdog.stop()
         if not stopped:
             nrds_step.stage(plan.everything, plan.results_dir, study.nrds, console.print)  # the study's NRDS step
         log.info("phase: %s after %.1f s: %s", "stopped" if stopped else "finished", time.perf_counter() - run.t0,
                  ", ".join(f"{k} {v}" for k, v in run.writer.counts.items()))
     return run.summary(stopped, resume_hint)
+
+
+def ray_oom(e: BaseException) -> str | None:
+    """What to tell the user when Ray's memory monitor killed trial workers (Tune then raises from fit: seen on
+    2026-12-07 when another process took 19 GB of the machine), else None."""
+    import re
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e)
+        if "killed due to the node running low on memory" in text:
+            m = re.search(r"was ([\d.]+GB) used / ([\d.]+GB) limit", text)
+            use = f" ({m.group(1)} of {m.group(2)} in use)" if m else ""
+            return (f"Ray's memory monitor killed trial workers: the machine ran low on memory{use}; another process "
+                    "may hold it (Ray lists the top users in ganbench.log)")
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _nothing_to_run(plan: Plan, address: str | None, verbose: bool, num_cpus: int | None, say) -> dict:

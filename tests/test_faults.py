@@ -273,3 +273,22 @@ def test_an_objective_that_raises_fails_at_once_without_retries(tmp_path):
     trials = results.load(out)[0]
     assert sorted(trials["status"]) == ["ok", "ok"] and (trials["resumed_from_step"] == 0).all()
     assert trials["error"].isna().all()
+
+
+def test_rays_oom_kill_is_named_in_one_line():
+    """Ray's memory monitor killing trial workers makes Tune raise from fit (seen on 2026-12-07: another process
+    took 19 GB); the run ends with one line saying so, not a traceback. Ray's message as it was raised then."""
+    from bench.runner import ray_oom
+
+    ray_text = ("Caught unexpected exception: 2 worker(s) were killed due to the node running low on memory. Memory "
+                "on the node (IP: 192.0.2.2, ID: 62fe1a4f) was 22.69GB used / 23.54GB limit (0.963990)")
+    try:
+        try:
+            raise MemoryError(ray_text.split(": ", 1)[1])
+        except MemoryError as inner:
+            raise RuntimeError(ray_text) from inner
+    except RuntimeError as e:
+        why = ray_oom(e)
+    assert why.startswith("Ray's memory monitor killed trial workers: the machine ran low on memory (22.69GB of "
+                          "23.54GB in use)")
+    assert ray_oom(RuntimeError("a trial raised ValueError")) is None
