@@ -23,6 +23,8 @@ REGISTRY: dict[str, dict[str, str]] = {
         "sgan": "bench.structures.sgan",        # (K+1)-class D, feature matching, few labels (Salimans et al. 2016)
         "dirac": "bench.structures.dirac",      # G(z) = theta, D(x) = psi x on a point mass (Mescheder et al. 2018)
         "dann": "bench.structures.dann",        # domain-adversarial training, gradient reversal (Ganin et al. 2016)
+        "cyclegan": "bench.structures.translation",  # unpaired translation, cycle consistency (Zhu et al. 2017)
+        "discogan": "bench.structures.translation",  # unpaired translation, reconstruction loss (Kim et al. 2017)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {

@@ -329,7 +329,9 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
                    ("variant", "ali_dropout"): 0.5, ("variant", "n_labels"): 200, ("variant", "lambda_fm"): 0.5,
                    ("variant", "theta0"): 0.5, ("variant", "psi0"): 0.5,
                    ("variant", "dann_lambda"): 0.5, ("variant", "dann_schedule"): "constant",
-                   ("variant", "dann_gamma"): 5.0, ("variant", "dann_oracle"): True}
+                   ("variant", "dann_gamma"): 5.0, ("variant", "dann_oracle"): True,
+                   ("variant", "cycle_weight"): 5.0, ("variant", "identity_weight"): 0.0,
+                   ("variant", "recon_weight"): 0.5}
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,

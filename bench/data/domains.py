@@ -47,6 +47,11 @@ def transform_float(name: str, x: torch.Tensor) -> torch.Tensor:
     return -x if name == "invert" else TRANSFORMS[name](x)
 
 
+def transform_float_inverse(name: str, x: torch.Tensor) -> torch.Tensor:
+    """T^-1 on images in [-1, 1]."""
+    return -x if name == "invert" else INVERSES[name](x)
+
+
 def domains(cfg) -> ImageData:
     """A = the base's images, B = T(images) of the other half (train) and of the same test images (test); see the
     module docstring. The returned ImageData's train/test are domain A; train_b/test_b domain B."""
