@@ -481,7 +481,9 @@ class QuestionCfg(_Strict):
         "every metric or {metric: scale}; default per metric: relative for non-negative unbounded metrics, absolute "
         "for bounded ones (bench.metrics.default_scale)"))
     statistic: Literal[STATISTICS] = "seed_spread"
-    axis: Optional[str] = Field(None, description="axis_spread: the swept config path the spread is taken across")
+    axis: Optional[str | list[str]] = Field(None, description=(
+        "axis_spread: the swept config path the spread is taken across; or two paths, one per level (control first), "
+        "when each level sweeps a weight of its own (CycleGAN's cycle weight vs DiscoGAN's reconstruction weight)"))
     effect: Optional[float] = Field(None, gt=0, description=(
         "the effect worth detecting, for the power line (a spread ratio, or a mean difference); "
         "default: the observed one"))

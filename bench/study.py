@@ -416,10 +416,14 @@ def _check_question(file, study: Study) -> None:
         raise StudyError(file, "question.compare", f"'{q.compare}' is not a field of the trial config")
     if q.statistic == "axis_spread" and not q.axis:
         raise StudyError(file, "question.axis", "statistic axis_spread needs the axis the spread is taken across")
-    if q.axis is not None and not _field_exists(q.axis):
-        raise StudyError(file, "question.axis", f"'{q.axis}' is not a field of the trial config")
-    if q.axis is not None and q.axis == q.compare:
-        raise StudyError(file, "question.axis", "the axis must differ from question.compare")
+    axes = [q.axis] if isinstance(q.axis, str) else (q.axis or [])
+    if isinstance(q.axis, list) and (len(q.axis) != 2 or not q.levels):
+        raise StudyError(file, "question.axis", "two axes are one per level: give exactly two, and question.levels")
+    for a in axes:
+        if not _field_exists(a):
+            raise StudyError(file, "question.axis", f"'{a}' is not a field of the trial config")
+        if a == q.compare:
+            raise StudyError(file, "question.axis", "the axis must differ from question.compare")
     if isinstance(q.scale, dict):
         for m in q.scale:
             if m not in q.metrics:

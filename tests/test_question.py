@@ -442,3 +442,24 @@ def test_the_leaderboard_ranks_a_convergence_metric_the_question_names(speed_fol
     body = [x.strip() for x in out[i + 1:i + 3]]
     assert sorted(x.split(": ")[0][3:] for x in body) == ["ns [speed]", "ns+lens(sine K=50) [speed]"], body
     assert any("success" in x and "/4" in x for x in body)  # ns: the diverged run counts as a failure
+
+
+def test_axis_spread_across_each_levels_own_axis():
+    """Two structures that each sweep a weight of their own (CycleGAN's cycle weight, DiscoGAN's reconstruction
+    weight): question.axis names one axis per level and the spread of each level is taken across its own. Planted:
+    the per-point means of A spread 10x more than B's (exact: 0.05 * 5 points vs 0.005 * ..), seed noise tiny."""
+    rows = []
+    for structure, own, other, step in (("cyclegan", "variant.cycle_weight", "variant.recon_weight", 0.01),
+                                        ("discogan", "variant.recon_weight", "variant.cycle_weight", 0.1)):
+        for i, w in enumerate((0.0, 1.0, 3.0, 10.0, 30.0)):
+            for s in range(3):
+                rows.append({"study": "q", "trial_id": f"{structure}-{w}-{s}", "variant": structure,
+                             "dataset.name": "domains", "variant.structure": structure, own: w, other: 1.0,
+                             "seed": s, "status": "ok", "final.translation_error": 0.2 + step * i + 1e-4 * s})
+    trials = pd.DataFrame(rows)
+    q = QuestionCfg(compare="variant.structure", levels=["cyclegan", "discogan"], metric="translation_error",
+                    statistic="axis_spread", axis=["variant.cycle_weight", "variant.recon_weight"], scale="absolute")
+    lines, _ = question.answer(trials, q)
+    first = lines[0]
+    assert "Sensitivity to variant.cycle_weight / variant.recon_weight" in first, first
+    assert "with variant.structure = discogan is 10x" in first, first

@@ -215,6 +215,10 @@ def test_question_block_loads_and_does_not_change_trial_ids(tmp_path):
     ("question: {compare: variant.lens, metric: energy_distance, statistic: axis_spread, axis: train.lrr}",
      "question.axis", "not a field"),
     ("question: {compare: variant.lens, metric: fid, colour: red}", "question.colour", ""),
+    ("question: {compare: variant.lens, metric: energy_distance, statistic: axis_spread, axis: [train.lr, train.d_lr]}",
+     "question.axis", "two axes are one per level"),
+    ("question: {compare: variant.lens, levels: [null, sine], metric: energy_distance, statistic: axis_spread, "
+     "axis: [train.lr, train.lrr]}", "question.axis", "'train.lrr' is not a field"),
     ("question: {metric: fid}", "question.compare", ""),
 ])
 def test_bad_question_names_the_field(tmp_path, block, field, words):

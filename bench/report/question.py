@@ -305,18 +305,32 @@ def _on_scale(trials: pd.DataFrame, m: str, scale: str, col: str, by: list[str])
     return t
 
 
+def _own_axis(trials: pd.DataFrame, q: QuestionCfg, col: str, a, b) -> tuple[pd.DataFrame, str, list[str]]:
+    """(trials, the axis column, its source columns): q.axis itself; or, given one axis per level (control's
+    first), a column holding each level's own axis value, named "<control axis> / <treated axis>"."""
+    if isinstance(q.axis, str):
+        return trials, q.axis, [q.axis]
+    (ca, ta), name = q.axis, " / ".join(q.axis)
+    if ca not in trials or ta not in trials:
+        return trials, name, [ca, ta]
+    own = trials[ca].where(trials[col] == a, trials[ta].where(trials[col] == b))
+    return trials.assign(**{name: own}), name, [ca, ta]
+
+
 def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
     if not isinstance(trt, tuple):
         return [f"{head} cannot be answered: axis_spread compares two values of a column: give question.levels."], []
     col = ctrl[0]
-    if q.axis not in trials:
-        return [f"{head} cannot be answered: no column {q.axis} in the trials table."], []
-    by = [c for c in setting_columns(trials, [col, q.axis]) if not c.startswith(q.compare + ".")]
+    trials, axis, axis_cols = _own_axis(trials, q, col, ctrl[1], trt[1])
+    missing = [a for a in axis_cols if a not in trials]
+    if missing:
+        return [f"{head} cannot be answered: no column {missing[0]} in the trials table."], []
+    by = [c for c in setting_columns(trials, [col, axis, *axis_cols]) if not c.startswith(q.compare + ".")]
     # a = treated, b = control: spread_comparison's ratio a / b is then treated / control
     per = {}
     for m in q.metrics:
         if has_finite(trials, f"final.{m}"):
-            cmp = stats.spread_comparison(_on_scale(trials, m, q.scale_of(m), col, by), m, q.axis, col, trt[1],
+            cmp = stats.spread_comparison(_on_scale(trials, m, q.scale_of(m), col, by), m, axis, col, trt[1],
                                           ctrl[1], by=by, n_boot=N_BOOT, seed=SEED)
             ps = cmp["p_value"].to_numpy(dtype=float)
             per[m] = (cmp, stats.holm(ps) if len(cmp) > 1 else ps)
@@ -328,8 +342,8 @@ def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
     lines = []
     for i, ((_, r), ph) in enumerate(zip(cmp.iterrows(), holm)):
         where = ", ".join(f"{c} = {show_value(r[c])}" for c in by)
-        text = (f"Sensitivity to {q.axis}" + (f" ({where})" if where else "") + f": the {_scaled('spread', scale)} "
-                f"across {q.axis} of the per-point mean {name} {wb} is {_ratio(r)} that {wa} (Brown-Forsythe on "
+        text = (f"Sensitivity to {axis}" + (f" ({where})" if where else "") + f": the {_scaled('spread', scale)} "
+                f"across {axis} of the per-point mean {name} {wb} is {_ratio(r)} that {wa} (Brown-Forsythe on "
                 f"{int(r['n_points_a'])} vs {int(r['n_points_b'])} point means, {p_is(r['p_value'])}" +
                 (f", Holm over the {len(cmp)} settings {p_is(ph)}" if len(cmp) > 1 else "") + ")" +
                 (f" [note: {note(r)}]" if note(r) else ""))
@@ -350,7 +364,7 @@ def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
     lines[0] = lines[0][:-1] + (f" ({head[0].lower() + head[1:]}; the primary test, alpha {ALPHA}; the verdict is on "
                                 f"the {scale} scale" + (", and holds only where every co-primary metric agrees"
                                                         if q.co_primary else "") + ").")
-    lines.append(f"Power: the test has one value per {q.axis} point ({int(cmp['n_points_a'].max())} a side); more "
+    lines.append(f"Power: the test has one value per {axis} point ({int(cmp['n_points_a'].max())} a side); more "
                  "seeds narrow the interval but do not give it more observations, more axis points would.")
     return lines, []
 
