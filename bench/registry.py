@@ -25,6 +25,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "dann": "bench.structures.dann",        # domain-adversarial training, gradient reversal (Ganin et al. 2016)
         "cyclegan": "bench.structures.translation",  # unpaired translation, cycle consistency (Zhu et al. 2017)
         "discogan": "bench.structures.translation",  # unpaired translation, reconstruction loss (Kim et al. 2017)
+        "seqgan": "bench.structures.seqgan",    # token sequences by policy gradient and rollouts (Yu et al. 2017)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {
@@ -58,6 +59,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "celeba": "bench.data.images:celeba",
         "stacked": "bench.data.images:stacked",
         "domains": "bench.data.domains:domains",    # two unpaired domains A, B = T(A) (translation, adaptation)
+        "oracle": "bench.data.sequences:oracle",    # token sequences of an LSTM oracle (SeqGAN's synthetic task)
         "digits": "bench.data.images:digits",
     },
     # a network module: build(model_cfg, data_dim) -> (G, D), build_lens(...) (encdec: build_ed)
@@ -94,7 +96,8 @@ REGISTRY: dict[str, dict[str, str]] = {
 }
 
 TOY_DATASETS = ("ring8", "grid25")  # 2-D point sets
-POINT_DATASETS = ("dirac",)  # no sample metrics: the structure that trains on it measures its own
+POINT_DATASETS = ("dirac", "oracle")  # no sample metrics: only a structure that names them trains there, and measures
+# its own (the Dirac GAN's point mass; SeqGAN's token sequences)
 # every other dataset is images
 GREY_DATASETS = ("fashion_mnist", "mnist", "digits")  # single-channel image sets: what `stacked` can stack
 DOMAIN_TRANSFORMS = ("invert", "rot90")  # the `domains` set's T (bench.data.domains.TRANSFORMS)

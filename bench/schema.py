@@ -43,6 +43,8 @@ class DatasetCfg(_Strict):
     download: bool = Field(False, description="image sets: let torchvision download missing files")
     base: str = Field("fashion_mnist", description="stacked: the single-channel image set of each channel")
     stack_seed: int = Field(0, ge=0, description="stacked: seed of the channel draws; domains: of the split")
+    vocab: int = Field(5000, gt=0, description="oracle: the vocabulary's size (SeqGAN's synthetic task: 5000)")
+    seq_len: int = Field(20, gt=0, description="oracle: the sequences' length (20)")
     transform: str = Field("invert", description=(
         "domains: the transform T of domain B (invert, rot90; bench.data.domains)"))
 
@@ -565,7 +567,7 @@ HASH_EXCLUDED = (("dataset", "data_root"), ("dataset", "download"), ("train", "c
 # Fields added after studies had been run (paths into the config): left out of the hash while at their
 # default, so the trial ids of existing results (and of resumed studies) stay what they were.
 HASH_DROPPED_AT_DEFAULT = {("variant", "structure"): "gan", ("train", "nrds_samples"): 500,
-                           ("dataset", "transform"): "invert",
+                           ("dataset", "transform"): "invert", ("dataset", "vocab"): 5000, ("dataset", "seq_len"): 20,
                            ("train", "d_optimizer"): None, ("variant", "lens", "recon"): "sum",
                            ("train", "precision"): "fp32", ("model", "d_norm"): None,
                            ("train", "updates"): "alternating", ("train", "ema"): None, ("variant", "noise"): None,

@@ -25,6 +25,13 @@ CASES = {
                           "unknown objective 'foo' (known: hinge, lsgan, minimax, ns, r3gan, ragan, ralsgan, rpgan, wgan, wgan-gp)"),
     "unknown-transform": ("name: bad\ndataset: {name: domains, transform: blur}\n", [], "dataset.transform",
                           "unknown transform 'blur' (known: invert, rot90)"),
+    "two-domain-structure-on-one-domain": ("name: bad\nmodel: {name: dcgan}\nvariant: {structure: cyclegan}\n", [],
+                                           "dataset.name", "structure 'cyclegan' trains on domains, not ring8"),
+    "zero-vocabulary": ("name: bad\ndataset: {name: oracle, vocab: 0}\nvariant: {structure: seqgan}\n", [],
+                        "dataset.vocab", "Input should be greater than 0"),
+    "negative-adaptation-weight": ("name: bad\ndataset: {name: domains}\nmodel: {name: dcgan}\n"
+                                   "variant: {structure: dann, dann_lambda: -1}\n", [], "variant.dann_lambda",
+                                   "Input should be greater than or equal to 0"),
     "wrong-type": ('name: bad\ntrain: {steps: "many"}\n', [], "train.steps", "Input should be a valid integer"),
     "negative-steps": ("name: bad\ntrain: {steps: -3}\n", [], "train.steps", "Input should be greater than 0"),
     "zero-steps": ("name: bad\ntrain: {steps: 0}\n", [], "train.steps", "Input should be greater than 0"),

@@ -48,7 +48,8 @@ MODEL = {"width": 8, "z_dim": 8}
 NRDS = {"epochs": 2, "batch_size": 16, "width": 0.25}  # the study-level NRDS step at its smallest
 # cheapest first: the toy points with the MLP, then images (digits: 8 x 8, offline) with every other network
 DATASETS = (registry.TOY_DATASETS[0], *registry.POINT_DATASETS, "digits", "domains")
-DATASET_EXTRA = {"domains": {"base": "digits"}}  # the two-domain set (bench.data.domains) over the offline digits
+# the two-domain set (bench.data.domains) over the offline digits; the sequence oracle with a small vocabulary
+DATASET_EXTRA = {"domains": {"base": "digits"}, "oracle": {"vocab": 50, "seq_len": 8}}
 NETWORKS = ("mlp", *[n for n in registry.names("network") if n != "mlp"])
 
 # tests/test_packing.py's tolerances: a pack sums grouped convolutions and batch norm in another order; losses

@@ -312,6 +312,7 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
         ("dataset", "name"): "grid25", ("dataset", "std"): 0.05, ("dataset", "scale"): 3.0,
         ("model", "name"): "mlp2", ("model", "width"): 64, ("model", "depth"): 3, ("model", "z_dim"): 4,
         ("dataset", "image_size"): 64, ("dataset", "base"): "mnist", ("dataset", "stack_seed"): 1,
+        ("dataset", "vocab"): 100, ("dataset", "seq_len"): 10,
         ("dataset", "transform"): "rot90",
         ("model", "batch_norm"): False, ("model", "d_batch_norm"): False, ("model", "init"): "xavier",
         ("train", "steps"): 10, ("train", "batch_size"): 8, ("train", "eval_every"): 5,
@@ -331,7 +332,9 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
                    ("variant", "dann_lambda"): 0.5, ("variant", "dann_schedule"): "constant",
                    ("variant", "dann_gamma"): 5.0, ("variant", "dann_oracle"): True,
                    ("variant", "cycle_weight"): 5.0, ("variant", "identity_weight"): 0.0,
-                   ("variant", "recon_weight"): 0.5}
+                   ("variant", "recon_weight"): 0.5, ("variant", "seqgan_pretrain"): 10,
+                   ("variant", "seqgan_rollouts"): 4, ("variant", "seqgan_d_steps"): 2,
+                   ("variant", "seqgan_adversarial"): False}
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,
