@@ -26,6 +26,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "cyclegan": "bench.structures.translation",  # unpaired translation, cycle consistency (Zhu et al. 2017)
         "discogan": "bench.structures.translation",  # unpaired translation, reconstruction loss (Kim et al. 2017)
         "seqgan": "bench.structures.seqgan",    # token sequences by policy gradient and rollouts (Yu et al. 2017)
+        "dupgan": "bench.structures.dupgan",    # domain adaptation by duplex, class-aware discriminators (Hu et al. 2018)
     },
     # an Objective (bench.objectives): losses over D's outputs on real and fake
     "objective": {

@@ -334,7 +334,8 @@ def test_trial_id_is_stable_and_sensitive_to_every_field(monkeypatch):
                    ("variant", "cycle_weight"): 5.0, ("variant", "identity_weight"): 0.0,
                    ("variant", "recon_weight"): 0.5, ("variant", "seqgan_pretrain"): 10,
                    ("variant", "seqgan_rollouts"): 4, ("variant", "seqgan_d_steps"): 2,
-                   ("variant", "seqgan_adversarial"): False}
+                   ("variant", "seqgan_adversarial"): False, ("variant", "dupgan_rec"): 0.5,
+                   ("variant", "dupgan_adv"): 0.5, ("variant", "dupgan_threshold"): 0.5}
     # the encoder-decoder fields only make sense together: they are varied on an ED config below
     ed_changes = {("variant", "structure"): "ed+gan", ("variant", "task"): "caae", ("variant", "w"): 0.01,
                   ("variant", "g_res_steps"): 1, ("variant", "d_cond"): False,

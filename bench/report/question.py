@@ -332,6 +332,8 @@ def _axis_spread(trials, q, head, ctrl, trt, wa, wb, name):
         if has_finite(trials, f"final.{m}"):
             cmp = stats.spread_comparison(_on_scale(trials, m, q.scale_of(m), col, by), m, axis, col, trt[1],
                                           ctrl[1], by=by, n_boot=N_BOOT, seed=SEED)
+            # a group holding one level only (another structure in the study) has nothing to compare
+            cmp = cmp[(cmp["n_points_a"] > 0) & (cmp["n_points_b"] > 0)].reset_index(drop=True)
             ps = cmp["p_value"].to_numpy(dtype=float)
             per[m] = (cmp, stats.holm(ps) if len(cmp) > 1 else ps)
     if q.metric not in per or per[q.metric][0].empty:
