@@ -130,6 +130,7 @@ class ClaimCfg(_Cfg):
     test: Optional[ClaimTest] = None
     plan: Optional[PlanCfg] = None
     diagnostics: list[DiagnosticCfg] = []
+    queued: list[str] = []  # study files that will diagnose it, not yet run (each must exist)
 
     @model_validator(mode="after")
     def _testable(self):
@@ -501,8 +502,12 @@ def evaluate(claims: list[ClaimCfg], root: Path, claims_file: Path) -> list[Row]
     out = []
     for i, c in enumerate(claims):
         where = f"{claims_file}: claims[{i}] ({c.id})"
-        if c.plan is not None and not (Path(root).resolve().parent / c.plan.study).exists():
+        repo = Path(root).resolve().parent
+        if c.plan is not None and not (repo / c.plan.study).exists():
             raise StudyError(where, "plan.study", f"{c.plan.study}: no such study file")
+        for j, f in enumerate(c.queued):
+            if not (repo / f).exists():
+                raise StudyError(where, f"queued[{j}]", f"{f}: no such study file")
         if c.study is None:
             out.append(Row(c, VERDICTS[3]))
             continue
@@ -566,6 +571,8 @@ def _details(r: Row) -> list[str]:
                 f"{support} by the data: {number}."]
     if r.diagnostics:
         out.append("")
+    if c.queued:
+        out += ["Queued to diagnose it (not yet run): " + ", ".join(f"`{f}`" for f in c.queued) + ".", ""]
     if c.plan:
         out += [f"Paper-scale plan: `{c.plan.study}`, about {c.plan.gpu_hours} GPU-hours ({' '.join(c.plan.basis.split())}).",
                 ""]

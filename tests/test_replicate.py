@@ -200,6 +200,13 @@ def test_duplicate_ids_and_a_missing_plan_file(tmp_path):
         """))
     with pytest.raises(StudyError, match=r"claims\[0\] \(y\): plan.study: studies/nope.yaml: no such study file"):
         replicate.build(f, RESULTS, tmp_path / "L.md")
+    f.write_text(textwrap.dedent("""\
+        claims:
+          - {id: y, paper: P, source: S, claim: C, paper_value: V, paper_setting: X,
+             plan: {study: studies/lens_paper.yaml, gpu_hours: "1", basis: b}, queued: [studies/nope.yaml]}
+        """))
+    with pytest.raises(StudyError, match=r"claims\[0\] \(y\): queued\[0\]: studies/nope.yaml: no such study file"):
+        replicate.build(f, RESULTS, tmp_path / "L.md")
 
 
 def test_cli_bad_claim_exits_2_with_one_line_and_writes_nothing(tmp_path):
