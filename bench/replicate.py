@@ -184,7 +184,8 @@ def table(d: Path) -> pd.DataFrame:
     """A published folder's rows: trials.parquet, or scores.parquet for a check that is not a ganbench study
     (results/nrds_toy: one row per seed and fake set, written by bench.nrds_toy; no report, so `ganbench report
     results/*` skips it)."""
-    return results.read_parquet(d / results.TRIALS) if (d / results.TRIALS).exists() else pd.read_parquet(d / SCORES)
+    return results.current_columns(results.read_parquet(d / results.TRIALS)) if (d / results.TRIALS).exists() \
+        else pd.read_parquet(d / SCORES)
 
 
 def _rows(root: Path, study: str, metric: str | None, where: str) -> pd.DataFrame:

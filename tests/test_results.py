@@ -148,3 +148,21 @@ def test_publish_keeps_the_grids_of_each_configurations_lowest_seed():
     trials = pd.DataFrame({"trial_id": [t for t, _ in rows], "seed": [c["seed"] for _, c in rows],
                            "variant": ["ns"] * len(rows), "config": [json.dumps(c) for _, c in rows]})
     assert _lowest_seed_ids(trials) == {"a0", "b1", "c3"}
+
+
+def test_rows_written_before_a_field_existed_read_with_its_default():
+    """results/lens_k_fmnist_seeds was resumed across versions: its first 12 rows predate dataset.transform and the
+    DANN options (null columns), its last 12 have their defaults; read through load(), every row has the default and
+    the lens and no-lens arms pair again (the ledger's diagnostic had 'no pairs' before). Null lens fields of the
+    no-lens rows stay null."""
+    from pathlib import Path
+
+    from bench import results
+
+    folder = Path(__file__).resolve().parents[1] / "results" / "lens_k_fmnist_seeds"
+    raw = results.read_parquet(folder / results.TRIALS)
+    assert raw["dataset.transform"].isna().sum() == 12 and raw["variant.dann_lambda"].isna().sum() == 12
+    trials, _ = results.load(folder)
+    assert (trials["dataset.transform"] == "invert").all() and (trials["variant.dann_lambda"] == 1.0).all()
+    no_lens = trials["variant.lens.schedule"].isna()
+    assert no_lens.sum() == 12 and trials.loc[no_lens, "variant.lens.K"].isna().all()
