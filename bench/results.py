@@ -230,30 +230,27 @@ def load(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def current_columns(trials: pd.DataFrame) -> pd.DataFrame:
     """Rows written before a config field existed have a null in its column where later rows have its default, so
     a study resumed across versions would not pair or group its old rows with its new ones (seen on 2026-12-07:
-    lens_k_fmnist_seeds, half its rows before dataset.transform and the DANN options existed, had no pairs). Each
-    null config cell is filled from the row's own `config` as the current schema reads it (its defaults); a value
-    present is never changed, and a config the schema no longer accepts is left as it is."""
-    from bench.schema import flat_config, trial_config
+    lens_k_fmnist_seeds, half its rows before dataset.transform and the DANN options existed, had no pairs). The
+    fields added after studies had run are bench.schema.HASH_DROPPED_AT_DEFAULT (with their defaults): a null in one
+    of their columns becomes the default (a sub-model's field only where the sub-model is on: a row without a lens
+    keeps null lens columns). Values present are never changed. Torch-free (the report reads through it)."""
+    from bench.schema import HASH_DROPPED_AT_DEFAULT
 
-    if "config" not in trials or trials.empty:
-        return trials
-    cols = [c for c in trials.columns if "." in c and not c.startswith(("final.", "best.", "resources."))]
-    holes = trials[cols].isna()
-    rows = holes.any(axis=1)
-    if not rows.any():
-        return trials
-    out = trials.copy()
-    for i in out.index[rows.to_numpy()]:
-        try:
-            flat = flat_config(trial_config(json.loads(out.at[i, "config"])).model_dump(mode="json"))
-        except Exception:  # noqa: BLE001 - an old config the schema now refuses: keep its row as written
-            continue
-        for c in holes.columns[holes.loc[i].to_numpy()]:
-            v = flat.get(c)
-            if v is not None and not isinstance(v, (list, dict)):
-                out.at[i, c] = v
-    return out
-
+    out = None
+    for path, default in HASH_DROPPED_AT_DEFAULT.items():
+        items = [(".".join(path + (k,)), v) for k, v in default.items()] if isinstance(default, dict) \
+            else [(".".join(path), default)]
+        for col, value in items:
+            if value is None or col not in trials or not trials[col].isna().any():
+                continue
+            hole = trials[col].isna()
+            if len(path) > 2:  # a sub-model's field: only where the sub-model is on (any of its columns set)
+                sub = [c for c in trials.columns if c.startswith(".".join(path[:-1]) + ".") and c != col]
+                hole &= trials[sub].notna().any(axis=1) if sub else False
+            if hole.any():
+                out = trials.copy() if out is None else out
+                out[col] = out[col].astype(object).where(~hole, value).infer_objects()
+    return trials if out is None else out
 
 def question_metrics(path: str | Path) -> list[str]:
     """The metric names the `question:` block of a results folder's study.yaml uses (metric, co_primary,
