@@ -41,7 +41,6 @@ STATISTICS = ("paired_difference", "mean_difference", "spread_ratio", "rate", "r
 USES = {"paired_difference": {"metric", "control"}, "mean_difference": {"metric", "control", "control_study"},
         "spread_ratio": {"metric", "control", "axis"}, "rate": {"against", "success"},
         "rate_difference": {"control", "success"}}
-LEVEL = 0.95
 TOY_DATA = {"ring8", "grid25", "dirac", "normal2d"}
 SUPPORT = {"reproduces": "supported", "same direction, not significant": "not significant",
            "contradicts": "not supported", "not testable at this scale": "not decided (no informative interval)"}
@@ -235,8 +234,10 @@ def _select(df: pd.DataFrame, filt: dict, where: str, field: str) -> pd.DataFram
 
 # ----------------------------------------------------------------------------- statistics
 def _metric_col(df: pd.DataFrame, metric: str, where: str) -> str:
+    from bench.report.analysis import has_finite
+
     col = f"final.{metric}"
-    if col not in df or not np.isfinite(pd.to_numeric(df[col], errors="coerce").astype(float)).any():
+    if not has_finite(df, col):
         raise StudyError(where, "test.metric", f"{metric}: no value in the study's rows")
     return col
 
@@ -261,13 +262,13 @@ def _treatment_columns(rows: pd.DataFrame, cols: set[str]) -> list[str]:
 
 def _paired(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
     col = _metric_col(rows, t.metric, where)
-    _select(rows, t.treated, where, "test.treated"), _select(rows, t.control, where, "test.control")
-    tm, cm = _mask(rows, t.treated, where, "test.treated"), _mask(rows, t.control, where, "test.control")
-    sub = rows[tm | cm].reset_index(drop=True)
+    treated, control = _select(rows, t.treated, where, "test.treated"), _select(rows, t.control, where, "test.control")
+    control = control[~control.index.isin(treated.index)]  # a row both filters match is treated
+    sub = pd.concat([treated, control]).reset_index(drop=True)
+    arm = pd.Series([True] * len(treated) + [False] * len(control))  # sub's rows: the treated first
     tcols = _treatment_columns(rows, set(t.treated) | set(t.control))
     try:
-        res = stats.paired_difference(sub, t.metric, treatment=lambda d: _mask(d, t.treated, where, "test.treated"),
-                                      control=lambda d: _mask(d, t.control, where, "test.control"),
+        res = stats.paired_difference(sub, t.metric, treatment=lambda d: arm, control=lambda d: ~arm,
                                       treatment_columns=tcols, by=(), status=None,
                                       higher_is_better=True if t.metric == "nrds" else None)
     except ValueError as e:
@@ -280,7 +281,7 @@ def _paired(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
     r = s.iloc[0]
     d = res.pairs.loc[res.pairs["used"], "diff"].to_numpy(dtype=float)
     p = sps.ttest_1samp(d, 0.0).pvalue if np.std(d) > 0 else math.nan  # the test of the t interval shown
-    means = _means(sub[tm[tm | cm].to_numpy()], sub[cm[tm | cm].to_numpy()], col)
+    means = _means(treated, control, col)
     side = f"{int((d < 0).sum())} of {len(d)} pairs below 0, {int((d > 0).sum())} above; median {fmt(np.median(d))}"
     return Measure(r["mean_diff"], r["lo"], r["hi"], 0.0, f"mean paired difference in {t.metric}{_when(t)} "
                    "(treated - control; paired t)", f"{int(r['n'])} pairs ({side}), {means}{_dropped(sub, col)}", p)
@@ -300,7 +301,7 @@ def _mean_difference(rows: pd.DataFrame, ctrl_rows: pd.DataFrame, t: ClaimTest, 
     if len(va) < 2 or len(vb) < 2:
         raise StudyError(where, "test", f"mean_difference: {len(va)} and {len(vb)} values; need 2+ per side")
     r = sps.ttest_ind(va, vb, equal_var=False)
-    lo, hi = r.confidence_interval(LEVEL)
+    lo, hi = r.confidence_interval(stats.LEVEL)
     return Measure(va.mean() - vb.mean(), lo, hi, 0.0, f"difference of mean {t.metric}{_when(t)} (treated - control, "
                    "Welch t)",
                    f"{len(va)} vs {len(vb)} trials, {_means(a, b, col)}{_dropped(pd.concat([a, b]), col)}", r.pvalue)
@@ -340,15 +341,6 @@ def _successes(rows: pd.DataFrame, rule: SuccessCfg | None) -> tuple[int, int]:
     return int((mask & (rows["status"] == "ok") & counted).sum()), int(counted.sum())
 
 
-def newcombe_interval(s1: int, n1: int, s2: int, n2: int, level: float = LEVEL) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p1 - p2 (method 10 of Newcombe 1998), from the Wilson intervals."""
-    p1, p2 = s1 / n1, s2 / n2
-    l1, u1 = stats.wilson_interval(s1, n1, level)
-    l2, u2 = stats.wilson_interval(s2, n2, level)
-    d = p1 - p2
-    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-
-
 def _rule(t: ClaimTest) -> str:
     return "" if t.success is None else f"; trained = final {t.success.metric} <= {fmt(t.success.of_start)} x step 0's"
 
@@ -357,12 +349,12 @@ def _rate(rows: pd.DataFrame, t: ClaimTest, where: str) -> Measure:
     a = _select(rows, t.treated, where, "test.treated")
     sa, na = _successes(a, t.success)
     if t.statistic == "rate":
-        lo, hi = stats.wilson_interval(sa, na, LEVEL)
+        lo, hi = stats.wilson_interval(sa, na, stats.LEVEL)
         return Measure(sa / na, lo, hi, t.against, f"success rate against {fmt(t.against)} (Wilson interval{_rule(t)})",
                        f"{sa} of {na} trials trained")
     b = _select(rows, t.control, where, "test.control")
     sb, nb = _successes(b, t.success)
-    lo, hi = newcombe_interval(sa, na, sb, nb)
+    lo, hi = stats.newcombe_interval(sa, na, sb, nb)
     return Measure(sa / na - sb / nb, lo, hi, 0.0, f"difference of success rates (treated - control, Newcombe{_rule(t)})",
                    f"{sa} of {na} vs {sb} of {nb} trials trained")
 

@@ -9,7 +9,8 @@ import pytest
 from scipy import stats as sps
 
 from bench import replicate
-from bench.replicate import Measure, ClaimTest, newcombe_interval, verdict
+from bench.replicate import ClaimTest, Measure, verdict
+from bench.stats import newcombe_interval
 from bench.study import StudyError
 from conftest import GANBENCH, ROOT
 

@@ -42,7 +42,7 @@ Modules: `common` (metric and config columns, the helpers every statistic shares
 (`axis_spread`, `spread_ratio`, `spread_comparison`, `true_spread`: sensitivity to an axis), `paired`
 (`paired_difference`, `holm`), `seed` (`seed_spread`, `seed_spread_comparison`, `seed_spread_power`:
 sensitivity to the seed), `scales` (`spread_interval`, `std_interval`, `transform`, `scale_note`: a spread
-on the absolute, relative or log scale), `rates` (`success_rate`, `wilson_interval`, `tolerance_success`), `budget`
+on the absolute, relative or log scale), `rates` (`success_rate`, `wilson_interval`, `newcombe_interval`, `tolerance_success`), `budget`
 (`expected_best`, `budget_curve`, `overtaking_budget`), `convergence` (steps to a target or to within a fraction of
 the run's own best, normalised area under the learning curve), `importance` (a random search's knobs: fANOVA
 variance shares, `bench.stats.importance.importance`, and `partial_dependence`, the metric's marginal curve over one
@@ -59,7 +59,7 @@ from bench.stats.common import LEVEL, bounded_t_interval, config_columns, is_hig
 from bench.stats.paired import PairedResult, holm, paired_difference
 from bench.stats.scales import scale_note, spread_interval, std_interval, transform
 from bench.stats.seed import seed_share, seed_spread, seed_spread_comparison, seed_spread_power
-from bench.stats.rates import success_rate, tolerance_success, wilson_interval
+from bench.stats.rates import newcombe_interval, success_rate, tolerance_success, wilson_interval
 from bench.stats.spread import SpreadComparison, axis_spread, spread_comparison, spread_ratio, true_spread
 
 __all__ = [
@@ -93,4 +93,5 @@ __all__ = [
     "transform",
     "true_spread",
     "wilson_interval",
+    "newcombe_interval",
 ]

@@ -1,4 +1,5 @@
-"""How often training succeeds: `success_rate` per group, with Wilson intervals (`wilson_interval`)."""
+"""How often training succeeds: `success_rate` per group, with Wilson intervals (`wilson_interval`); the difference of
+two rates with Newcombe's interval (`newcombe_interval`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,17 @@ def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float
         return math.nan, math.nan
     ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def newcombe_interval(s1: int, n1: int, s2: int, n2: int, level: float = LEVEL) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for p1 - p2 (method 10 of Newcombe 1998), from the two Wilson intervals.
+    Exact coverage over a grid of true rates at 12 vs 12 and 12 vs 6 trials: mean >= 94.5 %, about 90 % at worst near
+    the corners (tests/test_replicate.py)."""
+    p1, p2 = s1 / n1, s2 / n2
+    l1, u1 = wilson_interval(s1, n1, level)
+    l2, u2 = wilson_interval(s2, n2, level)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
 def _rule_mask(trials: pd.DataFrame, rule, dataset_col: str) -> pd.Series:
