@@ -26,10 +26,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F_
 from torch import Tensor, nn
 
+from bench.objectives.classic import ns
 from bench.structures import Pack, Result, Streams, eval_mode, evaluated, pack_nets, stacked
+from bench.structures.cgan import cross_entropy
 
 DECLARE = {"dann": {
     "title": "DANN", "doc": "domain-adversarial training through gradient reversal (Ganin et al. 2016)",
@@ -147,11 +148,6 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     return {"xs": xs, "ys": ys, "xt": xt, "yt": yt}
 
 
-def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
-    """[n, B, classes], [n, B] -> each configuration's batch-mean cross-entropy [n]."""
-    return F_.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none").reshape(y.shape).mean(1)
-
-
 def step(nets, batch: dict, pack: Pack, t: int) -> dict:
     lam = pack.vec(lambda c: weight(c, t))
     hs, ht = nets.F(batch["xs"]), nets.F(batch["xt"])
@@ -159,9 +155,8 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
         loss_y = cross_entropy(nets.C(ht), batch["yt"])
     else:
         loss_y = cross_entropy(nets.C(hs), batch["ys"])
-    ds, dt = nets.Dom(reverse(hs, lam)).squeeze(-1), nets.Dom(reverse(ht, lam)).squeeze(-1)
-    loss_dom = F_.binary_cross_entropy_with_logits(ds, torch.ones_like(ds), reduction="none").mean(1) \
-        + F_.binary_cross_entropy_with_logits(dt, torch.zeros_like(dt), reduction="none").mean(1)
+    # the domain classifier's cross-entropy, source 1 and target 0: the GAN discriminator's loss
+    loss_dom = ns.d(nets.Dom(reverse(hs, lam)).squeeze(-1), nets.Dom(reverse(ht, lam)).squeeze(-1))
     for o in nets.opt.values():
         o.zero_grad()
     (loss_y + loss_dom).sum().backward()
@@ -171,26 +166,34 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
 
 
 class Evaluate:
-    """Accuracy of C(F(.)) on both domains' test splits (B's labels are A's: the test split is paired)."""
+    """Accuracy of the classifier on both domains' test splits (B's labels are A's: the test split is paired); a
+    structure with another classifier (DupGAN: C(E(.))) overrides `classify`, and adds metrics in `extra`."""
 
     def __init__(self, pack: Pack, data, gens: list[dict], device):
         self.size, self.device = pack.size, device
         self.source, self.target = data.to_float(data.test), data.to_float(data.test_b)
         self.labels = data.test_labels
 
+    def classify(self, nets, x: Tensor) -> Tensor:
+        return nets.C(nets.F(x))
+
+    def extra(self, k: int, logits: dict) -> dict:
+        return {}
+
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
         alive = range(self.size) if alive is None else alive
         with eval_mode(*nets.modules()):
-            pred = {name: evaluated(lambda v: nets.C(nets.F(v)), x.expand(self.size, *x.shape), device=self.device)
-                    for name, x in (("source", self.source), ("target", self.target))}
+            logits = {name: evaluated(lambda v: self.classify(nets, v), x.expand(self.size, *x.shape),
+                                      device=self.device)
+                      for name, x in (("source", self.source), ("target", self.target))}
         out = []
         for k in range(self.size):
             if k not in alive:
                 out.append(None)
-            elif not all(bool(torch.isfinite(p[k]).all()) for p in pred.values()):
+            elif not all(bool(torch.isfinite(v[k]).all()) for v in logits.values()):
                 out.append(Result(diverged="classifier outputs contain NaN/Inf"))
             else:
-                acc = {f"{name}_accuracy": float((p[k].argmax(-1) == self.labels).float().mean())
-                       for name, p in pred.items()}
-                out.append(Result(acc))
+                acc = {f"{name}_accuracy": float((v[k].argmax(-1) == self.labels).float().mean())
+                       for name, v in logits.items()}
+                out.append(Result({**acc, **self.extra(k, logits)}))
         return out

@@ -19,14 +19,12 @@ on the two test splits, and pseudo_label_rate (the share of a fixed target batch
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
 
-from bench.structures import Pack, Result, Streams, eval_mode, evaluated, frozen, pack_nets, stacked
-from bench.structures.dann import Features, cross_entropy
+from bench.structures import Pack, Streams, dann, frozen, pack_nets
+from bench.structures.cgan import cross_entropy
 
 DECLARE = {"dupgan": {
     "title": "DupGAN", "doc": "duplex GAN for domain adaptation: class-aware discriminators per domain (Hu et al. 2018)",
@@ -64,7 +62,7 @@ class Encoder(nn.Module):
         from bench.nets import packed as P
 
         self.K = K
-        self.features = Features(channels, size, C, batch_norm, K)
+        self.features = dann.Features(channels, size, C, batch_norm, K)
         self.fc = P.Linear(K, self.features.dim, z_dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,10 +89,7 @@ def build(pack: Pack, data, streams: list[Streams], device):
     return pack_nets(per_config, pack, device, critics=("D_A", "D_B"))
 
 
-def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    from bench.structures.dann import batch as two_domains
-
-    return two_domains(pack, data, gens, device)
+batch = dann.batch  # a source and a target batch
 
 
 def _domain(z: Tensor, d: int) -> Tensor:
@@ -146,30 +141,16 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
             "loss_adv": loss_adv.detach()}
 
 
-class Evaluate:
-    """C(E(.)) on both test splits; the pseudo-labelled share of the first `eval_samples` target test images."""
+class Evaluate(dann.Evaluate):
+    """DANN's evaluation of C(E(.)) on both test splits, and the pseudo-labelled share of the target test images."""
 
     def __init__(self, pack: Pack, data, gens: list[dict], device):
-        self.size, self.device = pack.size, device
-        self.source, self.target = data.to_float(data.test), data.to_float(data.test_b)
-        self.labels = data.test_labels
+        super().__init__(pack, data, gens, device)
         self.threshold = pack.vec(lambda c: c.variant.dupgan_threshold).cpu()
 
-    def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
-        alive = range(self.size) if alive is None else alive
-        with eval_mode(*nets.modules()):
-            logits = {name: evaluated(lambda v: nets.C(nets.E(v)), x.expand(self.size, *x.shape), device=self.device)
-                      for name, x in (("source", self.source), ("target", self.target))}
-        out = []
-        for k in range(self.size):
-            if k not in alive:
-                out.append(None)
-            elif not all(bool(torch.isfinite(v[k]).all()) for v in logits.values()):
-                out.append(Result(diverged="classifier outputs contain NaN/Inf"))
-            else:
-                m = {f"{name}_accuracy": float((v[k].argmax(-1) == self.labels).float().mean())
-                     for name, v in logits.items()}
-                m["pseudo_label_rate"] = float((torch.softmax(logits["target"][k], -1).max(-1).values
-                                                >= self.threshold[k]).float().mean())
-                out.append(Result(m))
-        return out
+    def classify(self, nets, x: Tensor) -> Tensor:
+        return nets.C(nets.E(x))
+
+    def extra(self, k: int, logits: dict) -> dict:
+        sure = torch.softmax(logits["target"][k], -1).max(-1).values >= self.threshold[k]
+        return {"pseudo_label_rate": float(sure.float().mean())}

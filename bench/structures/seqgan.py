@@ -24,10 +24,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F_
 from torch import Tensor, nn
 
+from bench.objectives.classic import ns
 from bench.structures import Pack, Result, Streams, eval_mode, pack_nets, stacked
+from bench.structures.cgan import cross_entropy
 
 DECLARE = {"seqgan": {
     "title": "SeqGAN", "doc": "sequence GAN by policy gradient with Monte Carlo rollouts (Yu et al. 2017)",
@@ -172,8 +173,7 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
 
 def _nll(G: Generator, seqs: Tensor) -> Tensor:
     """Each configuration's mean per-token NLL of seqs [K, n, L] -> [K]."""
-    logits = G.logits(seqs)
-    return F_.cross_entropy(logits.flatten(0, 2).float(), seqs.flatten(), reduction="none").view(seqs.shape).mean((1, 2))
+    return cross_entropy(G.logits(seqs).flatten(1, 2), seqs.flatten(1))
 
 
 def _rewards(nets, seqs: Tensor, u: Tensor) -> Tensor:
@@ -207,9 +207,7 @@ def step(nets, batch: dict, pack: Pack, t: int) -> dict:
     loss_g.sum().backward()
     nets.opt["G"].step()
     for _ in range(v.seqgan_d_steps):
-        d_real, d_fake = nets.D(real), nets.D(fake)
-        loss_d = F_.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real), reduction="none").mean(1) \
-            + F_.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none").mean(1)
+        loss_d = ns.d(nets.D(real), nets.D(fake))  # cross-entropy, real 1 and fake 0
         nets.opt["D"].zero_grad()
         loss_d.sum().backward()
         nets.opt["D"].step()

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F_
 from torch import Tensor, nn
 
 from bench import registry
@@ -137,18 +136,13 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
-    """a: B images of A, b: B images of B (independent draws: unpaired); eps [2, n, B] for the penalties."""
-    from bench.structures import stacked
+    """a: B images of A, b: B images of B (DANN's two independent draws: unpaired); eps [2, n, B] for the penalties."""
+    from bench.structures import dann, stacked
 
+    two = dann.batch(pack, data, gens, device)
     B = pack.cfg.train.batch_size
-
-    def draw(images):
-        idx = stacked(lambda g: torch.randint(len(images), (B,), generator=g["data"], device=g["data"].device),
-                      gens, "cpu")
-        return data.to_float(images[idx]).to(device)
-
     eps = stacked(lambda g: torch.rand(2, B, generator=g["noise"], device=g["noise"].device), gens, device)
-    return {"a": draw(data.train), "b": draw(data.train_b), "eps": eps.transpose(0, 1)}
+    return {"a": two["xs"], "b": two["xt"], "eps": eps.transpose(0, 1)}
 
 
 def _per_config(x: Tensor) -> Tensor:
