@@ -263,7 +263,8 @@ def recorded(structure: str, dataset: str, task: str | None = None, ema: bool = 
     from bench import catalog
     from bench.registry import POINT_DATASETS
 
-    no_samples = structure in catalog.catalog() and not catalog.catalog()[structure].samples
+    declared = catalog.catalog().get(structure)
+    no_samples = declared is not None and not declared.samples
     base = () if dataset in POINT_DATASETS or no_samples else TOY_METRICS if dataset in TOY_DATASETS else IMAGE_METRICS
     own = OWN_METRICS.get(structure, ())
     return base + own + (("swap_accuracy",) if task == "caae" else ()) + (tuple(m + EMA for m in base) if ema else ())
