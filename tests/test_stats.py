@@ -415,6 +415,22 @@ def test_spread_comparison_dataframe_level():
 # ----------------------------------------------------------------------------- 6. Holm
 
 
+def test_wilcoxon_is_scipys_test_with_ties_and_zeros():
+    """bench's Wilcoxon computes scipy's permutation null from the ranks (fast): the same statistic and
+    p, float for float, where scipy permutes (ties or zeros, n <= 13) and where it does not."""
+    from bench.stats.paired import wilcoxon
+
+    rng = np.random.default_rng(7)
+    for _ in range(80):
+        n = int(rng.choice([2, 3, 4, 5, 6, 7, 8, 9, 14, 15]))  # 13 and fewer: scipy permutes (slowly)
+        d = rng.integers(-3, 4, n) * rng.choice([1.0, 0.5, 0.1])
+        if not d.any():
+            continue
+        w = sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+        assert wilcoxon(d) == (float(w.statistic), float(w.pvalue)), d
+    assert wilcoxon(np.array([1.0, 1.0, 2.0, -0.5, 0.0, 3.0]))[1] == 0.125  # ranks 2.5 2.5 4 1 5: R- <= 1 in 2 of 32 flips, x 2 sides
+
+
 def test_holm_hand_computed_example():
     # sorted: 0.005*4 = 0.02; 0.01*3 = 0.03; 0.03*2 = 0.06; 0.04*1 = 0.04 -> monotone 0.06
     assert S.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])

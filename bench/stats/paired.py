@@ -241,12 +241,32 @@ def _paired_stats(d: np.ndarray, hib: bool, n_boot: int, rng: np.random.Generato
         out["wilcoxon_stat"], out["p_value"] = 0.0, 1.0
         reasons.append("all differences are zero: p = 1 by convention")
     else:
-        w = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-        out["wilcoxon_stat"], out["p_value"] = float(w.statistic), float(w.pvalue)
+        out["wilcoxon_stat"], out["p_value"] = wilcoxon(d)
         if out["n_nonzero"] < n:
             reasons.append(f"{n - out['n_nonzero']} zero difference(s) dropped by the Wilcoxon test")
     out["reason"] = _join(*reasons)
     return out
+
+
+def wilcoxon(d: np.ndarray) -> tuple[float, float]:
+    """scipy's two-sided Wilcoxon signed-rank test (zeros dropped): (min(R+, R-), p), the same numbers.
+    Where scipy falls back to its permutation test (ties or zeros among at most 13 differences) it
+    re-ranks each of the 2^n sign flips in Python (0.9 s a call; 40 s of a 12-seed report); the
+    ranks of |d| do not change under sign flips, so the 2^m sums of the m non-zero ranks are the
+    exact null here (the zeros' flips only repeat it), counted with scipy's tolerance."""
+    d = np.asarray(d, dtype=float)
+    nz = d[d != 0]
+    ranks = stats.rankdata(np.abs(nz))
+    tied = len(np.unique(np.abs(nz))) < len(nz)
+    if not (tied or len(nz) < len(d)) or len(d) > 13:
+        w = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+        return float(w.statistic), float(w.pvalue)
+    r_plus, r_minus = ranks[nz > 0].sum(), ranks[nz < 0].sum()
+    flips = (np.arange(2 ** len(nz))[:, None] >> np.arange(len(nz))) & 1
+    null = flips @ ranks  # R+ of every sign assignment (half-integers: exact in floats)
+    gamma = abs(np.finfo(float).eps * 100 * r_plus)
+    less, greater = (null <= r_plus + gamma).mean(), (null >= r_plus - gamma).mean()
+    return float(min(r_plus, r_minus)), float(np.clip(2 * min(less, greater), 0, 1))
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray | pd.Series:
