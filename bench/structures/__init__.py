@@ -91,6 +91,12 @@ def stacked(draw: Callable[[dict], Tensor], gens: list[dict], device) -> Tensor:
     return torch.stack([draw(g) for g in gens]).to(device)
 
 
+def draws(gens: list[dict], device, fn: Callable[..., Tensor], *args, stream: str = "noise") -> Tensor:
+    """`fn(*args)` (torch.randn, rand, randint) from each configuration's own `stream` generator ("noise" or
+    "data", on that generator's device), stacked on dim 0: packed configurations draw what each would alone."""
+    return stacked(lambda g: fn(*args, generator=g[stream], device=g[stream].device), gens, device)
+
+
 # ----------------------------------------------------------------------------- optimizers
 def _settings(train, critic: bool) -> tuple:
     """(kind, lr, betas, momentum) of a network; critics (D, D_z) use train.d_optimizer / d_lr where set."""

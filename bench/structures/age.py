@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.structures import Pack, Result, Streams, eval_mode, evaluated, frozen, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, draws, eval_mode, evaluated, frozen, pack_nets
 from bench.structures.cgan import LABELLED, ImageEval, check_image_gan
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
@@ -89,10 +89,9 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     """real [n, B, ...] (`data` stream); z [1 + age_g_steps, n, B, z_dim] on the unit sphere (`noise`
     stream): the first for E's step, one for each G step."""
     B, z_dim, n = pack.cfg.train.batch_size, pack.cfg.model.z_dim, 1 + pack.cfg.variant.age_g_steps
-    idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"], device=g["data"].device),
-                  gens, device)
+    idx = draws(gens, device, torch.randint, len(data.train), (B,), stream="data")
     images, _ = data.on(idx.device)
-    z = stacked(lambda g: torch.randn(n, B, z_dim, generator=g["noise"], device=g["noise"].device), gens, device)
+    z = draws(gens, device, torch.randn, n, B, z_dim)
     return {"real": data.to_float(images[idx]).to(device), "z": sphere(z.transpose(0, 1))}
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from bench import registry
-from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, d_step, draws, eval_mode, evaluated, frozen, pack_nets
 from bench.structures.age import EncoderEval
 from bench.structures.cgan import LABELLED, check_image_gan
 
@@ -70,14 +70,13 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     eps [n_critic, n, B] and the dropout draws ux [n_critic + 1, 2, n, B, C, H, W], uz [.., z_dim]
     (index 1: the real pair's and the fake pair's)."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
-    idx = stacked(lambda g: torch.randint(len(data.train), (nc, B), generator=g["data"], device=g["data"].device),
-                  gens, device)
+    idx = draws(gens, device, torch.randint, len(data.train), (nc, B), stream="data")
     images, _ = data.on(idx.device)
 
     def draw(*shape):
-        return stacked(lambda g: torch.rand(*shape, generator=g["noise"], device=g["noise"].device), gens, device)
+        return draws(gens, device, torch.rand, *shape)
 
-    z = stacked(lambda g: torch.randn(nc + 1, B, z_dim, generator=g["noise"], device=g["noise"].device), gens, device)
+    z = draws(gens, device, torch.randn, nc + 1, B, z_dim)
     eps = draw(nc, B)
     ux, uz = draw(nc + 1, 2, B, *data.dim), draw(nc + 1, 2, B, z_dim)
     return {"real": data.to_float(images[idx]).transpose(0, 1).to(device), "z": z.transpose(0, 1),

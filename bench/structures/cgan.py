@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench import registry
-from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, d_step, draws, eval_mode, evaluated, frozen, pack_nets
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
 DECLARE_CGAN = {"uses": ["objective", "clip", "gp_weight", "penalty"], "losses": ["loss_d", "loss_g"],
@@ -91,11 +91,10 @@ def labelled_batch(pack: Pack, data, gens: list[dict], device) -> dict:
     """real [n_critic, n, B, ...] and their labels [n_critic, n, B] (`data` stream); z [n_critic + 1, n, B,
     z_dim] and eps [n_critic, n, B] (`noise` stream)."""
     nc, B, z_dim = pack.cfg.train.n_critic, pack.cfg.train.batch_size, pack.cfg.model.z_dim
-    idx = stacked(lambda g: torch.randint(len(data.train), (nc, B), generator=g["data"], device=g["data"].device),
-                  gens, device)
+    idx = draws(gens, device, torch.randint, len(data.train), (nc, B), stream="data")
     images, labels = data.on(idx.device)
-    z = stacked(lambda g: torch.randn(nc + 1, B, z_dim, generator=g["noise"], device=g["noise"].device), gens, device)
-    eps = stacked(lambda g: torch.rand(nc, B, generator=g["noise"], device=g["noise"].device), gens, device)
+    z = draws(gens, device, torch.randn, nc + 1, B, z_dim)
+    eps = draws(gens, device, torch.rand, nc, B)
     return {"real": data.to_float(images[idx]).transpose(0, 1).to(device), "labels": labels[idx].transpose(0, 1).to(device),
             "z": z.transpose(0, 1), "eps": eps.transpose(0, 1)}
 

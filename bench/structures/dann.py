@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.objectives.classic import ns
-from bench.structures import Pack, Result, Streams, eval_mode, evaluated, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, draws, eval_mode, evaluated, pack_nets
 from bench.structures.cgan import cross_entropy
 
 DECLARE = {"dann": {
@@ -139,8 +139,7 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     B = pack.cfg.train.batch_size
 
     def draw(images, labels):
-        idx = stacked(lambda g: torch.randint(len(images), (B,), generator=g["data"], device=g["data"].device),
-                      gens, "cpu")
+        idx = draws(gens, "cpu", torch.randint, len(images), (B,), stream="data")
         return data.to_float(images[idx]).to(device), labels[idx].to(device)
 
     xs, ys = draw(data.train, data.train_labels)

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from bench import registry
 from bench.data.tasks import degrade, swapped_labels, uses_labels
-from bench.structures import Pack, Result, Streams, d_step, eval_mode, frozen, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, d_step, draws, eval_mode, frozen, pack_nets
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
 DECLARE_ED = {
@@ -103,8 +103,7 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     image), labels, eps (and `prior`, U(-1, 1) codes for D_z, when variant.code_prior > 0): [n, B, ...]."""
     cfg = pack.cfg
     B = cfg.train.batch_size
-    idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"], device=g["data"].device),
-                  gens, device)
+    idx = draws(gens, device, torch.randint, len(data.train), (B,), stream="data")
     images, labels = data.on(idx.device)
     x = data.to_float(images[idx])
     out = {"input": degrade(cfg.variant.task, x.flatten(0, 1)).reshape(x.shape).to(device),

@@ -28,8 +28,8 @@ import torch
 from bench import registry, schedules
 from bench.metrics import EMA, INFO
 from bench.penalties import DRAWS, consensus, step_draws
-from bench.structures import (Pack, Result, Streams, clip_weights, d_step, eval_mode, evaluated, frozen, pack_nets,
-                              penalties, stacked)
+from bench.structures import (Pack, Result, Streams, clip_weights, d_step, draws, eval_mode, evaluated, frozen,
+                              pack_nets, penalties, stacked)
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
 DECLARE = {"gan": {
@@ -102,7 +102,7 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
         return x.reshape(nc, B, *x.shape[1:])
 
     def draw(fn, *size):
-        return stacked(lambda g: fn(*size, generator=g["noise"], device=g["noise"].device), gens, device).transpose(0, 1)
+        return draws(gens, device, fn, *size).transpose(0, 1)
 
     out = {"real": stacked(real, gens, device).transpose(0, 1), "z": draw(torch.randn, nc + 1, B, z_dim),
            "eps": draw(torch.rand, nc, B)}

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench import registry
-from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, d_step, draws, eval_mode, evaluated, frozen, pack_nets
 from bench.structures.cgan import GRID_COLUMNS, LABELLED, ImageEval, check_image_gan, class_rows, cross_entropy, \
     labelled_batch
 
@@ -69,9 +69,8 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     [n_critic + 1, n, B] and cont [n_critic + 1, n, B, 2], from the `noise` stream."""
     out = labelled_batch(pack, data, gens, device)
     n, B = pack.cfg.train.n_critic + 1, pack.cfg.train.batch_size
-    cat = stacked(lambda g: torch.randint(N_CAT, (n, B), generator=g["noise"], device=g["noise"].device), gens, device)
-    cont = stacked(lambda g: torch.rand(n, B, N_CONT, generator=g["noise"], device=g["noise"].device) * 2 - 1,
-                   gens, device)
+    cat = draws(gens, device, torch.randint, N_CAT, (n, B))
+    cont = draws(gens, device, torch.rand, n, B, N_CONT) * 2 - 1
     return {**out, "cat": cat.transpose(0, 1), "cont": cont.transpose(0, 1)}
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.objectives.classic import ns
-from bench.structures import Pack, Result, Streams, eval_mode, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, draws, eval_mode, pack_nets
 from bench.structures.cgan import cross_entropy
 
 DECLARE = {"seqgan": {
@@ -164,10 +164,9 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     """real [n, B, L] oracle sequences (`data` stream); u_gen [n, B, L] and u_roll [n, L, R, B, L] uniforms for
     G's samples and its rollouts (`noise` stream)."""
     B, L, R = pack.cfg.train.batch_size, data.length, pack.cfg.variant.seqgan_rollouts
-    idx = stacked(lambda g: torch.randint(len(data.train), (B,), generator=g["data"], device=g["data"].device),
-                  gens, "cpu")
-    u = stacked(lambda g: torch.rand(B, L, generator=g["noise"], device=g["noise"].device), gens, device)
-    ur = stacked(lambda g: torch.rand(L, R, B, L, generator=g["noise"], device=g["noise"].device), gens, device)
+    idx = draws(gens, "cpu", torch.randint, len(data.train), (B,), stream="data")
+    u = draws(gens, device, torch.rand, B, L)
+    ur = draws(gens, device, torch.rand, L, R, B, L)
     return {"real": data.train[idx].to(device), "u_gen": u, "u_roll": ur}
 
 

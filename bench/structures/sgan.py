@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from bench import registry
-from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated, frozen, pack_nets, stacked
+from bench.structures import Pack, Result, Streams, d_step, draws, eval_mode, evaluated, frozen, pack_nets, stacked
 from bench.structures.cgan import LABELLED, N_CLASSES, ImageEval, check_image_gan, cross_entropy
 
 # the catalog's declaration (bench.catalog reads it without importing this module: plain data only)
@@ -88,8 +88,8 @@ def batch(pack: Pack, data, gens: list[dict], device) -> dict:
 
     idx = stacked(draw, gens, device)
     images, labels = data.on(idx.device)
-    z = stacked(lambda g: torch.randn(nc + 1, B, z_dim, generator=g["noise"], device=g["noise"].device), gens, device)
-    eps = stacked(lambda g: torch.rand(nc, B, generator=g["noise"], device=g["noise"].device), gens, device)
+    z = draws(gens, device, torch.randn, nc + 1, B, z_dim)
+    eps = draws(gens, device, torch.rand, nc, B)
     x = data.to_float(images[idx]).transpose(0, 1).to(device)
     return {"real": x[:, :, :B], "lab": x[:, :, B:], "labels": labels[idx[..., B:]].transpose(0, 1).to(device),
             "z": z.transpose(0, 1), "eps": eps.transpose(0, 1)}

@@ -137,11 +137,11 @@ def build(pack: Pack, data, streams: list[Streams], device):
 
 def batch(pack: Pack, data, gens: list[dict], device) -> dict:
     """a: B images of A, b: B images of B (DANN's two independent draws: unpaired); eps [2, n, B] for the penalties."""
-    from bench.structures import dann, stacked
+    from bench.structures import dann, draws
 
     two = dann.batch(pack, data, gens, device)
     B = pack.cfg.train.batch_size
-    eps = stacked(lambda g: torch.rand(2, B, generator=g["noise"], device=g["noise"].device), gens, device)
+    eps = draws(gens, device, torch.rand, 2, B)
     return {"a": two["xs"], "b": two["xt"], "eps": eps.transpose(0, 1)}
 
 
