@@ -11,7 +11,7 @@ from bench import results
 from bench.report.fmt import fmt, interval
 from bench.schema import config_hash, variant_label
 from bench.trial import run_trial
-from conftest import digits_config
+from conftest import ROOT, digits_config
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,24 @@ def test_own_weights_section_reads_declared_and_toy_metrics():
     assert own == ["l1", "code_kl"] and sample == ["modes_covered", "energy_distance"]
     assert zoo._sectioned("age") and not zoo._sectioned("gan") and not zoo._sectioned("ed//gan")
     assert zoo._sectioned("a-structure-removed-since")
+
+
+def test_a_section_lists_each_metric_once_and_only_real_spreads():
+    """On the published adaptation study (DANN's three swept axes, DupGAN's diagnostic pseudo-label rate): a metric
+    both declared and new appears once per table, a setting with one value of the weight gets no spread row ('n/a'
+    rows filled the tables), a diagnostic has no better direction (no arrow, no spread), and the declared headline
+    metric's sentence is not repeated beside the report's own line for the same axis."""
+    from bench.report import load, zoo
+
+    data = load([ROOT / "results" / "adaptation_fmnist"])
+    heads, blocks = zoo.blocks(data.trials, data.curves)
+    tables = [b for b in blocks if b[0] == "table"]
+    assert tables
+    for _, header, rows in tables:
+        assert len(header) == len(set(header)), header
+        assert all("n/a" not in row for row in rows), rows
+    assert any("pseudo_label_rate" in header for _, header, _ in tables)
+    assert not any(h.startswith("pseudo_label_rate ") for _, header, _ in tables for h in header)
+    assert not any(str(row[0]).startswith("pseudo_label_rate") for _, header, rows in tables
+                   if header[0] == "metric" for row in rows)
+    assert not any("target accuracy" in h or "target domain" in h for h in heads), heads  # DANN's, DupGAN's headline

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench import catalog, stats
-from bench.metrics import INFO, bounds
+from bench.metrics import DIAGNOSTIC, INFO, bounds
 from bench.report import analysis, plots
 from bench.report.fmt import N_BOOT, fmt, interval, mean_ci, show_value
 from bench.schema import TrialConfig
@@ -54,7 +54,7 @@ def own_metrics(sub: pd.DataFrame, structure: str | None = None) -> tuple[list[s
         return analysis.has_finite(sub, f"final.{m}")
     spec = catalog.catalog().get(structure) if structure else None
     own = [*spec.metrics, *spec.new_metrics] if spec is not None else [m for m in INFO if m not in GENERIC]
-    return [m for m in own if has(m)], [m for m in SAMPLE if has(m)] or [m for m in TOY_SAMPLE if has(m)]
+    return [m for m in dict.fromkeys(own) if has(m)], [m for m in SAMPLE if has(m)] or [m for m in TOY_SAMPLE if has(m)]
 
 
 def _sectioned(structure: str) -> bool:
@@ -83,7 +83,8 @@ def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], m
     [t interval]."""
     mask, _ = analysis.success_rule(sub)
     keys = [axis.column, *others]
-    header = [*keys, "ok / trials", "success [95 % Wilson]", *[f"{m} {'↑' if INFO[m][0] else '↓'}" for m in metrics]]
+    arrow = {m: "" if m in DIAGNOSTIC else " ↑" if INFO[m][0] else " ↓" for m in metrics}  # a diagnostic has no better
+    header = [*keys, "ok / trials", "success [95 % Wilson]", *[f"{m}{arrow[m]}" for m in metrics]]
     order = {analysis._key(v): i for i, v in enumerate(axis.values)}
     groups = sub.groupby([sub[k].map(analysis._key) for k in keys], sort=False, dropna=False)
     rows = []
@@ -96,19 +97,18 @@ def per_value_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], m
 
 
 def spread_table(sub: pd.DataFrame, axis: analysis.Axis, others: list[str], metrics: list[str]):
-    """Per metric (and setting of the other axes): the spread across the weight, with intervals."""
+    """Per metric (not the diagnostics: they have no better or worse) and setting of the other axes that holds two or
+    more values of the weight: the spread across the weight, with intervals."""
     header = ["metric", *others, "points (empty)", "spread across the weight [95 % CI]", "range [resampled]", "best (at)",
               "worst (at)", "note"]
     rows, first = [], {}
-    for m in metrics:
+    for m in [m for m in metrics if m not in DIAGNOSTIC]:
         t = stats.axis_spread(sub, m, axis.column, by=["variant", DATASET, *others], n_boot=N_BOOT, seed=analysis.SEED)
-        for _, r in t.iterrows():
+        for _, r in t[t["n_points"] >= 2].iterrows():  # a setting with one value of the weight has no spread
             first.setdefault(m, r)
-            two = r["n_points"] >= 2
             rows.append([f"{m} ({analysis.direction(m)})", *[show_value(r[c]) for c in others],
                          f"{int(r['n_points'])} ({int(r['n_points_empty'])})",
-                         interval(r["std"], r["std_lo"], r["std_hi"]) if two else "n/a",
-                         interval(r["range"], r["range_lo"], r["range_hi"]) if two else "n/a",
+                         interval(r["std"], r["std_lo"], r["std_hi"]), interval(r["range"], r["range_lo"], r["range_hi"]),
                          f"{fmt(r['best'])} ({show_value(r['best_at'])})", f"{fmt(r['worst'])} ({show_value(r['worst_at'])})",
                          analysis.note(r)])
     return header, rows, first
@@ -232,9 +232,11 @@ def blocks(trials: pd.DataFrame, curves: pd.DataFrame) -> tuple[list[str], list[
                              "noise taken out [95 % confidence interval, noncentral F: bench.stats.true_spread]; "
                              "range of the per-value means [resampling interval over seeds]; best and worst per the "
                              "metric's direction (bench.stats.axis_spread)."))
-            out.append(("table", header, rows))
+            out.append(("table", header, rows) if rows else
+                        ("p", f"No setting of the other axes holds two values of {ax.name}: no spread to give."))
             lead = next((m for m in own if m in first), next(iter(first), None))
-            if lead is not None and first[lead]["n_points"] >= 2:
+            # the structure's declared headline metric already has the report's own line per swept axis
+            if lead is not None and lead != getattr(catalog.catalog().get(structure), "headline", None):
                 r = first[lead]
                 heads.append(f"{title}: across {ax.name} {ax.span()} ({describe(ax.column) or ax.name}), its final "
                              f"{analysis.metric_name(lead)} has a spread (of the true per-value means, seed noise taken out) of "
