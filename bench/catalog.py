@@ -34,6 +34,9 @@ serves to its declaration:
                  (bench.registry.POINT_DATASETS), which only a structure that names them can use
     samples      false for a structure that generates no samples to score (a classifier, e.g. DANN): its rows hold
                  only its own metrics, not its dataset's sample metrics; default true
+    arms         options whose values make different methods rather than settings of one (DANN's schedule and
+                 its target oracle, SeqGAN's adversarial phase): named in the variant label ("dann
+                 schedule=constant"), so the report never pools them; each must be in `options`
     title, doc   the name a reader knows it by (e.g. "ED//GAN") and one line
 
 Nothing here imports torch; `python -c "import bench.catalog"` stays light.
@@ -51,7 +54,7 @@ from typing import Any
 from bench import registry
 
 KEYS = {"options", "uses", "losses", "grids", "metrics", "new_metrics", "headline", "success", "sections",
-        "conditioned", "title", "doc", "datasets", "samples"}
+        "conditioned", "title", "doc", "datasets", "samples", "arms"}
 OPTION_KEYS = {"type", "default", "ge", "gt", "le", "lt", "doc", "packable", "choices"}
 TYPES = ("float", "int", "bool", "str", "task")
 SHARED = ("objective", "lens", "clip", "gp_weight")  # variant fields of the objective pieces, not of a structure
@@ -96,6 +99,7 @@ class Structure:
     doc: str = ""
     datasets: tuple[str, ...] = ()
     samples: bool = True
+    arms: tuple[str, ...] = ()
 
 
 def _source_file(module: str) -> str:
@@ -170,11 +174,26 @@ def _structure(name: str, module: str, raw: Any) -> Structure:
     if raw.get("success", "collapse") not in SUCCESS:
         raise CatalogError(f"{where}: success: '{raw['success']}' is not one of {', '.join(SUCCESS)}")
     options = {k: _option(module, k, v) for k, v in (raw.get("options") or {}).items()}
+    stray = [a for a in raw.get("arms", ()) if a not in options]
+    if stray:
+        raise CatalogError(f"{where}: arms: {', '.join(stray)} (not among its options)")
     return Structure(name, module, options, tuple(raw.get("uses", SHARED)), tuple(raw.get("losses", ())),
                      tuple(raw.get("grids", ())), tuple(raw.get("metrics", ())), dict(raw.get("new_metrics") or {}),
                      raw.get("headline"), raw.get("success", "collapse"), tuple(raw.get("sections", ())),
                      bool(raw.get("conditioned", False)), raw.get("title", name), raw.get("doc", ""),
-                     tuple(raw.get("datasets", ())), bool(raw.get("samples", True)))
+                     tuple(raw.get("datasets", ())), bool(raw.get("samples", True)), tuple(raw.get("arms", ())))
+
+
+def arm_label(structure: str, values: dict) -> str:
+    """The variant label's part naming a structure's arms away from their defaults (` schedule=none oracle=True`):
+    `values` maps each declared arm option to its value in a trial; "" at the defaults or without arms."""
+    spec = catalog().get(structure)
+    if spec is None or not spec.arms:
+        return ""
+    def show(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return "".join(f" {a.removeprefix(structure + '_')}={show(values[a])}" for a in spec.arms
+                   if a in values and values[a] != spec.options[a].default)
 
 
 @functools.cache

@@ -599,7 +599,10 @@ def variant_label(cfg: dict) -> str:
     v = cfg["variant"]
     structure = v.get("structure", "gan")
     if structure != "gan":
-        return structure + ("" if v["objective"] == "ns" else f" {v['objective']}") + _stabilizers_label(cfg)
+        from bench.catalog import arm_label
+
+        return (structure + ("" if v["objective"] == "ns" else f" {v['objective']}") + arm_label(structure, v)
+                + _stabilizers_label(cfg))
     label = v["objective"]
     lens = v.get("lens")
     if lens:

@@ -121,10 +121,28 @@ def test_a_broken_declaration_names_the_module(tmp_path, monkeypatch, source, me
     ({"options": {"w": {"type": "complex", "default": 1}}}, "type 'complex' is not one of"),
     ({"options": {"objective": {"type": "str", "default": "ns"}}}, "'objective' cannot be a structure option"),
     ({"sections": ["zoo"]}, "sections: zoo"),
+    ({"options": {"w": {"type": "float", "default": 1.0}}, "arms": ["mode"]}, "arms: mode (not among its options)"),
 ])
 def test_an_invalid_declaration_names_the_key(raw, message):
     with pytest.raises(catalog.CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
         catalog._structure("toy", "plugpkg.toy", raw)
+
+
+def test_arms_name_their_variants_and_the_report_keeps_them_apart():
+    """DANN's schedule and oracle and SeqGAN's adversarial phase are methods, not settings: away from their defaults
+    they are in the variant label (so the report's per-variant tables and figures never pool an oracle with the
+    arms it bounds), at their defaults the label is the structure's name as before (no published name changes)."""
+    from bench.schema import variant_label
+
+    def label(structure, **v):
+        return variant_label({"variant": {"structure": structure, "objective": "ns", **v}})
+
+    assert label("dann", dann_schedule="dann", dann_oracle=False) == "dann"
+    assert label("dann", dann_schedule="constant", dann_oracle=False) == "dann schedule=constant"
+    assert label("dann", dann_schedule="none", dann_oracle=True) == "dann schedule=none oracle=True"
+    assert label("seqgan", seqgan_adversarial=False) == "seqgan adversarial=False"
+    assert label("seqgan", seqgan_adversarial=True) == "seqgan"
+    assert catalog.arm_label("cgan", {"lambda_cls": 3.0}) == ""
 
 
 # ----------------------------------------------------------------------------- plug-in hygiene at validate (item 4)

@@ -195,6 +195,18 @@ def test_budget_curve_endpoints_band_and_edge_cases():
     assert const["lo"].tolist() == pytest.approx([4.0] * 5) and const["reason"].iloc[0].startswith("degenerate")
 
 
+def test_budget_band_stays_within_the_metric_bounds():
+    """A bimodal accuracy (chance-level arms and an oracle at 0.87: adaptation_fmnist's first report) drove the
+    studentized band to 9 for a metric in [0, 1]; with `bounds` its finite ends stay inside, the curve unchanged."""
+    v = np.r_[np.full(9, 0.05), np.full(3, 0.87)] + np.linspace(0, 0.01, 12)
+    free = S.budget_curve(v, True, n_boot=N_BOOT, seed=0)
+    kept = S.budget_curve(v, True, n_boot=N_BOOT, seed=0, bounds=(0.0, 1.0))
+    assert free["hi"].max() > 1  # what the bound is for
+    fin = np.isfinite(kept["hi"]) & np.isfinite(kept["lo"])
+    assert ((kept.loc[fin, ["lo", "hi"]] >= 0) & (kept.loc[fin, ["lo", "hi"]] <= 1)).all().all()
+    pd.testing.assert_series_equal(kept["expected_best"], free["expected_best"])
+
+
 def test_budget_weights_large_n_are_finite():
     e = S.expected_best(np.arange(1500.0), True)
     assert np.isfinite(e).all() and e[0] == pytest.approx(749.5) and e[-1] == pytest.approx(1499.0)

@@ -241,7 +241,8 @@ def _budget(trials: pd.DataFrame, metric: str, variants: list[str]) -> dict:
             g = g[(g["status"] != "ok") | np.isfinite(vals[g.index])]
             x = vals[g.index].to_numpy()
             if len(x) >= 2 and np.isfinite(x).any():
-                out[(ds, v)] = stats.budget_curve(x, hib, n_boot=1000, seed=analysis.SEED, failure_value=fail)
+                out[(ds, v)] = stats.budget_curve(x, hib, n_boot=1000, seed=analysis.SEED, failure_value=fail,
+                                                  bounds=bounds(metric, ds))
     return out
 
 

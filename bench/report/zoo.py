@@ -139,7 +139,8 @@ def metrics_vs_weight_figure(sub: pd.DataFrame, axis: analysis.Axis, metrics: li
             ax.set_xticks(list(mean.index), [show_value(v) for v in mean.index])
             ax.minorticks_off()
         ax.set_xlabel(axis.column.split(".", 1)[-1] + (" (log)" if logx else ""))
-        ax.set_title(f"{m} ({'↑' if INFO[m][0] else '↓'}){' (log)' if log else ''}", fontsize=9)
+        ax.set_title(m + ("" if m in DIAGNOSTIC else f" ({'↑' if INFO[m][0] else '↓'})") + (" (log)" if log else ""),
+                     fontsize=9)
     fig.suptitle(f"{title}\n(dots: one per seed at each value{pooled}; line: mean over seeds)", fontsize=10)
     return fig
 

@@ -54,6 +54,7 @@ DECLARE = {"dann": {
     },
     "metrics": ["target_accuracy", "source_accuracy"],
     "headline": "target_accuracy", "success": "finished", "sections": ["own_weights"],
+    "arms": ["dann_schedule", "dann_oracle"],  # different methods, not settings: the report never pools them
 }}
 
 N_CLASSES = 10

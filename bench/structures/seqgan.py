@@ -53,6 +53,7 @@ DECLARE = {"seqgan": {
     },
     "metrics": ["nll_oracle", "nll_test", "nll_floor"],
     "headline": "nll_oracle", "success": "finished", "sections": ["own_weights"],
+    "arms": ["seqgan_adversarial"],  # different methods, not settings: the report never pools them
 }}
 
 EMB, HIDDEN = 32, 32            # G's sizes (the paper's)
