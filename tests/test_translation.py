@@ -37,6 +37,9 @@ def test_discogan_learns_the_inversion(tmp_path):
     assert last["translation_error"] < 0.35 * last["identity_error"], last
     assert last["translation_error"] < 0.6 * first["translation_error"], (first, last)
     assert last["class_preservation"] > 0.4 and last["cycle_error"] < 0.2, last
+    # the image metrics of the translations against domain B (read through T^-1 by the base evaluator)
+    assert last["fid"] < 0.5 * first["fid"] and last["recall"] > first["recall"], (first["fid"], last["fid"])
+    print(f"FID of the translations: {first['fid']:.1f} at step 0, {last['fid']:.1f} at 300")
 
 
 @pytest.mark.parametrize("structure", ["cyclegan", "discogan"])

@@ -16,7 +16,10 @@ instance norm), no 50-image history buffer for D.
 Evaluate (the test split is paired, so translations have known answers): translation_error (G_AB(x) against
 T(x)), translation_error_ba (G_BA(T(x)) against x), cycle_error, class_preservation (the source evaluator on
 T^-1(G_AB(x)) against x's label) and identity_error (the identity map's translation error: the baseline), on a
-fixed subset of `eval_samples` test images; grids: source / translation / right answer rows.
+fixed subset of `eval_samples` test images; and the image metrics of the translations against domain B (FID, KID,
+precision / recall, density / coverage, modes): T is known and invertible, so the base evaluator on T^-1 is domain
+B's evaluator, and T^-1(G_AB(x)) is scored against the base test split (T^-1 of B's). Grids: source / translation /
+right answer rows.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from bench.structures import Pack, Result, Streams, d_step, eval_mode, evaluated
 
 DECLARE_METRICS = ["translation_error", "translation_error_ba", "cycle_error", "class_preservation", "identity_error"]
 DECLARE_T = {
-    "uses": ["objective", "clip", "gp_weight", "penalty"], "datasets": ["domains"], "samples": False,
+    "uses": ["objective", "clip", "gp_weight", "penalty"], "datasets": ["domains"],
     "losses": ["loss_d", "loss_g", "loss_cycle"], "grids": ["translated"], "metrics": DECLARE_METRICS,
     "new_metrics": {
         "translation_error": {"higher_is_better": False, "range": [0, 1],
@@ -193,11 +196,13 @@ class Evaluate:
         self.x, self.tx = data.to_float(data.test[idx]), data.to_float(data.test_b[idx])
         self.labels = data.test_labels[idx]
         base_cfg = pack.cfg.dataset.model_copy(update={"name": data.domain_base})
-        self.evaluator = get_evaluator(registry.get("dataset", data.domain_base)(base_cfg), base_cfg).to(device)
+        self.base = registry.get("dataset", data.domain_base)(base_cfg)  # T^-1 of domain B: the image metrics' reals
+        self.evaluator = get_evaluator(self.base, base_cfg).to(device)
         self.inverse = lambda v: domains.transform_float_inverse(self.transform, v)
 
     def __call__(self, nets, final: bool = False, alive: Optional[list[int]] = None) -> list[Optional[Result]]:
         from bench.metrics import translation as tr
+        from bench.metrics.images import image_metrics
 
         alive = range(self.size) if alive is None else alive
         x, tx = self.x.expand(self.size, *self.x.shape), self.tx.expand(self.size, *self.tx.shape)
@@ -213,11 +218,15 @@ class Evaluate:
             if not bool(torch.isfinite(ab[k]).all() and torch.isfinite(ba[k]).all()):
                 out.append(Result(diverged="translations contain NaN/Inf"))
                 continue
-            read = self.evaluator.classes_from_logits(self.evaluator.embed(self.inverse(ab[k]).to(self.device))[1])
+            back_a = self.inverse(ab[k]).to(self.device)  # the translations read in A: B's evaluator is A's on T^-1
+            features, logits = self.evaluator.embed(back_a)
+            read = self.evaluator.classes_from_logits(logits)
             m = {"translation_error": tr.translation_error(ab[k], self.tx), "cycle_error": tr.cycle_error(self.x, back[k]),
                  "translation_error_ba": tr.translation_error(ba[k], self.x),
                  "class_preservation": tr.class_preservation(read.cpu(), self.labels),
-                 "identity_error": tr.identity_error(self.x, self.tx)}
+                 "identity_error": tr.identity_error(self.x, self.tx),
+                 **image_metrics(self.evaluator, self.base, back_a, features=features, logits=logits, device=self.device),
+                 **self.evaluator.columns()}
             rows = torch.stack([self.x[:GRID_ROWS], ab[k][:GRID_ROWS], self.tx[:GRID_ROWS]])
             out.append(Result(m, {"grids": {"translated": rows}}))
         return out
