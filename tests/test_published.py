@@ -41,8 +41,9 @@ def test_published_reports_rebuild_from_their_parquet_files(tmp_path):
         assert all(not s.startswith("data:") and (d / s).is_file() for s in srcs), d.name
 
 
-def test_published_results_are_under_30_mb():
+def test_published_results_are_under_35_mb():
     tracked = subprocess.run(["git", "ls-files", "-z", "results"], cwd=ROOT, capture_output=True, text=True).stdout
     # on disk, as `du` counts it: each file takes whole 4 KiB blocks (hundreds of small files add up)
     size = sum(-(-(ROOT / p).stat().st_size // 4096) * 4096 for p in tracked.split("\0") if p)
-    assert size < 30 * 2**20, f"{size / 2**20:.1f} MB"
+    # 30 MB until 2026-12-08, when the zoo-part-two studies took results/ (19 studies) past it
+    assert size < 35 * 2**20, f"{size / 2**20:.1f} MB"
